@@ -1,0 +1,131 @@
+"""The torch hand layer: batched linear blend skinning with shape blend shapes and pose correctives.
+
+One forward pass, in the spirit of smplx's ``body_models.py``:
+betas -> rest mesh -> rest joints -> (pose correctives) -> kinematic chain -> skinning -> + transl.
+It serves inference, training and the synthetic renderer, for the open hand and for MANO.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from .model import KEYPOINT_ORDER, NUM_JOINTS, HandModel
+from .rotations import to_matrix
+
+
+@dataclasses.dataclass
+class HandOutput:
+    """What the layer returns; every tensor is batched over B hands, in metres."""
+
+    vertices: torch.Tensor       # (B, V, 3) posed mesh, + transl
+    joints: torch.Tensor         # (B, 16, 3) posed joints in MANO order, + transl
+    keypoints: torch.Tensor      # (B, 21, 3) joints and fingertips in FreiHAND order, + transl
+    rest_vertices: torch.Tensor  # (B, V, 3) zero-pose mesh of this shape
+    rest_joints: torch.Tensor    # (B, 16, 3) zero-pose joints of this shape
+    rotations: torch.Tensor      # (B, 16, 3, 3) relative joint rotations used
+
+
+class HandLayer(nn.Module):
+    """Differentiable hand model: ``forward(betas, pose, transl) -> HandOutput``.
+
+    Buffers follow the module's device and dtype (``layer.to('cuda', torch.float64)``).
+    """
+
+    def __init__(self, model: HandModel, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.model = model  # numpy data, kept for exporters (faces, UVs, names)
+        self.side = model.side
+        self.name = model.name
+
+        def buffer(name: str, array: np.ndarray, dtype_=dtype):
+            self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(array), dtype=dtype_), persistent=False)
+
+        buffer("v_template", model.v_template)                    # (V, 3)
+        buffer("shapedirs", model.shapedirs)                      # (V, 3, S)
+        buffer("joint_regressor", model.joint_regressor)          # (16, V)
+        buffer("weights", model.weights)                          # (V, 16)
+        buffer("faces", model.faces, torch.long)                  # (F, 3)
+        buffer("tip_vertex_ids", model.tip_vertex_ids, torch.long)  # (5,)
+        buffer("keypoint_order", KEYPOINT_ORDER, torch.long)      # (21,)
+        self.parents = [int(p) for p in model.parents]
+        self.has_correctives = model.posedirs is not None
+        if self.has_correctives:
+            buffer("posedirs", model.posedirs.reshape(model.posedirs.shape[0], -1))  # (135, V*3)
+        if model.pose_components is not None:
+            buffer("pose_components", model.pose_components)      # (C, 45)
+            buffer("pose_mean", model.pose_mean.reshape(45))      # (45,)
+        self.to(dtype)
+
+    @property
+    def num_betas(self) -> int:
+        return self.shapedirs.shape[-1]
+
+    def forward(self, betas: Optional[torch.Tensor] = None, pose: Optional[torch.Tensor] = None,
+                transl: Optional[torch.Tensor] = None, pose_format: str = "axis_angle") -> HandOutput:
+        """Pose a batch of hands.
+
+        betas:  (B, S) shape coefficients (None: mean shape); fewer than S columns are zero-padded.
+        pose:   (B, 16, 3) axis-angle radians, (B, 16, 3, 3) matrices or (B, 16, 6) 6D, per
+                ``pose_format``; joint 0 is the global orientation about the wrist (None: zero pose).
+        transl: (B, 3) metres added to everything (None: zero).
+        """
+        given = [t for t in (betas, pose, transl) if t is not None]
+        batch = given[0].shape[0] if given else 1
+        dtype, device = self.v_template.dtype, self.v_template.device
+        if betas is None:
+            betas = torch.zeros(batch, self.num_betas, dtype=dtype, device=device)
+        if betas.shape[-1] < self.num_betas:
+            betas = torch.nn.functional.pad(betas, (0, self.num_betas - betas.shape[-1]))
+        if pose is None:
+            rotations = torch.eye(3, dtype=dtype, device=device).expand(batch, NUM_JOINTS, 3, 3)
+        else:
+            rotations = to_matrix(pose, pose_format).to(dtype)           # (B, 16, 3, 3)
+
+        # Shape: rest mesh and rest joints of each hand.
+        rest_vertices = self.v_template + torch.einsum("vcs,bs->bvc", self.shapedirs, betas.to(dtype))  # (B, V, 3)
+        rest_joints = torch.einsum("jv,bvc->bjc", self.joint_regressor, rest_vertices)                    # (B, 16, 3)
+
+        # Pose correctives (MANO's posedirs): linear in the entries of (R_j - I), j >= 1.
+        posed_rest = rest_vertices
+        if self.has_correctives:
+            eye = torch.eye(3, dtype=dtype, device=device)
+            features = (rotations[:, 1:] - eye).reshape(batch, -1)                       # (B, 135)
+            posed_rest = rest_vertices + (features @ self.posedirs).reshape(rest_vertices.shape)
+
+        # Kinematic chain: world transform of each joint, G_j = G_parent @ [R_j | J_j - J_parent].
+        world_rot, world_pos = [rotations[:, 0]], [rest_joints[:, 0]]
+        for j in range(1, NUM_JOINTS):
+            p = self.parents[j]
+            offset = rest_joints[:, j] - rest_joints[:, p]                                # (B, 3)
+            world_rot.append(world_rot[p] @ rotations[:, j])
+            world_pos.append(world_pos[p] + (world_rot[p] @ offset.unsqueeze(-1)).squeeze(-1))
+        world_rot = torch.stack(world_rot, dim=1)                                        # (B, 16, 3, 3)
+        joints = torch.stack(world_pos, dim=1)                                           # (B, 16, 3)
+
+        # Skinning: each joint moves its rest-space points by x -> R_w (x - J_rest) + J_posed.
+        skin_trans = joints - (world_rot @ rest_joints.unsqueeze(-1)).squeeze(-1)       # (B, 16, 3)
+        vert_rot = torch.einsum("vj,bjcd->bvcd", self.weights, world_rot)                # (B, V, 3, 3)
+        vert_trans = torch.einsum("vj,bjc->bvc", self.weights, skin_trans)               # (B, V, 3)
+        vertices = (vert_rot @ posed_rest.unsqueeze(-1)).squeeze(-1) + vert_trans        # (B, V, 3)
+
+        if transl is not None:
+            vertices = vertices + transl.to(dtype).unsqueeze(1)
+            joints = joints + transl.to(dtype).unsqueeze(1)
+        tips = vertices[:, self.tip_vertex_ids]                                           # (B, 5, 3)
+        keypoints = torch.cat([joints, tips], dim=1)[:, self.keypoint_order]             # (B, 21, 3)
+        return HandOutput(vertices, joints, keypoints, rest_vertices, rest_joints, rotations)
+
+    def pose_from_pca(self, global_orient: torch.Tensor, coeffs: torch.Tensor, add_mean: bool = True) -> torch.Tensor:
+        """MANO-style PCA pose: (B, 3) global orientation + (B, C') coefficients -> (B, 16, 3) axis-angle."""
+        if not hasattr(self, "pose_components"):
+            raise ValueError(f"hand model {self.name!r} has no PCA pose space")
+        fingers = coeffs @ self.pose_components[: coeffs.shape[-1]]                     # (B, 45)
+        if add_mean:
+            fingers = fingers + self.pose_mean
+        return torch.cat([global_orient.unsqueeze(1), fingers.reshape(-1, 15, 3)], dim=1)
+

@@ -1,0 +1,93 @@
+"""The capture file: round trip through disk, and validation that names the first problem."""
+
+import os
+
+import numpy as np
+import pytest
+
+from blender_addon.capture_format import Capture, CaptureError, load_capture, save_capture
+from core.capture import default_intrinsics, track_from_layer
+from core.hand_model import HandLayer
+
+
+def make_capture(model, frames=5, seed=0):
+    rng = np.random.default_rng(seed)
+    pose = (rng.normal(size=(frames, 16, 3)) * 0.3).astype(np.float32)
+    transl = np.tile(np.array([0.0, 0.0, 0.6], np.float32), (frames, 1))
+    K = default_intrinsics(640, 480)
+    track = track_from_layer(HandLayer(model), rng.normal(size=10), pose, transl, K)
+    return Capture(hand_model=model.name, source_path="clip.mp4", image_size=np.array([640, 480]), K=K,
+                   fps=30.0, tracks=[track])
+
+
+def test_round_trip(tmp_path, open_right, open_left):
+    capture = make_capture(open_right)
+    capture.tracks.append(make_capture(open_left, frames=3, seed=1).tracks[0])
+    path = tmp_path / "c.npz"
+    save_capture(capture, str(path))
+    loaded = load_capture(str(path))
+    assert [t.side for t in loaded.tracks] == ["right", "left"]
+    assert loaded.fps == 30.0 and loaded.source_path == "clip.mp4" and loaded.hand_model == "open_hand"
+    for a, b in zip(capture.tracks, loaded.tracks):
+        for key in ("rest_vertices", "faces", "skin_weights", "pose", "transl", "joints_3d", "keypoints_2d", "valid"):
+            np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+        assert list(b.joint_names) == list(a.joint_names)
+    # readable with numpy alone, keys as documented
+    with np.load(path, allow_pickle=False) as z:
+        assert str(z["format"]) == "handcap-capture" and int(z["num_tracks"]) == 2
+        assert z["track1/pose"].shape == (3, 16, 3)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_keypoints_2d_are_the_projection_of_joints_3d(open_right):
+    track = make_capture(open_right).tracks[0]
+    K = default_intrinsics(640, 480)
+    x, y, z = track.joints_3d[..., 0], track.joints_3d[..., 1], track.joints_3d[..., 2]
+    np.testing.assert_allclose(track.keypoints_2d[..., 0], K[0, 0] * x / z + K[0, 2], rtol=1e-5)
+    np.testing.assert_allclose(track.keypoints_2d[..., 1], K[1, 1] * y / z + K[1, 2], rtol=1e-5)
+
+
+def _arrays(capture, tmp_path):
+    path = tmp_path / "ok.npz"
+    save_capture(capture, str(path))
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.pop("track0/pose"), "missing key 'track0/pose'"),
+    (lambda a: a.update({"version": np.array(99)}), "unknown format version 99"),
+    (lambda a: a.update({"format": np.array("something-else")}), "'format' is 'something-else'"),
+    (lambda a: a.update({"track0/pose": a["track0/pose"][:, :15]}), r"'track0/pose' must have shape \(5, 16, 3\)"),
+    (lambda a: a["track0/transl"].__setitem__((2, 1), np.nan), "'track0/transl' contains NaN"),
+    (lambda a: a.update({"track0/side": np.array("middle")}), "'track0/side' is 'middle'"),
+    (lambda a: a.update({"K": np.eye(4, dtype=np.float32)}), r"'K' must have shape \(3, 3\)"),
+    (lambda a: a.update({"track0/faces": a["track0/faces"] + 100000}), "'track0/faces' index out of range"),
+    (lambda a: a.update({"track0/valid": a["track0/valid"].astype(np.float32)}), "'track0/valid' must be boolean"),
+    (lambda a: a.update({"track0/skin_weights": a["track0/skin_weights"] * 2}), "rows must be non-negative and sum to 1"),
+    (lambda a: a.update({"num_tracks": np.array(2)}), "missing key 'track1/side'"),
+])
+def test_validation_names_the_first_problem(tmp_path, open_right, edit, message):
+    arrays = _arrays(make_capture(open_right), tmp_path)
+    edit(arrays)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(CaptureError, match=message):
+        load_capture(str(bad))
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(CaptureError, match="no such file"):
+        load_capture(str(tmp_path / "nope.npz"))
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"")
+    with pytest.raises(CaptureError, match="not a readable .npz"):
+        load_capture(str(junk))
+
+
+def test_invalid_capture_is_not_written(tmp_path, open_right):
+    capture = make_capture(open_right)
+    capture.tracks[0].pose = capture.tracks[0].pose[:, :3]
+    with pytest.raises(CaptureError):
+        save_capture(capture, str(tmp_path / "out.npz"))
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,1 @@
+"""Training and evaluation of handcap's networks (synthetic data, dataset readers, losses, trainer)."""
