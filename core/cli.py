@@ -74,6 +74,18 @@ def cmd_blend(args) -> int:
     return convert_many(args.captures, args.output)
 
 
+def cmd_addon_zip(args) -> int:
+    """Build the installable Blender extension zip."""
+    from .addon_package import build_addon_zip
+    try:
+        path = build_addon_zip(args.output)
+    except RuntimeError as e:
+        print(f"handcap addon-zip: {e}", file=sys.stderr)
+        return 1
+    print(f"{path}\ninstall it in Blender: Edit > Preferences > Get Extensions > Install from Disk...")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="handcap",
@@ -96,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     blend.add_argument("-o", "--output", required=True, metavar="OUT",
                        help="OUT.blend|.fbx|.glb for one capture, or a folder (one .blend each)")
     blend.set_defaults(func=cmd_blend)
+
+    addon = sub.add_parser("addon-zip", help="build the installable Blender extension zip")
+    addon.add_argument("-o", "--output", default="dist", help="output folder (default: %(default)s)")
+    addon.set_defaults(func=cmd_addon_zip)
     return parser
 
 

@@ -1,0 +1,22 @@
+"""handcap: 3D hand capture from photos and videos, as rigged and animated hands in Blender.
+
+This package is a Blender extension (see blender_manifest.toml) and also the home of the
+capture file format, which the engine (core) imports without Blender. So nothing here
+imports bpy at module level: ``register``/``unregister`` import the Blender side lazily.
+
+Modules: capture_format (the file format; numpy only), naming / rig_math / camera_math
+(names and numpy math), build_mesh / build_armature / build_camera / keyframes (scene
+building blocks), import_capture (capture -> scene), export_scene (.blend/.fbx/.glb),
+convert + batch (headless), engine (the engine process), preferences / properties /
+ops_import / ops_estimate / panel / addon (the UI).
+"""
+
+
+def register():
+    from . import addon
+    addon.register()
+
+
+def unregister():
+    from . import addon
+    addon.unregister()

@@ -1,0 +1,25 @@
+"""Registration of everything the add-on adds to Blender (imported lazily by __init__)."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import ops_estimate, ops_import, panel, preferences, properties
+
+CLASSES = (preferences.HANDCAP_AddonPreferences, *properties.CLASSES, *ops_import.CLASSES,
+           *ops_estimate.CLASSES, *panel.CLASSES)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    properties.register_properties()
+    bpy.types.TOPBAR_MT_file_import.append(ops_import.menu_import)
+
+
+def unregister() -> None:
+    ops_estimate.stop_all_runs()
+    bpy.types.TOPBAR_MT_file_import.remove(ops_import.menu_import)
+    properties.unregister_properties()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,286 @@
+"""Running the handcap engine as a separate process and following its progress (no bpy).
+
+Blender's Python has no torch, so Estimate Hand runs
+``<engine python> -m core estimate INPUT -o OUTDIR --progress json ...`` and reads one JSON
+object per stdout line: ``{"stage", "done", "total", "message"}``, the last one
+``{"stage": "done", "output": PATH}`` (or ``"outputs": [PATH, ...]``); a line with
+``"stage": "error"`` carries a message for the user. Reader threads move lines into queues so
+the caller (a modal operator's timer, or a plain loop) never blocks: ``EngineRun.poll()``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+
+ENV_PYTHON = "HANDCAP_PYTHON"
+NOT_FOUND = ("engine not found: set the engine's Python in the add-on preferences "
+             f"(or the {ENV_PYTHON} environment variable)")
+
+
+class EngineError(RuntimeError):
+    """The engine cannot be started, or it failed; the message is meant for the user."""
+
+
+@dataclasses.dataclass
+class EstimateOptions:
+    """What the Estimate Hand panel passes on to ``core estimate``."""
+
+    hand: str = "auto"            # auto | left | right
+    max_hands: int = 2
+    smoothing: float = 0.5        # 0 = none, 1 = strongest
+    frame_start: int = 0          # source frames, 0-based
+    frame_end: int = -1           # inclusive; -1 = to the end
+    frame_step: int = 1
+    device: str = "auto"          # auto | cpu | cuda
+
+    def arguments(self) -> list:
+        """Engine command-line options for the settings that differ from the defaults
+        (so the defaults are the engine's own and a plain estimate needs no options)."""
+        default = EstimateOptions()
+        args = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value != getattr(default, field.name):
+                text = f"{value:g}" if isinstance(value, float) else str(value)
+                args += ["--" + field.name.replace("_", "-"), text]
+        return args
+
+
+def find_engine_python(preference: str = "") -> str:
+    """The engine's Python: the preference, else $HANDCAP_PYTHON, else the interpreter of the
+    ``handcap`` command on PATH. Raises EngineError with a readable message if none is found.
+    """
+    for origin, path in (("the add-on preferences", preference),
+                         (ENV_PYTHON, os.environ.get(ENV_PYTHON, ""))):
+        if path:
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+            raise EngineError(f"engine Python {path!r} (from {origin}) is not an executable file")
+    script = shutil.which("handcap")
+    if script:
+        python = _script_interpreter(script)
+        if python:
+            return python
+    raise EngineError(NOT_FOUND)
+
+
+def _script_interpreter(script: str) -> str:
+    """The Python a console script runs with: its ``#!`` line, else a python next to it."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline(4096).decode("utf-8", "replace").strip()
+    except OSError:
+        first = ""
+    words = first[2:].split() if first.startswith("#!") else []
+    if len(words) >= 2 and os.path.basename(words[0]) == "env":      # #!/usr/bin/env python3
+        words = [shutil.which(words[1]) or ""]
+    if words and os.path.isfile(words[0]) and "python" in os.path.basename(words[0]):
+        return words[0]
+    folder = os.path.dirname(os.path.realpath(script))
+    for name in ("python", "python3", "python.exe"):
+        candidate = os.path.join(folder, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return ""
+
+
+def estimate_command(python: str, input_path: str, out_dir: str, options: EstimateOptions) -> list:
+    """The full engine command line for one photo or video."""
+    return [python, "-m", "core", "estimate", os.path.abspath(input_path), "-o", os.path.abspath(out_dir),
+            "--progress", "json", *options.arguments()]
+
+
+@dataclasses.dataclass
+class Progress:
+    """The latest progress line: stage name, done/total units, a message."""
+
+    stage: str = "starting"
+    done: float = 0.0
+    total: float = 0.0
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """0..1 (0 while the total is unknown)."""
+        return min(max(self.done / self.total, 0.0), 1.0) if self.total > 0 else 0.0
+
+    def text(self) -> str:
+        count = f" {int(self.done)}/{int(self.total)}" if self.total > 0 else ""
+        return f"{self.stage}{count}" + (f": {self.message}" if self.message else "")
+
+
+class EngineRun:
+    """One engine process: start it, ``poll()`` it without blocking, cancel it, read the result.
+
+    After it ends: ``outputs`` (capture files written), ``error`` (None on success, else a
+    message for the user), ``cancelled``.
+    """
+
+    STDERR_LINES = 20
+
+    def __init__(self, command: list, cwd: str = None, env: dict = None):
+        self.command = list(command)
+        self.cwd = cwd
+        self.env = env
+        self.progress = Progress()
+        self.outputs = []
+        self.error = None
+        self.cancelled = False
+        self.returncode = None
+        self._process = None
+        self._lines = queue.Queue()
+        self._stderr = collections.deque(maxlen=self.STDERR_LINES)
+        self._threads = []
+        self._engine_error = None
+
+    def start(self) -> "EngineRun":
+        """Launch the process (EngineError if it cannot be launched at all)."""
+        env = dict(os.environ if self.env is None else self.env, PYTHONUNBUFFERED="1")
+        try:
+            self._process = subprocess.Popen(
+                self.command, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                encoding="utf-8", errors="replace")
+        except OSError as e:
+            raise EngineError(f"cannot start the engine ({self.command[0]}): {e.strerror or e}") from None
+        for stream, sink in ((self._process.stdout, self._lines.put),
+                             (self._process.stderr, self._stderr.append)):
+            thread = threading.Thread(target=_pump, args=(stream, sink), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    @property
+    def finished(self) -> bool:
+        """True once the process has exited and its output has been read to the end."""
+        return self.returncode is not None
+
+    def poll(self, on_event=None) -> list:
+        """Handle the progress lines that arrived since the last call; never blocks.
+
+        Calls ``on_event(event, run)`` after each one and returns the new events (dicts).
+        Sets ``finished`` once the process is over and its output is read.
+        """
+        events = []
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            event = _parse(line)
+            if event is not None:
+                self._handle(event)
+                events.append(event)
+                if on_event is not None:
+                    on_event(event, self)
+        if self.returncode is None and self._process is not None and self._process.poll() is not None:
+            if all(not t.is_alive() for t in self._threads) and self._lines.empty():
+                self._finish(self._process.returncode)
+        return events
+
+    def wait(self, timeout: float = None, on_event=None) -> "EngineRun":
+        """Block until the process ends (calling ``on_event(event, run)`` per progress line)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.finished:
+            self.poll(on_event)
+            if deadline is not None and time.monotonic() > deadline:
+                self.cancel()
+                self.error = f"the engine took longer than {timeout:g} s and was stopped"
+                break
+            time.sleep(0.02)
+        return self
+
+    def cancel(self) -> None:
+        """Stop the process (terminate, then kill after 3 s) and mark the run cancelled."""
+        self.cancelled = True
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(3.0)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        for thread in self._threads:
+            thread.join(1.0)
+        if self.returncode is None:
+            self._finish(self._process.returncode if self._process is not None else -1)
+
+    def _handle(self, event: dict) -> None:
+        p = self.progress
+        p.stage = str(event.get("stage", p.stage))
+        p.done = _number(event.get("done"), p.done)
+        p.total = _number(event.get("total"), p.total)
+        p.message = str(event.get("message", ""))
+        if p.stage == "error":
+            self._engine_error = p.message or "the engine reported an error"
+        outputs = event.get("outputs") or ([event["output"]] if event.get("output") else [])
+        self.outputs.extend(str(o) for o in outputs)
+
+    def _finish(self, returncode: int) -> None:
+        self.returncode = returncode
+        if self.cancelled:
+            self.error = "cancelled"
+        elif self._engine_error:
+            self.error = self._engine_error
+        elif returncode != 0:
+            self.error = self._stderr_message(returncode)
+        elif not self.outputs:
+            self.error = "the engine finished without writing a capture file"
+
+    def _stderr_message(self, returncode: int) -> str:
+        lines = [line for line in self._stderr if line.strip()]
+        text = "\n".join(lines)
+        if "No module named core" in text or "No module named 'core'" in text:
+            return f"the handcap engine is not installed for {self.command[0]}: {NOT_FOUND}"
+        tail = " | ".join(lines[-3:]) if lines else "no error output"
+        return f"the engine failed (exit code {returncode}): {tail}"
+
+
+def run_estimate(python: str, input_path: str, out_dir: str, options: EstimateOptions = None,
+                 on_event=None, timeout: float = None) -> list:
+    """Run the engine to completion on one input; the capture files it wrote, or EngineError."""
+    os.makedirs(out_dir, exist_ok=True)
+    run = EngineRun(estimate_command(python, input_path, out_dir, options or EstimateOptions()),
+                    cwd=out_dir).start()
+    run.wait(timeout, on_event)
+    if run.error:
+        raise EngineError(run.error)
+    return run.outputs
+
+
+def _pump(stream, sink) -> None:
+    """Reader thread: every line of ``stream`` (without its newline) goes to ``sink``."""
+    try:
+        for line in stream:
+            sink(line.rstrip("\r\n"))
+    except (OSError, ValueError):
+        pass
+    finally:
+        stream.close()
+
+
+def _parse(line: str):
+    """A progress event from one stdout line, or None for anything that is not a JSON object."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def _number(value, default: float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default

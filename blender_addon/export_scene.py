@@ -1,0 +1,79 @@
+"""Write the current scene as .blend, .fbx or .glb, atomically (temporary file, then rename).
+
+Export settings keep the animation exact: FBX bakes every frame with no curve simplification
+(``bake_anim_simplify_factor=0``); glTF keeps every bone influence (``export_all_influences``)
+and puts bones and shape keys of the active actions into one animation.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import bpy
+
+FBX_SETTINGS = dict(
+    use_selection=False, object_types={"ARMATURE", "MESH", "CAMERA"},
+    use_mesh_modifiers=False,            # keep shape keys; the armature deforms on import
+    mesh_smooth_type="FACE", add_leaf_bones=False,
+    primary_bone_axis="Y", secondary_bone_axis="X", armature_nodetype="NULL",
+    apply_unit_scale=True, global_scale=1.0,
+    bake_anim=True, bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
+    bake_anim_use_all_actions=False, bake_anim_force_startend_keying=True,
+    bake_anim_step=1.0, bake_anim_simplify_factor=0.0,
+)
+
+GLTF_SETTINGS = dict(
+    export_format="GLB", export_yup=True, export_apply=False,
+    export_texcoords=True, export_normals=True, export_materials="EXPORT", export_cameras=True,
+    export_skins=True, export_all_influences=True, export_def_bones=False,
+    export_morph=True, export_animations=True, export_animation_mode="ACTIVE_ACTIONS",
+    export_force_sampling=True, export_frame_step=1, export_optimize_animation_size=False,
+    export_anim_slide_to_zero=False, export_current_frame=False,
+)
+
+FORMATS = ("blend", "fbx", "glb")
+
+
+def format_of(path: str) -> str:
+    """'blend', 'fbx' or 'glb' from the path's extension; ValueError for anything else."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in FORMATS:
+        raise ValueError(f"{path}: unknown output type {ext!r} (use .blend, .fbx or .glb)")
+    return ext
+
+
+def write_scene(path: str) -> str:
+    """Write the whole current file/scene to ``path`` in the format its extension names."""
+    fmt = format_of(path)
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=f".{fmt}")
+    os.close(fd)
+    os.unlink(tmp)                       # Blender would otherwise keep it as a .blend1 backup
+    try:
+        _WRITERS[fmt](tmp)
+        if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
+            raise RuntimeError(f"{path}: the {fmt} writer produced no file")
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, tmp + "1"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    return path
+
+
+def _write_blend(path: str) -> None:
+    bpy.ops.wm.save_as_mainfile(filepath=path, copy=True, check_existing=False)
+
+
+def _write_fbx(path: str) -> None:
+    bpy.ops.export_scene.fbx(filepath=path, check_existing=False, **FBX_SETTINGS)
+
+
+def _write_glb(path: str) -> None:
+    bpy.ops.export_scene.gltf(filepath=path, check_existing=False, **GLTF_SETTINGS)
+
+
+_WRITERS = {"blend": _write_blend, "fbx": _write_fbx, "glb": _write_glb}

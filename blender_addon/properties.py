@@ -1,0 +1,69 @@
+"""Panel settings (per scene) and the running estimate's state (per window manager)."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import engine
+
+
+class HANDCAP_Settings(bpy.types.PropertyGroup):
+    """What the Estimate Hand panel asks the engine for."""
+
+    input_path: bpy.props.StringProperty(
+        name="Photo or Video", description="The photo or video to estimate hands from",
+        subtype="FILE_PATH", default="")
+    hand: bpy.props.EnumProperty(
+        name="Hand", description="Which hands to look for",
+        items=(("auto", "Auto", "Detect left and right hands"),
+               ("left", "Left", "Only left hands"),
+               ("right", "Right", "Only right hands")),
+        default="auto")
+    max_hands: bpy.props.IntProperty(
+        name="Maximum Hands", description="At most this many hands", default=2, min=1, max=8)
+    smoothing: bpy.props.FloatProperty(
+        name="Smoothing", description="Temporal smoothing strength for videos (0: none)",
+        default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    frame_start: bpy.props.IntProperty(
+        name="Start", description="First source frame (0-based)", default=0, min=0)
+    frame_end: bpy.props.IntProperty(
+        name="End", description="Last source frame (-1: to the end)", default=-1, min=-1)
+    frame_step: bpy.props.IntProperty(
+        name="Step", description="Use every n-th frame", default=1, min=1)
+    device: bpy.props.EnumProperty(
+        name="Device", description="Where the engine runs its network",
+        items=(("auto", "Auto", "The GPU when there is one, else the CPU"),
+               ("cpu", "CPU", "The CPU"),
+               ("cuda", "GPU (CUDA)", "An NVIDIA GPU")),
+        default="auto")
+    output_dir: bpy.props.StringProperty(
+        name="Capture Folder", description="Where capture files go (empty: a temporary folder)",
+        subtype="DIR_PATH", default="")
+
+    def options(self) -> engine.EstimateOptions:
+        return engine.EstimateOptions(
+            hand=self.hand, max_hands=self.max_hands, smoothing=self.smoothing,
+            frame_start=self.frame_start, frame_end=self.frame_end, frame_step=self.frame_step,
+            device=self.device)
+
+
+class HANDCAP_State(bpy.types.PropertyGroup):
+    """The estimate in progress, for the panel to draw (not saved in files)."""
+
+    running: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
+    cancel_requested: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
+    progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, options={"SKIP_SAVE"})
+    status: bpy.props.StringProperty(default="", options={"SKIP_SAVE"})
+
+
+CLASSES = (HANDCAP_Settings, HANDCAP_State)
+
+
+def register_properties() -> None:
+    bpy.types.Scene.handcap = bpy.props.PointerProperty(type=HANDCAP_Settings)
+    bpy.types.WindowManager.handcap = bpy.props.PointerProperty(type=HANDCAP_State)
+
+
+def unregister_properties() -> None:
+    del bpy.types.WindowManager.handcap
+    del bpy.types.Scene.handcap
