@@ -1,15 +1,16 @@
 """Shared fixtures: the shipped open hand, a small random hand model with pose correctives,
-and an independent NumPy implementation of linear blend skinning to check the torch layer against."""
+and the reference LBS applied to a hand model."""
 
 from __future__ import annotations
 
 import os
 
-import cv2
 import numpy as np
 import pytest
 
 from core.hand_model.model import PARENTS, HandModel, load_hand_model
+
+from .reference_lbs import skin
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_IMAGES = os.path.join(os.path.dirname(REPO), "shared", "real_images")
@@ -46,32 +47,12 @@ def random_hand_model(seed: int = 0, num_vertices: int = 60, num_betas: int = 10
     )
 
 
-def rodrigues(aa: np.ndarray) -> np.ndarray:
-    """OpenCV's Rodrigues, one vector at a time: an implementation independent of core's."""
-    return cv2.Rodrigues(np.asarray(aa, np.float64).reshape(3, 1))[0]
-
-
 def numpy_lbs(model: HandModel, betas: np.ndarray, pose: np.ndarray, transl: np.ndarray):
-    """Reference LBS for one hand, float64, 4x4 homogeneous transforms, MANO's formulation.
+    """Reference LBS for one hand of ``model`` (shape blend shapes, then tests/reference_lbs.py).
 
     Returns (vertices (V,3), joints (16,3)).
     """
     v = model.v_template.astype(np.float64) + model.shapedirs.astype(np.float64) @ betas
     J = model.joint_regressor.astype(np.float64) @ v
-    R = np.stack([rodrigues(p) for p in pose])
-    if model.posedirs is not None:
-        feat = (R[1:] - np.eye(3)).ravel()
-        v = v + np.tensordot(feat, model.posedirs.astype(np.float64), axes=1)
-    G = np.zeros((16, 4, 4))
-    for j in range(16):
-        local = np.eye(4)
-        local[:3, :3] = R[j]
-        local[:3, 3] = J[j] - (J[PARENTS[j]] if j > 0 else 0)
-        G[j] = local if j == 0 else G[PARENTS[j]] @ local
-    posed_joints = G[:, :3, 3].copy()
-    for j in range(16):  # remove the rest joint: G_j @ [I | -J_j]
-        G[j, :3, 3] -= G[j, :3, :3] @ J[j]
-    T = np.tensordot(model.weights.astype(np.float64), G, axes=1)  # (V, 4, 4)
-    vh = np.concatenate([v, np.ones((len(v), 1))], 1)
-    verts = np.einsum("vij,vj->vi", T, vh)[:, :3]
-    return verts + transl, posed_joints + transl
+    verts, joints = skin(v, J, PARENTS, model.weights, pose[None], np.asarray(transl)[None], model.posedirs)
+    return verts[0], joints[0]

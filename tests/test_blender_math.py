@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from blender_addon import camera_math, naming, rig_math
-from tests.test_blender_support import MANO_JOINTS, MANO_PARENTS, rodrigues, toy_rest
+from tests.reference_lbs import rodrigues
+from tests.test_blender_support import MANO_JOINTS, MANO_PARENTS, toy_rest
 
 
 def quat_to_matrix(q):

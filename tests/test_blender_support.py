@@ -1,7 +1,7 @@
 """Helpers shared by the Blender tests: toy and hand-model captures, a numpy LBS, scene probes.
 
-The numpy LBS here is written from capture_format's docstring, independently of the add-on
-(which converts poses to Blender bone channels) and of core's torch layer.
+The numpy LBS is tests/reference_lbs.py, written from capture_format's docstring,
+independently of the add-on (which converts poses to Blender bone channels) and of core's layer.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from blender_addon.capture_format import Capture, HandTrack, save_capture  # noqa: E402
+from tests.reference_lbs import skin  # noqa: E402
 
 MANO_PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14], np.int32)
 MANO_JOINTS = ["wrist", "index1", "index2", "index3", "middle1", "middle2", "middle3",
@@ -25,66 +26,19 @@ TIPS_PARENT = [15, 3, 6, 12, 9]          # thumb, index, middle, ring, pinky tip
 OPENPOSE_FROM_MANO = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]
 
 
-def rodrigues(aa: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle -> (..., 3, 3), float64 (written out, not taken from the add-on)."""
-    aa = np.asarray(aa, np.float64)
-    th = np.linalg.norm(aa, axis=-1)
-    out = np.broadcast_to(np.eye(3), aa.shape[:-1] + (3, 3)).copy()
-    nz = th > 1e-12
-    k = aa[nz] / th[nz, None]
-    c, s = np.cos(th[nz])[:, None, None], np.sin(th[nz])[:, None, None]
-    kk = k[:, :, None] * k[:, None, :]
-    cross = np.zeros(k.shape + (3,))
-    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
-    cross[:, 1, 0], cross[:, 2, 0], cross[:, 2, 1] = k[:, 2], -k[:, 1], k[:, 0]
-    out[nz] = c * np.eye(3) + s * cross + (1 - c) * kk
-    return out
-
-
 def lbs(track: HandTrack, rows=None, with_correctives: bool = True) -> np.ndarray:
     """Posed vertices (M, V, 3) in camera space for the given frame rows (capture convention)."""
     rows = np.arange(track.num_frames) if rows is None else np.asarray(rows)
-    pose = np.asarray(track.pose, np.float64)[rows]
-    J = np.asarray(track.rest_joints, np.float64)
-    par = track.parents
-    R = rodrigues(pose)                                        # (M, J, 3, 3)
-    M, nj = pose.shape[:2]
-    G = np.zeros((M, nj, 4, 4))
-    G[:, :, 3, 3] = 1
-    for j in range(nj):
-        local = np.zeros((M, 4, 4))
-        local[:, :3, :3] = R[:, j]
-        local[:, :3, 3] = J[j] - (J[par[j]] if par[j] >= 0 else 0)
-        local[:, 3, 3] = 1
-        G[:, j] = local if par[j] < 0 else G[:, par[j]] @ local
-    verts = np.repeat(np.asarray(track.rest_vertices, np.float64)[None], M, axis=0)
-    if with_correctives and track.pose_correctives is not None:
-        feats = (R[:, 1:] - np.eye(3)).reshape(M, -1)
-        verts += np.einsum("mk,kvc->mvc", feats, np.asarray(track.pose_correctives, np.float64))
-    out = np.zeros_like(verts)
-    for j in range(nj):
-        local = verts - J[j]
-        posed = np.einsum("mab,mvb->mva", G[:, j, :3, :3], local) + G[:, j, None, :3, 3]
-        out += track.skin_weights[None, :, j, None] * posed
-    return out + np.asarray(track.transl, np.float64)[rows][:, None, :]
+    correctives = track.pose_correctives if with_correctives else None
+    return skin(track.rest_vertices, track.rest_joints, track.parents, track.skin_weights,
+                track.pose[rows], track.transl[rows], correctives)[0]
 
 
 def posed_joints(track: HandTrack, rows=None) -> np.ndarray:
     """Posed joint positions (M, J, 3) in camera space (the origins of G_j, plus transl)."""
     rows = np.arange(track.num_frames) if rows is None else np.asarray(rows)
-    pose = np.asarray(track.pose, np.float64)[rows]
-    J = np.asarray(track.rest_joints, np.float64)
-    R = rodrigues(pose)
-    M, nj = pose.shape[:2]
-    rot = np.zeros((M, nj, 3, 3))
-    pos = np.zeros((M, nj, 3))
-    for j, p in enumerate(track.parents):
-        if p < 0:
-            rot[:, j], pos[:, j] = R[:, j], J[j]
-        else:
-            rot[:, j] = rot[:, p] @ R[:, j]
-            pos[:, j] = pos[:, p] + np.einsum("mab,b->ma", rot[:, p], J[j] - J[p])
-    return pos + np.asarray(track.transl, np.float64)[rows][:, None, :]
+    return skin(track.rest_vertices, track.rest_joints, track.parents, track.skin_weights,
+                track.pose[rows], track.transl[rows])[1]
 
 
 # --- a toy hand: 16 MANO joints, tubes along the bones, blended weights --------------------

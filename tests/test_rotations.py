@@ -5,7 +5,7 @@ import torch
 from core.hand_model.rotations import (axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rot6d,
                                        rot6d_to_matrix)
 
-from .conftest import rodrigues
+from .reference_lbs import rodrigues
 
 
 def random_axis_angle(n, max_angle=np.pi - 1e-3, seed=0):
