@@ -32,6 +32,8 @@ import time
 
 import numpy as np
 
+from .model import JOINT_NAMES, PARENTS  # MANO joint order and kinematic tree
+
 ASSET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 OUTPUT_PATH = os.path.join(ASSET_DIR, "open_hand_right.npz")
 REPORT_PATH = os.path.join(ASSET_DIR, "BUILD_REPORT.md")
@@ -57,10 +59,6 @@ REGRESSOR_CANDIDATES = 48  # template vertices nearest to each joint that may ca
 REGRESSOR_ITERATIONS = 4000
 WRIST_RIDGE = 1e-3         # relative ridge for the wrist's affine row: keeps its signed weights small
 
-# MANO joint order and kinematic tree.
-JOINT_NAMES = ("wrist", "index1", "index2", "index3", "middle1", "middle2", "middle3",
-               "pinky1", "pinky2", "pinky3", "ring1", "ring2", "ring3", "thumb1", "thumb2", "thumb3")
-PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14], np.int32)
 # MPFB finger number -> MANO finger name (finger1 = thumb ... finger5 = pinky).
 MPFB_FINGERS = {1: "thumb", 2: "index", 3: "middle", 4: "ring", 5: "pinky"}
 # MANO joint -> MPFB bone whose head it is (thumb: CMC, MCP, IP; other fingers: MCP, PIP, DIP).
