@@ -1,0 +1,114 @@
+"""Network weights files: safetensors with the config and provenance as JSON metadata.
+
+Metadata keys (all strings): ``format`` ("handcap-network/1"), ``config`` (NetworkConfig as
+JSON), ``arch``, ``backbone``, ``input_size``, ``hand_model`` (the config's name or path),
+``num_vertices`` (of that hand model, for HAMR), ``dtype`` ("float32" | "float16") and
+``extra`` (the caller's JSON, e.g. training step and data). The hand layer's buffers are not
+stored: they come from the hand model when the network is built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Optional
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .build import build_network
+from .config import NetworkConfig
+
+FORMAT = "handcap-network/1"
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, not safetensors, not handcap's, or does not fit its config."""
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The plain network inside DistributedDataParallel and/or torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def save_weights(model: nn.Module, config: NetworkConfig, path: str, extra_metadata: Optional[dict] = None,
+                 half: bool = False) -> str:
+    """Write ``model``'s parameters and buffers to ``path`` (atomically); returns ``path``.
+
+    half=True stores floating tensors as float16 (half the size; outputs change by ~1e-3 relative).
+    """
+    model = _unwrap(model)
+    if getattr(model, "config", config) != config:
+        raise WeightsError(f"model was built with {model.config}, not {config}")
+    state = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().to("cpu").contiguous()
+        state[key] = value.half() if half and value.is_floating_point() else value
+    hand_layer = getattr(model, "hand_layer", None)
+    metadata = {
+        "format": FORMAT, "config": json.dumps(config.to_dict()), "arch": config.arch, "backbone": config.backbone,
+        "input_size": str(config.input_size), "hand_model": config.hand_model,
+        "num_vertices": str(hand_layer.v_template.shape[0]) if hand_layer is not None else "",
+        "dtype": "float16" if half else "float32", "extra": json.dumps(extra_metadata or {}),
+    }
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".weights-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_metadata(path: str) -> dict:
+    """The metadata of a handcap weights file, with ``config`` as a NetworkConfig and ``extra`` as a dict."""
+    if not os.path.isfile(path):
+        raise WeightsError(f"{path}: no such weights file")
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises its own error types for a bad header
+        raise WeightsError(f"{path}: not a safetensors file ({e})") from e
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise WeightsError(f"{path}: safetensors without handcap metadata (format {metadata.get('format')!r}, "
+                           f"expected {FORMAT!r})")
+    try:
+        metadata["config"] = NetworkConfig.from_dict(json.loads(metadata["config"]))
+        metadata["extra"] = json.loads(metadata.get("extra") or "{}")
+    except ValueError as e:
+        raise WeightsError(f"{path}: bad config in metadata: {e}") from e
+    return metadata
+
+
+def load_weights(path: str, device="cpu") -> tuple[nn.Module, NetworkConfig]:
+    """Build the network its config describes, load the weights (as float32), ``eval()`` mode."""
+    metadata = read_metadata(path)
+    config = metadata["config"]
+    model = build_network(config)
+    expected = model.state_dict()
+    with safe_open(path, framework="pt") as f:
+        state = {key: f.get_tensor(key) for key in f.keys()}
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise WeightsError(f"{path}: weights do not fit config {config}: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}")
+    stored_vertices = metadata.get("num_vertices")
+    hand_layer = getattr(model, "hand_layer", None)
+    if stored_vertices and hand_layer is not None and int(stored_vertices) != hand_layer.v_template.shape[0]:
+        raise WeightsError(f"{path}: trained with a {stored_vertices}-vertex hand model, but {config.hand_model!r} "
+                           f"has {hand_layer.v_template.shape[0]} vertices")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    return model.to(device).eval(), config

@@ -1,0 +1,301 @@
+"""Evaluate trained hand networks on held-out data; write the metrics as JSON (+ a PCK plot).
+
+    python -m training.evaluate --weights W [--weights W2 ...] --data SPEC --json OUT [--plot PCK.png]
+
+SPEC:
+  synthetic:N   N held-out synthetic renders (training.synth.SyntheticHands, split "heldout", fixed seed)
+  freihand:DIR  the evaluation split of FreiHAND in DIR (official layout, training.datasets.FreiHAND)
+  images:DIR    photos without ground truth: the network sees each whole image, padded to a square
+                and resized (no hand detection; each image is assumed to show one right hand), and
+                overlay PNGs of its predicted keypoints (and mesh) go to <JSON stem>_overlays/<model>/.
+
+Protocol with ground truth: each raw sample (training/sample.py) becomes a crop sample through
+``training.augment.EvalTransform(input_size)`` (a crop around the GT keypoints; left hands
+flipped to right hands). Predictions are compared with the crop sample's targets in that
+right-hand frame: for a left hand both are the mirror images of the real hand, so no prediction
+is flipped back, and Procrustes-aligned 3D metrics equal those in the original frame. 2D PCK
+compares projected keypoints (and HAMR's heatmap keypoints) in crop coordinates, threshold 5 %
+of the crop side.
+
+JSON: {"data": SPEC, "device": ..., "models": [one entry per --weights, in order]}. An entry has
+name, weights, the network config (arch, backbone, input_size, ...), count (samples with 3D
+ground truth), pa_mpjpe_mm, auc_0_50, auc_20_50, pck_curve (0-50 mm), pck_2d (+ pck_2d_heatmaps),
+and pa_mpvpe_mm, f5, f15, count_mesh when the model and the data have meshes of one topology.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from core.networks import keypoints_from_heatmaps, load_weights
+from core.networks.camera import project
+from core.networks.weights import WeightsError
+from training import metrics
+from training.plots import pck_plot_png
+from training.sample import IMAGE_MEAN, IMAGE_STD
+
+SYNTHETIC_SEED = 20190  # the held-out synthetic set is the same every time
+PCK_2D_FRACTION = 0.05  # of the crop side
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
+         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
+FINGER_COLOURS = [(60, 60, 230), (60, 200, 60), (230, 160, 40), (200, 60, 200), (40, 200, 230)]  # BGR, thumb..pinky
+
+
+class SpecError(ValueError):
+    """A --data SPEC that does not name a usable data source."""
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """'synthetic:N' | 'freihand:DIR' | 'images:DIR' -> (kind, value), checked."""
+    kind, sep, value = spec.partition(":")
+    if not sep or kind not in ("synthetic", "freihand", "images") or not value:
+        raise SpecError(f"bad --data {spec!r}: use synthetic:N, freihand:DIR or images:DIR")
+    if kind == "synthetic" and not (value.isdigit() and int(value) > 0):
+        raise SpecError(f"bad --data {spec!r}: N in synthetic:N must be a positive integer")
+    if kind != "synthetic" and not os.path.isdir(value):
+        raise SpecError(f"bad --data {spec!r}: {value!r} is not a directory")
+    return kind, value
+
+
+def open_synthetic(value: str):
+    from training.synth import SyntheticHands
+    return SyntheticHands(count=int(value), seed=SYNTHETIC_SEED, split="heldout")
+
+
+def open_freihand(value: str):
+    from training.datasets import FreiHAND
+    return FreiHAND(value, split="evaluation")
+
+
+RAW_SOURCES = {"synthetic": open_synthetic, "freihand": open_freihand}
+"""kind -> function(value) returning a map-style dataset of raw samples."""
+
+
+def make_eval_transform(size: int):
+    """Raw sample -> crop sample of ``size`` pixels (training.augment.EvalTransform)."""
+    from training.augment import EvalTransform
+    return EvalTransform(size)
+
+
+class CropSamples(Dataset):
+    """A raw dataset seen through a transform."""
+
+    def __init__(self, raw, transform):
+        self.raw, self.transform = raw, transform
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.transform(self.raw[index])
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def run_network(model: torch.nn.Module, images: torch.Tensor, device: torch.device, amp: bool) -> dict:
+    """Forward (B, 3, S, S) normalised images; bf16 autocast and channels-last when ``amp`` (CUDA)."""
+    images = images.to(device, non_blocking=True)
+    if amp:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        return model(images)
+
+
+def evaluate_crops(model: torch.nn.Module, crops: Dataset, batch_size: int, device: torch.device, amp: bool,
+                   workers: int = 0, desc: str = "") -> dict:
+    """Metrics of one network on a dataset of crop samples (see the module doc for the protocol)."""
+    loader = DataLoader(crops, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
+    kp_errors, points_2d, mesh = [], {"pred": [], "heatmaps": [], "gt": []}, {"pa_mpvpe_mm": [], "f5": [], "f15": []}
+    with tqdm(total=len(crops), desc=desc, unit="img", file=sys.stderr) as progress:
+        for batch in loader:
+            out = run_network(model, batch["image"], device, amp)
+            has_3d = batch["has_3d"].bool().numpy()
+            kp_errors.append(metrics.pa_errors_mm(out["joints_3d"].float().cpu().numpy()[has_3d],
+                                                  batch["joints_3d"].numpy()[has_3d]))
+            points_2d["pred"].append(out["keypoints_2d"].float().cpu().numpy())
+            points_2d["gt"].append(batch["keypoints_2d"].numpy())
+            if out.get("heatmaps"):
+                points_2d["heatmaps"].append(keypoints_from_heatmaps(out["heatmaps"][-1])[0].cpu().numpy())
+            has_mesh = batch["has_mesh"].bool().numpy()
+            if "vertices" in out and has_mesh.any() and out["vertices"].shape[1:] == batch["vertices"].shape[1:]:
+                scores = metrics.mesh_scores(out["vertices"].float().cpu().numpy()[has_mesh],
+                                             batch["vertices"].numpy()[has_mesh])
+                for key, value in scores.items():
+                    mesh[key].append(value)
+            progress.update(len(has_3d))
+    kp_errors = np.concatenate(kp_errors) if kp_errors else np.zeros((0, 21))
+    result = {"count": len(kp_errors)}
+    if len(kp_errors):
+        result.update(metrics.keypoint_summary(kp_errors))
+    if points_2d["gt"]:
+        gt_2d, threshold = np.concatenate(points_2d["gt"]), 2 * PCK_2D_FRACTION  # the crop spans [-1, 1]
+        result["pck_2d"] = metrics.pck_2d(np.concatenate(points_2d["pred"]), gt_2d, threshold)
+        if points_2d["heatmaps"]:
+            result["pck_2d_heatmaps"] = metrics.pck_2d(np.concatenate(points_2d["heatmaps"]), gt_2d, threshold)
+        result["pck_2d_threshold"] = f"{PCK_2D_FRACTION} of the crop side"
+    if mesh["f5"]:
+        result.update({key: float(np.concatenate(values).mean()) for key, values in mesh.items()})
+        result["count_mesh"] = int(sum(len(v) for v in mesh["f5"]))
+    return result
+
+
+def load_square(path: str, size: int) -> tuple[torch.Tensor, np.ndarray, tuple[int, int, int]]:
+    """An image file -> normalised (3, size, size) tensor of the whole image padded to a square,
+    the BGR image, and (side, x0, y0): the square's side and the image's offset in it, pixels."""
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: cannot read the image")
+    h, w = bgr.shape[:2]
+    side = max(h, w)
+    x0, y0 = (side - w) // 2, (side - h) // 2
+    square = np.zeros((side, side, 3), np.uint8)
+    square[y0:y0 + h, x0:x0 + w] = bgr
+    rgb = cv2.cvtColor(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    image = (torch.from_numpy(rgb).permute(2, 0, 1).float() / 255 - torch.tensor(IMAGE_MEAN)[:, None, None]) \
+        / torch.tensor(IMAGE_STD)[:, None, None]
+    return image, bgr, (side, x0, y0)
+
+
+def crop_to_pixels(points: torch.Tensor, side: int, x0: int, y0: int) -> np.ndarray:
+    """(N, 2) crop coordinates of the padded square of ``load_square`` -> (N, 2) pixels of the image."""
+    return (points.float().cpu().numpy() + 1) / 2 * side - np.array([x0, y0])
+
+
+def draw_overlay(bgr: np.ndarray, keypoints_px: np.ndarray, mesh_px: np.ndarray = None, faces: np.ndarray = None) -> np.ndarray:
+    """The image with the mesh (V, 2) pixels shaded in, and the 21 keypoints (21, 2) pixels as a skeleton."""
+    image = bgr.copy()
+    if mesh_px is not None:
+        mask = np.zeros(image.shape[:2], np.uint8)
+        for triangle in np.round(mesh_px[faces]).astype(np.int32):
+            cv2.fillConvexPoly(mask, triangle, 255)
+        shaded = (0.5 * image + 0.5 * np.array([255, 190, 60])).astype(np.uint8)
+        image[mask > 0] = shaded[mask > 0]
+    thickness = max(1, round(max(image.shape[:2]) / 300))
+    points = np.round(keypoints_px).astype(np.int32)
+    for bone, (a, b) in enumerate(BONES):
+        cv2.line(image, tuple(points[a]), tuple(points[b]), FINGER_COLOURS[bone // 4], thickness + 1, cv2.LINE_AA)
+    for point in points:
+        cv2.circle(image, tuple(point), thickness + 2, (255, 255, 255), -1, cv2.LINE_AA)
+    return image
+
+
+def list_images(folder: str) -> list[str]:
+    """The image files directly in ``folder``, sorted; SpecError when there are none."""
+    paths = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not paths:
+        raise SpecError(f"bad --data images:{folder}: no {'/'.join(IMAGE_EXTENSIONS)} files in it")
+    return paths
+
+
+def estimate_images(model: torch.nn.Module, config, paths: list[str], out_dir: str, batch_size: int,
+                    device: torch.device, amp: bool, desc: str = "") -> dict:
+    """Run the network on each image file and write overlay PNGs (same names, .png) to ``out_dir``."""
+    faces = model.hand_layer.faces.cpu().numpy() if hasattr(model, "hand_layer") else None
+    with tqdm(total=len(paths), desc=desc, unit="img", file=sys.stderr) as progress:
+        for start in range(0, len(paths), batch_size):
+            loaded = [load_square(p, config.input_size) for p in paths[start:start + batch_size]]
+            out = run_network(model, torch.stack([image for image, _, _ in loaded]), device, amp)
+            for i, (path, (_, bgr, (side, x0, y0))) in enumerate(zip(paths[start:], loaded)):
+                keypoints = crop_to_pixels(out["keypoints_2d"][i], side, x0, y0)
+                mesh = None
+                if faces is not None:
+                    projected = project(out["vertices"][i:i + 1].float(), out["camera"][i:i + 1].float())[0]
+                    mesh = crop_to_pixels(projected, side, x0, y0)
+                png = cv2.imencode(".png", draw_overlay(bgr, keypoints, mesh, faces))[1].tobytes()
+                write_atomic(os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".png"), png)
+            progress.update(len(loaded))
+    return {"count": len(paths), "overlays": out_dir,
+            "crop": "whole image padded to a square and resized; assumed to show one right hand"}
+
+
+def entry_names(paths: list[str]) -> list[str]:
+    """File stems, or the paths themselves where two stems collide."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    return [stem if stems.count(stem) == 1 else path for stem, path in zip(stems, paths)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0],
+                                     epilog="SPEC: synthetic:N | freihand:DIR | images:DIR (see the module doc)")
+    parser.add_argument("--weights", action="append", required=True, metavar="W",
+                        help="a .safetensors weights file; repeat to compare several")
+    parser.add_argument("--data", required=True, metavar="SPEC", help="synthetic:N, freihand:DIR or images:DIR")
+    parser.add_argument("--json", required=True, metavar="OUT", help="where to write the metrics (JSON)")
+    parser.add_argument("--plot", metavar="PNG", help="also plot the 3D PCK curves of all models here")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
+    parser.add_argument("--fp32", action="store_true", help="on CUDA, no bf16 autocast")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        kind, value = parse_spec(args.data)
+        images = list_images(value) if kind == "images" else None
+    except SpecError as e:
+        parser.error(str(e))
+    if args.plot and kind == "images":
+        parser.error("--plot needs data with ground truth (synthetic:N or freihand:DIR)")
+    missing = [w for w in args.weights if not os.path.isfile(w)]
+    if missing:
+        parser.error(f"no such weights file: {', '.join(missing)}")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = device.type == "cuda" and not args.fp32
+    raw = RAW_SOURCES[kind](value) if kind in RAW_SOURCES else None
+    entries = []
+    for path, name in zip(args.weights, entry_names(args.weights)):
+        try:
+            model, config = load_weights(path, device)
+        except WeightsError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        if amp:
+            model = model.to(memory_format=torch.channels_last)
+        entry = {"name": name, "weights": path, **config.to_dict()}
+        if raw is None:
+            out_dir = os.path.join(os.path.splitext(os.path.abspath(args.json))[0] + "_overlays", name.replace(os.sep, "_"))
+            entry.update(estimate_images(model, config, images, out_dir, args.batch_size, device, amp, desc=name))
+        else:
+            crops = CropSamples(raw, make_eval_transform(config.input_size))
+            entry.update(evaluate_crops(model, crops, args.batch_size, device, amp, args.workers, desc=name))
+        entries.append(entry)
+        shown = [f"{k}={entry[k]:.4g}" for k in ("pa_mpjpe_mm", "auc_0_50", "auc_20_50", "pa_mpvpe_mm", "f5", "f15",
+                                                  "pck_2d") if k in entry]
+        print(f"{name}: count={entry['count']}", *shown, *([f"overlays in {entry['overlays']}"] if raw is None else []),
+              sep=", ")
+    write_atomic(args.json, (json.dumps({"data": args.data, "device": str(device), "models": entries}, indent=1)
+                             + "\n").encode())
+    if args.plot:
+        curves = [{"label": e["name"], **e["pck_curve"], "auc": e["auc_0_50"]} for e in entries if "pck_curve" in e]
+        write_atomic(args.plot, pck_plot_png(curves))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
