@@ -123,6 +123,13 @@ def test_bad_spec_is_a_clear_error(spec, tmp_path, weights, capsys):
     assert exit_info.value.code == 2 and "--data" in capsys.readouterr().err
 
 
+def test_bad_weights_file_is_a_clear_error(tmp_path, capsys, fake_synthetic):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"junk")
+    assert evaluate.main(["--weights", str(bad), "--data", "synthetic:2", "--json", str(tmp_path / "x.json")]) == 1
+    assert "not a safetensors file" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
 def test_missing_weights_and_help(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main(["--weights", str(tmp_path / "none.safetensors"), "--data", "synthetic:2", "--json", "x.json"])

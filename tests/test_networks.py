@@ -146,7 +146,7 @@ def test_weights_round_trip(tmp_path, hamr, images):
         c = loaded_half(images)
     assert (c["joints_3d"] - a["joints_3d"]).abs().max() < 1e-2
     assert (c["keypoints_2d"] - a["keypoints_2d"]).abs().max() < 1e-2
-    assert list(tmp_path.iterdir()) and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert list(tmp_path.iterdir()) and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
 def test_weights_errors(tmp_path, hamr):

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import cv2
 import numpy as np
@@ -103,11 +102,10 @@ class CropSamples(Dataset):
 
 def write_atomic(path: str, data: bytes) -> None:
     """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     finally:
@@ -127,7 +125,8 @@ def run_network(model: torch.nn.Module, images: torch.Tensor, device: torch.devi
 def evaluate_crops(model: torch.nn.Module, crops: Dataset, batch_size: int, device: torch.device, amp: bool,
                    workers: int = 0, desc: str = "") -> dict:
     """Metrics of one network on a dataset of crop samples (see the module doc for the protocol)."""
-    loader = DataLoader(crops, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(crops, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda",
+                        multiprocessing_context="spawn" if workers else None)  # the renderer's EGL cannot fork
     kp_errors, points_2d, mesh = [], {"pred": [], "heatmaps": [], "gt": []}, {"pa_mpvpe_mm": [], "f5": [], "f15": []}
     with tqdm(total=len(crops), desc=desc, unit="img", file=sys.stderr) as progress:
         for batch in loader:
@@ -167,7 +166,7 @@ def load_square(path: str, size: int) -> tuple[torch.Tensor, np.ndarray, tuple[i
     the BGR image, and (side, x0, y0): the square's side and the image's offset in it, pixels."""
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ValueError(f"{path}: cannot read the image")
+        raise SpecError(f"{path}: cannot read the image")
     h, w = bgr.shape[:2]
     side = max(h, w)
     x0, y0 = (side - w) // 2, (side - h) // 2
@@ -237,6 +236,26 @@ def entry_names(paths: list[str]) -> list[str]:
     return [stem if stems.count(stem) == 1 else path for stem, path in zip(stems, paths)]
 
 
+def evaluate_one(path: str, name: str, kind: str, raw, images: list, args, device: torch.device,
+                 amp: bool) -> dict:
+    """The JSON entry of one weights file: its config and metrics (or overlays for images:DIR)."""
+    model, config = load_weights(path, device)
+    if amp:
+        model = model.to(memory_format=torch.channels_last)
+    entry = {"name": name, "weights": path, **config.to_dict()}
+    if kind == "images":
+        out_dir = os.path.join(os.path.splitext(os.path.abspath(args.json))[0] + "_overlays", name.replace(os.sep, "_"))
+        entry.update(estimate_images(model, config, images, out_dir, args.batch_size, device, amp, desc=name))
+    else:
+        crops = CropSamples(raw, make_eval_transform(config.input_size))
+        entry.update(evaluate_crops(model, crops, args.batch_size, device, amp, args.workers, desc=name))
+    shown = [f"{k}={entry[k]:.4g}" for k in ("pa_mpjpe_mm", "auc_0_50", "auc_20_50", "pa_mpvpe_mm", "f5", "f15",
+                                              "pck_2d") if k in entry]
+    print(f"{name}: count={entry['count']}", *shown, *([f"overlays in {entry['overlays']}"] if "overlays" in entry else []),
+          sep=", ")
+    return entry
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0],
                                      epilog="SPEC: synthetic:N | freihand:DIR | images:DIR (see the module doc)")
@@ -269,26 +288,12 @@ def main(argv=None) -> int:
     amp = device.type == "cuda" and not args.fp32
     raw = RAW_SOURCES[kind](value) if kind in RAW_SOURCES else None
     entries = []
-    for path, name in zip(args.weights, entry_names(args.weights)):
-        try:
-            model, config = load_weights(path, device)
-        except WeightsError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        if amp:
-            model = model.to(memory_format=torch.channels_last)
-        entry = {"name": name, "weights": path, **config.to_dict()}
-        if raw is None:
-            out_dir = os.path.join(os.path.splitext(os.path.abspath(args.json))[0] + "_overlays", name.replace(os.sep, "_"))
-            entry.update(estimate_images(model, config, images, out_dir, args.batch_size, device, amp, desc=name))
-        else:
-            crops = CropSamples(raw, make_eval_transform(config.input_size))
-            entry.update(evaluate_crops(model, crops, args.batch_size, device, amp, args.workers, desc=name))
-        entries.append(entry)
-        shown = [f"{k}={entry[k]:.4g}" for k in ("pa_mpjpe_mm", "auc_0_50", "auc_20_50", "pa_mpvpe_mm", "f5", "f15",
-                                                  "pck_2d") if k in entry]
-        print(f"{name}: count={entry['count']}", *shown, *([f"overlays in {entry['overlays']}"] if raw is None else []),
-              sep=", ")
+    try:
+        for path, name in zip(args.weights, entry_names(args.weights)):
+            entries.append(evaluate_one(path, name, kind, raw, images, args, device, amp))
+    except (WeightsError, SpecError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     write_atomic(args.json, (json.dumps({"data": args.data, "device": str(device), "models": entries}, indent=1)
                              + "\n").encode())
     if args.plot:

@@ -10,6 +10,8 @@ import torch
 
 HAND_FILL = 0.7
 """Fraction of the crop side that a hand's 2D keypoint box is assumed to cover at initialisation."""
+HAND_LENGTH = 0.19
+"""Metres from wrist to middle fingertip of an adult hand (the open template: 0.193)."""
 
 
 def project(points: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
@@ -22,6 +24,3 @@ def framing_camera(points: torch.Tensor, fill: float = HAND_FILL) -> torch.Tenso
     low, high = points[:, :2].min(0).values, points[:, :2].max(0).values
     s = 2.0 * fill / (high - low).max()
     return torch.cat([s.reshape(1), -s * (low + high) / 2])
-
-HAND_LENGTH = 0.19
-"""Metres from wrist to middle fingertip of an adult hand (the open template: 0.193)."""

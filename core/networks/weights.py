@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Optional
 
-import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -58,10 +56,8 @@ def save_weights(model: nn.Module, config: NetworkConfig, path: str, extra_metad
         "num_vertices": str(hand_layer.v_template.shape[0]) if hand_layer is not None else "",
         "dtype": "float16" if half else "float32", "extra": json.dumps(extra_metadata or {}),
     }
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".weights-", suffix=".tmp", dir=folder)
-    os.close(fd)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
     try:
         save_file(state, tmp, metadata=metadata)
         os.replace(tmp, path)
