@@ -26,3 +26,46 @@ def pck_plot_png(curves: list[dict], title: str = "3D PCK after Procrustes align
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def plot_training_curves(metrics_csv: str, png_path: str) -> None:
+    """Training curves from a trainer's ``metrics.csv``: the loss terms (log scale) on the left,
+    validation PA-MPJPE (mm) and 2D PCK on the right. Written atomically to ``png_path``."""
+    import csv
+    import os
+
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+
+    def series(key: str) -> tuple[list, list]:
+        points = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
+        return [s for s, _ in points], [v for _, v in points]
+
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    fig = Figure(figsize=(11, 4.2), dpi=110)
+    FigureCanvasAgg(fig)
+    losses, validation = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for key in (k for k in keys if k.startswith("train/")):
+        steps, values = series(key)
+        if values and min(values) > 0:
+            losses.plot(steps, values, linewidth=2 if key.endswith(("loss", "total")) else 1, label=key[6:])
+    losses.set(xlabel="step", ylabel="loss term (unweighted)", yscale="log", title="training loss")
+    losses.grid(True, alpha=0.4)
+    losses.legend(fontsize=7, loc="upper right")
+    steps, values = series("val/pa_mpjpe_mm")
+    if values:
+        validation.plot(steps, values, "o-", color="tab:red", label="PA-MPJPE (mm)")
+    validation.set(xlabel="step", ylabel="PA-MPJPE (mm)", title="held-out synthetic validation")
+    validation.grid(True, alpha=0.4)
+    pck = validation.twinx()
+    steps, values = series("val/pck_2d")
+    if values:
+        pck.plot(steps, values, "s--", color="tab:blue", label="2D PCK @5%")
+    pck.set(ylabel="2D PCK", ylim=(0, 1))
+    handles = validation.get_legend_handles_labels()[0] + pck.get_legend_handles_labels()[0]
+    if handles:
+        validation.legend(handles, [h.get_label() for h in handles], loc="center right", fontsize=8)
+    fig.tight_layout()
+    tmp = png_path + ".tmp"
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, png_path)

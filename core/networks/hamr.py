@@ -123,7 +123,9 @@ class HAMR(nn.Module):
     joints_3d     (B, 21, 3)     keypoints, metres, root-relative (wrist = 0), camera axes
     vertices      (B, V, 3)      mesh, metres, relative to the same wrist keypoint
     keypoints_2d  (B, 21, 2)     projected keypoints, normalised crop coordinates
-    iterations    list per iteration of {pose_6d, betas, camera} (the last one = the final params)
+    iterations    list per iteration of {pose_6d, betas, camera} (the last one = the final params);
+                  in training mode each also holds its decoded rotmats, joints_3d, vertices,
+                  keypoints_2d, for the losses that supervise every iteration
 
     Always a right hand: the caller flips left hands first (training/sample.py).
     """
@@ -183,5 +185,9 @@ class HAMR(nn.Module):
             heatmaps = [h if h.shape[-1] == size else F.interpolate(h, size=(size, size), mode="bilinear",
                                                                    align_corners=False) for h in (h1, h2)]
         iterations = self.regressor(pooled)
-        final = iterations[-1]
-        return {"heatmaps": heatmaps, **final, **self.decode(**final), "iterations": iterations}
+        if self.training:
+            iterations = [{**params, **self.decode(**params)} for params in iterations]
+            final = iterations[-1]
+        else:
+            final = {**iterations[-1], **self.decode(**iterations[-1])}
+        return {"heatmaps": heatmaps, **final, "iterations": iterations}

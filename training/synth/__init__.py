@@ -1,4 +1,9 @@
-"""Synthetic training data: the hand model rendered in natural poses over varied scenes."""
+"""Synthetic training data: the hand model rendered in natural poses over varied scenes.
+
+    SyntheticHands(count=None, seed=0, split="train", size=224, backgrounds=None)  # IterableDataset
+    python -m training.synth --out DIR --count N [--split train|heldout]         # FreiHAND layout
+    python -m training.synth --grid docs/synth_samples.png                        # look at samples
+"""
 
 from .dataset import SyntheticHands
 

@@ -1,79 +1,83 @@
-"""Render a synthetic hand dataset in the FreiHAND folder layout, or a contact sheet of samples.
+"""Command line of the synthetic data: write a FreiHAND-layout dataset, a contact sheet, or time it.
 
     python -m training.synth --out DIR --count N [--split train|heldout] [--seed S] [--size 224]
-    python -m training.synth --grid docs/synth_samples.png
+                             [--backgrounds DIR] [--workers W]
+    python -m training.synth --grid docs/synth_samples.png [--seed S]
+    python -m training.synth --benchmark N [--workers W]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import time
 
-import cv2
-import numpy as np
+HELP = """\
+Render the open hand model (both sides, natural poses and shapes, random views, distances and
+focal lengths, skin tones, lighting, forearms and sleeves) over procedural backgrounds or your
+photos, with occluders, and keep the exact ground truth: 2D/3D keypoints, vertices, mask, pose,
+shape, intrinsics. Sample i of a (seed, split) is always the same image.
 
-from .dataset import SyntheticHands
-from .freihand_writer import write_freihand
-
-BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
-         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
-
-
-def draw_sample(sample: dict, keypoints: bool) -> np.ndarray:
-    """(H, W, 3) BGR picture of a raw sample, with its skeleton and mask outline if asked."""
-    image = np.ascontiguousarray(sample["image"].permute(1, 2, 0).numpy()[..., ::-1])
-    if keypoints:
-        points = np.round(sample["keypoints_2d"].numpy()).astype(int)
-        for a, b in BONES:
-            cv2.line(image, tuple(points[a]), tuple(points[b]), (255, 200, 0), 1, cv2.LINE_AA)
-        for p in points:
-            cv2.circle(image, tuple(p), 2, (0, 0, 255), -1)
-        contours, _ = cv2.findContours(sample["mask"].numpy(), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(image, contours, -1, (0, 255, 0), 1)
-    label = ("L" if bool(sample["is_left"]) else "R")
-    cv2.putText(image, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2, cv2.LINE_AA)
-    return image
+--split train writes training/rgb, training/mask and training_{K,xyz,verts,mano,scale}.json;
+--split heldout writes the evaluation/* equivalents, rendered with settings training never
+draws (focal lengths, skin tones, light colours, background families). handcap_meta.json
+records the hand model, split, seed, count and which samples are left hands; *_mano.json holds
+open-hand parameters (48 pose, 10 betas, 3 translation), not MANO. See
+training/synth/freihand_writer.py for the details."""
 
 
-def write_grid(path: str, size: int = 160, seed: int = 0) -> str:
-    """A 4x8 sheet: rows 1-3 train style (row 2 annotated), row 4 held-out style (annotated)."""
-    rows = []
-    for row, (split, annotate) in enumerate([("train", False), ("train", True), ("train", False), ("heldout", True)]):
-        dataset = SyntheticHands(count=64, seed=seed, split=split, size=size)
-        rows.append(np.concatenate([draw_sample(dataset[row * 8 + k], annotate) for k in range(8)], axis=1))
-    sheet = np.concatenate(rows, axis=0)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    root, ext = os.path.splitext(path)
-    tmp = root + ".tmp" + (ext or ".png")               # keep the extension: it picks the format
-    if not cv2.imwrite(tmp, sheet, [cv2.IMWRITE_JPEG_QUALITY, 90]):
-        raise ValueError(f"cannot write an image to {path}")
-    os.replace(tmp, path)
-    return path
+def benchmark(count: int, workers: int, size: int) -> float:
+    """Images per second of a DataLoader over SyntheticHands (batches of 32, after a warm-up)."""
+    from torch.utils.data import DataLoader
+
+    from .dataset import WORKER_CONTEXT, SyntheticHands
+
+    loader = DataLoader(SyntheticHands(count=None, size=size), batch_size=32, num_workers=workers,
+                        multiprocessing_context=WORKER_CONTEXT if workers else None)
+    batches = iter(loader)
+    for _ in range(2 + workers):  # start-up: GL contexts, texture pools
+        next(batches)
+    start, done = time.perf_counter(), 0
+    while done < count:
+        done += next(batches)["image"].shape[0]
+    return done / (time.perf_counter() - start)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.synth",
-        description="Render the open hand model in natural poses over varied scenes, with exact ground truth "
-                    "(3D keypoints, vertices, 2D keypoints, mask, pose, shape, intrinsics).")
-    parser.add_argument("--out", help="folder for a dataset in the FreiHAND layout")
-    parser.add_argument("--count", type=int, default=1000, help="number of samples (default: %(default)s)")
+    parser = argparse.ArgumentParser(prog="python -m training.synth", description=HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", metavar="DIR", help="write a dataset in the FreiHAND folder layout here")
+    parser.add_argument("--count", type=int, default=1000, help="number of samples to write (default: %(default)s)")
     parser.add_argument("--split", choices=["train", "heldout"], default="train",
-                        help="'train' writes training/*, 'heldout' writes evaluation/* with scene settings "
-                             "(skin tones, light, focal lengths, backgrounds) training never sees")
-    parser.add_argument("--seed", type=int, default=0, help="sample i of a seed is always the same image")
+                        help="scene style and FreiHAND split: train -> training/*, heldout -> evaluation/* "
+                             "(default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed (default: %(default)s)")
     parser.add_argument("--size", type=int, default=224, help="image side in pixels (default: %(default)s)")
-    parser.add_argument("--backgrounds", help="optional folder of photos to use as backgrounds too")
-    parser.add_argument("--grid", metavar="PNG", help="write a contact sheet of samples instead")
+    parser.add_argument("--backgrounds", metavar="DIR",
+                        help="folder of photos (searched recursively) used for half the backgrounds")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="rendering processes (default: the number of CPUs, up to 8; none under 200 samples)")
+    parser.add_argument("--grid", metavar="IMAGE", help="write a labelled contact sheet of samples instead (.png/.jpg)")
+    parser.add_argument("--benchmark", type=int, metavar="N", help="time rendering N samples and print images/s")
     args = parser.parse_args(argv)
+    if sum(x is not None for x in (args.out, args.grid, args.benchmark)) != 1:
+        parser.error("give exactly one of --out DIR, --grid IMAGE or --benchmark N")
+    if args.size < 16:
+        parser.error("--size must be at least 16")
     if args.grid:
-        print(write_grid(args.grid, seed=args.seed))
+        from .preview import write_grid
+        print(write_grid(args.grid, seed=args.seed, backgrounds=args.backgrounds))
         return 0
-    if not args.out:
-        parser.error("give --out DIR (a dataset) or --grid PNG (a contact sheet)")
+    if args.benchmark is not None:
+        workers = args.workers or 0
+        print(f"{benchmark(args.benchmark, workers, args.size):.1f} images/s at {args.size} px "
+              f"({workers} DataLoader workers, {os.cpu_count()} CPUs)")
+        return 0
     if args.count < 1:
         parser.error("--count must be at least 1")
-    print(write_freihand(args.out, args.count, args.split, args.seed, args.size, args.backgrounds))
+    workers = args.workers if args.workers is not None else (0 if args.count < 200 else min(os.cpu_count() or 1, 8))
+    from .freihand_writer import write_freihand
+    print(write_freihand(args.out, args.count, args.split, args.seed, args.size, args.backgrounds, workers))
     return 0
 
 

@@ -1,122 +1,256 @@
-"""Backgrounds and occluders for synthetic hands: procedural textures, clutter, user photos.
+"""Backgrounds for synthetic hands: procedural textures and clutter, and photos from a folder.
 
-All images are float32 (H, W, 3) RGB in [0, 1]. Procedural families differ between the
-``train`` and ``heldout`` styles, so a held-out set never shows a background kind seen in
-training; a user folder of photos (``backgrounds=DIR``) is used by both when given.
+Backgrounds are uint8 (S, S, 3) sRGB (procedural families draw in float32 [0, 1]). The procedural families differ between styles, so
+the held-out set never shows a background family seen in training:
+
+  train    fractal noise, gradients, stripes/checkers/grids in perspective, clutter of shapes
+  heldout  cells (Voronoi tiles), marble/wood veins, bokeh (blurred light discs)
+
+Generating a texture costs more than rendering a hand, so textures come from a pool: sample i
+picks one of ``POOL`` textures of its generation (``i // GENERATION`` ; each generation draws
+new ones) and shows it flipped, rotated, zoomed and recoloured at random. A texture is a function
+of (seed, split, generation, slot) only, so samples stay reproducible however work is split.
+
+A user folder of photos (``folder=DIR``, searched recursively for .jpg/.png/...) serves both
+styles, half the time, seen the same way (random crop, flip, turn, recolouring).
+The last ``PHOTO_CACHE`` decoded photos are kept (uint8, downscaled to what the crops need).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 import cv2
 import numpy as np
 
+from .scene import SPLITS
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+PHOTO_CACHE = 32
+PHOTO_PROBABILITY = 0.5
+POOL = 256          # textures per generation
+GENERATION = 8192   # samples per generation
+TEXTURE_STREAM = 2_000_003
 
 
-def smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """(size, size, 3) value noise: random colours on a coarse grid, bicubically upsampled."""
-    grid = rng.random((cells, cells, 3)).astype(np.float32)
-    return np.clip(cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC), 0, 1)
+def random_colours(rng: np.random.Generator, count: int) -> np.ndarray:
+    """(count, 3) float32 sRGB colours, mostly muted like real scenes: hue uniform, saturation
+    skewed low, value 0.1-1."""
+    hsv = np.stack([rng.uniform(0, 360, count), rng.random(count) ** 1.7 * 0.9, rng.uniform(0.1, 1.0, count)], 1)
+    return cv2.cvtColor(hsv.astype(np.float32)[None], cv2.COLOR_HSV2RGB)[0]
+
+
+def palette_map(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    """(H, W) values in [0, 1] -> (H, W, 3) float32 colours along a random 2-4 colour ramp."""
+    count = int(rng.integers(2, 5))
+    colours = random_colours(rng, count)
+    ramp = np.stack([np.interp(np.linspace(0, count - 1, 256), np.arange(count), colours[:, c]) for c in range(3)], 1)
+    index = np.clip(t * 255 + 0.5, 0, 255).astype(np.uint8)
+    table = np.round(ramp * 255).astype(np.uint8).reshape(256, 1, 3)
+    return cv2.LUT(cv2.merge([index, index, index]), table).astype(np.float32) * (1 / 255)
+
+
+def fractal_noise(rng: np.random.Generator, size: int, cells: int, octaves: int = 4) -> np.ndarray:
+    """(size, size) float32 value noise in [0, 1]: octaves of bicubically upsampled random grids."""
+    total = np.zeros((size, size), np.float32)
+    amplitude = 1.0
+    for _ in range(octaves):
+        grid = rng.random((cells, cells), dtype=np.float32)
+        total += amplitude * cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
+        amplitude, cells = amplitude * 0.5, min(cells * 2, size)
+    total -= total.min()
+    return total / max(float(total.max()), 1e-6)
+
+
+def coordinates(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(size, size) x and y in [-1, 1]."""
+    u = np.linspace(-1, 1, size, dtype=np.float32)
+    return np.broadcast_to(u[None, :], (size, size)), np.broadcast_to(u[:, None], (size, size))
+
+
+def noise(rng: np.random.Generator, size: int) -> np.ndarray:
+    return palette_map(rng, fractal_noise(rng, size, int(rng.integers(2, 12))))
 
 
 def gradient(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A linear two-colour gradient in a random direction (drawn at 16 px, then resized)."""
-    a, b = rng.random(3, dtype=np.float32), rng.random(3, dtype=np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    u = np.linspace(-1, 1, 16, dtype=np.float32)
-    t = (np.cos(angle) * u[None, :] + np.sin(angle) * u[:, None] + 1.5) / 3.0
-    small = a * (1 - t[..., None]) + b * t[..., None]
-    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+    """Linear or radial ramp with faint noise (walls, sky, studio backdrops)."""
+    x, y = coordinates(size)
+    if rng.random() < 0.5:
+        angle = rng.uniform(0, 2 * np.pi)
+        t = (np.cos(angle) * x + np.sin(angle) * y) * 0.5 * rng.uniform(0.5, 1.5) + 0.5
+    else:
+        cx, cy = rng.uniform(-1, 1, 2)
+        t = np.sqrt((x - cx) ** 2 + (y - cy) ** 2) * rng.uniform(0.3, 1.0)
+    return palette_map(rng, t + 0.05 * (fractal_noise(rng, size, 8) - 0.5))
+
+
+def perspective(rng: np.random.Generator, image: np.ndarray, strength: float = 0.35) -> np.ndarray:
+    """``image`` under a random homography (a plane seen at an angle), reflected at the borders."""
+    size = image.shape[0]
+    src = np.float32([[0, 0], [size, 0], [size, size], [0, size]])
+    dst = src + rng.uniform(-strength, strength, (4, 2)).astype(np.float32) * size
+    return cv2.warpPerspective(image, cv2.getPerspectiveTransform(src, dst), (size, size),
+                               borderMode=cv2.BORDER_REFLECT)
 
 
 def stripes(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Stripes or a checkerboard under a random perspective warp (floors, shelves, fabric)."""
-    period = rng.uniform(6, 40)
-    phase = (np.arange(size, dtype=np.float32) / period).astype(np.int64) % 2 == 1   # (size,) bands
-    pattern = np.broadcast_to(phase[None, :], (size, size))
-    if rng.random() < 0.5:
-        pattern = pattern ^ phase[:, None]
-    a, b = rng.random(3, dtype=np.float32), rng.random(3, dtype=np.float32)
-    image = np.where(pattern[..., None], a, b).astype(np.float32)
-    src = np.float32([[0, 0], [size, 0], [size, size], [0, size]])
-    dst = src + rng.uniform(-0.3, 0.3, (4, 2)).astype(np.float32) * size
-    warp = cv2.getPerspectiveTransform(src, dst)
-    return cv2.warpPerspective(image, warp, (size, size), borderMode=cv2.BORDER_REFLECT)
+    """Stripes, a checkerboard or a grid of lines, in perspective (floors, tiles, fabric, shelves)."""
+    x, y = coordinates(size)
+    angle = rng.uniform(0, np.pi)
+    period = rng.uniform(0.05, 0.5)
+    u = (np.cos(angle) * x + np.sin(angle) * y) / period
+    v = (-np.sin(angle) * x + np.cos(angle) * y) / period
+    kind = rng.integers(3)
+    if kind == 0:
+        t = np.floor(u) % 2
+    elif kind == 1:
+        t = (np.floor(u) + np.floor(v)) % 2
+    else:
+        width = rng.uniform(0.05, 0.3)
+        t = (np.abs(u - np.round(u)) < width / 2) | (np.abs(v - np.round(v)) < width / 2)
+    colours = random_colours(rng, 2)
+    image = colours[0] + t.astype(np.float32)[..., None] * (colours[1] - colours[0])
+    return perspective(rng, image)
 
 
-def clutter(rng: np.random.Generator, size: int, base: np.ndarray, count: int) -> np.ndarray:
-    """Random filled ellipses and polygons on ``base`` (desks, objects, people's clothes)."""
-    image = base.copy()
-    for _ in range(count):
-        color = tuple(float(c) for c in rng.random(3))
-        if rng.random() < 0.5:
-            centre = tuple(int(c) for c in rng.integers(0, size, 2))
-            axes = tuple(int(a) for a in rng.integers(size // 20, size // 3, 2))
-            cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360, color, -1)
+def draw_shapes(rng: np.random.Generator, image: np.ndarray, count: int) -> np.ndarray:
+    """Filled ellipses, polygons, rectangles and thick lines in random colours, drawn over ``image``."""
+    size = image.shape[0]
+    for colour in random_colours(rng, count):
+        colour = tuple(float(c) for c in colour)
+        kind = rng.integers(4)
+        centre = rng.uniform(-0.1, 1.1, 2) * size
+        extent = size * rng.uniform(0.05, 0.5)
+        if kind == 0:
+            axes = (int(extent), int(extent * rng.uniform(0.2, 1.0)))
+            cv2.ellipse(image, tuple(int(c) for c in centre), axes, rng.uniform(0, 180), 0, 360, colour, -1, cv2.LINE_AA)
+        elif kind == 1:
+            angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 8))))
+            radii = extent * rng.uniform(0.4, 1.0, len(angles))
+            points = centre + np.stack([np.cos(angles), np.sin(angles)], 1) * radii[:, None]
+            cv2.fillPoly(image, [np.round(points * 4).astype(np.int32)], colour, cv2.LINE_AA, shift=2)
+        elif kind == 2:
+            box = ((float(centre[0]), float(centre[1])), (float(extent), float(extent * rng.uniform(0.2, 1.5))),
+                   float(rng.uniform(0, 180)))
+            cv2.fillPoly(image, [np.round(cv2.boxPoints(box) * 4).astype(np.int32)], colour, cv2.LINE_AA, shift=2)
         else:
-            points = rng.integers(-size // 4, size + size // 4, (int(rng.integers(3, 7)), 2)).astype(np.int32)
-            cv2.fillPoly(image, [points], color)
+            end = centre + rng.normal(0, 1, 2) * extent
+            cv2.line(image, tuple(int(c) for c in centre), tuple(int(c) for c in end), colour,
+                     int(rng.integers(1, max(2, size // 25))), cv2.LINE_AA)
     return image
 
 
-class Backgrounds:
-    """``sample(rng) -> (size, size, 3)``: a background in this style, or a user photo."""
+def clutter(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Shapes over noise or a gradient (desks, rooms, objects, clothes)."""
+    base = noise(rng, size) if rng.random() < 0.5 else gradient(rng, size)
+    return draw_shapes(rng, np.ascontiguousarray(base), int(rng.integers(4, 30)))
 
-    def __init__(self, size: int, style: str = "train", folder: str = None):
-        self.size, self.style = size, style
+
+def cells(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Voronoi tiles in random colours with dark seams (stone walls, mosaics)."""
+    count = int(rng.integers(6, 80))
+    seeds = np.full((size, size), 255, np.uint8)
+    points = rng.integers(0, size, (count, 2))
+    seeds[points[:, 1], points[:, 0]] = 0
+    _, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    image = random_colours(rng, int(labels.max()) + 1)[labels]
+    edges = cv2.morphologyEx(labels.astype(np.float32), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    image[edges] *= rng.uniform(0.2, 0.7)
+    return image
+
+
+def marble(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Veins: a sine of position perturbed by fractal noise (marble, wood grain)."""
+    x, y = coordinates(size)
+    angle = rng.uniform(0, np.pi)
+    phase = (np.cos(angle) * x + np.sin(angle) * y) * rng.uniform(3, 20)
+    phase = phase + rng.uniform(2, 12) * fractal_noise(rng, size, int(rng.integers(2, 6)))
+    return palette_map(rng, (0.5 + 0.5 * np.sin(phase)) ** rng.uniform(0.5, 3.0))
+
+
+def bokeh(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Out-of-focus lights: soft bright discs added over a dim gradient."""
+    image = gradient(rng, size) * rng.uniform(0.2, 0.7)
+    lights = np.zeros_like(image)
+    for colour in random_colours(rng, int(rng.integers(10, 60))):
+        centre = tuple(int(c) for c in rng.integers(0, size, 2))
+        colour = tuple(float(c) for c in colour * rng.uniform(0.2, 0.6))
+        cv2.circle(lights, centre, int(rng.integers(size // 40 + 1, size // 6)), colour, -1, cv2.LINE_AA)
+    return np.clip(image + cv2.GaussianBlur(lights, (0, 0), rng.uniform(1.0, 4.0)), 0, 1)
+
+
+FAMILIES = {"train": (noise, gradient, stripes, clutter), "heldout": (cells, marble, bokeh)}
+
+
+@functools.lru_cache(maxsize=PHOTO_CACHE)
+def load_photo(path: str, short_side: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB photo scaled so its short side is at most ``short_side``."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"backgrounds: cannot read the image {path}")
+    scale = short_side / min(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def random_view(rng: np.random.Generator, image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(height, width, 3) uint8: a random square crop (50-100 % of the short side) of uint8
+    ``image``, flipped and turned by a multiple of 90 degrees at random, resized, with random
+    contrast, brightness and colour cast."""
+    h, w = image.shape[:2]
+    side = max(1, int(min(h, w) * rng.uniform(0.5, 1.0)))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    view = image[y:y + side, x:x + side]
+    if rng.random() < 0.5:
+        view = cv2.flip(view, 1)
+    turn = int(rng.integers(4))
+    if turn:
+        view = cv2.rotate(view, (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_COUNTERCLOCKWISE)[turn - 1])
+    view = cv2.resize(view, (width, height), interpolation=cv2.INTER_AREA if side > max(width, height)
+                      else cv2.INTER_LINEAR)
+    gain = rng.uniform(0.6, 1.2) * rng.uniform(0.9, 1.1, 3)
+    offset = 255 * (rng.uniform(-0.15, 0.15) + 0.5 * (1 - gain))
+    table = np.clip(np.arange(256)[:, None] * gain + offset + 0.5, 0, 255).astype(np.uint8)  # (256, 3)
+    return cv2.LUT(view, table.reshape(256, 1, 3))
+
+
+class Backgrounds:
+    """``sample(rng, index) -> (S, S, 3) uint8`` background of sample ``index``;
+    ``texture(rng, index, width, height)`` a procedural one (occluders use it too)."""
+
+    def __init__(self, size: int, split: str = "train", seed: int = 0, folder: str = None):
+        self.size, self.split, self.seed = size, split, seed
+        self.families = FAMILIES[split]
+        self._pool = {}  # (generation, slot) -> (S, S, 3) uint8, this generation and the last
         self.photos = []
         if folder:
             if not os.path.isdir(folder):
                 raise ValueError(f"backgrounds: {folder} is not a folder")
-            self.photos = sorted(os.path.join(folder, f) for f in os.listdir(folder)
+            self.photos = sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
                                  if f.lower().endswith(IMAGE_EXTENSIONS))
             if not self.photos:
-                raise ValueError(f"backgrounds: no images in {folder}")
+                raise ValueError(f"backgrounds: no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
 
-    def sample(self, rng: np.random.Generator) -> np.ndarray:
-        if self.photos and rng.random() < 0.5:
-            return self._photo(rng)
-        size = self.size
-        if self.style == "train":
-            kind = rng.integers(4)
-            base = [smooth_noise(rng, size, int(rng.integers(2, 24))), gradient(rng, size), stripes(rng, size),
-                    smooth_noise(rng, size, 3)][kind]
-            image = clutter(rng, size, base, int(rng.integers(0, 12)))
-        else:  # held-out families: high-frequency noise, and blurred clutter over gradients
-            if rng.random() < 0.5:
-                image = np.clip(smooth_noise(rng, size, int(rng.integers(32, 64))) * 0.6 + gradient(rng, size) * 0.4, 0, 1)
-            else:
-                image = clutter(rng, size, gradient(rng, size), int(rng.integers(12, 30)))
-        if rng.random() < 0.5:
-            image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.5, 3.0)))
-        return image.astype(np.float32)
+    def pooled(self, generation: int, slot: int) -> np.ndarray:
+        """(S, S, 3) uint8 texture number ``slot`` of ``generation``."""
+        key = (generation, slot)
+        if key not in self._pool:
+            if len(self._pool) >= 2 * POOL:
+                self._pool = {k: v for k, v in self._pool.items() if k[0] == generation}
+            rng = np.random.default_rng([self.seed, SPLITS[self.split], TEXTURE_STREAM, generation, slot])
+            image = self.families[rng.integers(len(self.families))](rng, self.size)
+            if rng.random() < 0.4:  # depth of field
+                image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 2.5))
+            self._pool[key] = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+        return self._pool[key]
 
-    def _photo(self, rng: np.random.Generator) -> np.ndarray:
-        image = cv2.imread(self.photos[int(rng.integers(len(self.photos)))], cv2.IMREAD_COLOR)
-        if image is None:
-            return gradient(rng, self.size)
-        h, w = image.shape[:2]
-        side = int(min(h, w) * rng.uniform(0.4, 1.0))
-        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        crop = cv2.resize(image[y:y + side, x:x + side], (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    def texture(self, rng: np.random.Generator, index: int, width: int, height: int) -> np.ndarray:
+        return random_view(rng, self.pooled(index // GENERATION, int(rng.integers(POOL))), width, height)
 
-
-def occluder_mask(rng: np.random.Generator, size: int, box: tuple) -> np.ndarray:
-    """(size, size) float32 {0, 1}: one ellipse or polygon overlapping the hand box (x0, y0, x1, y1)."""
-    x0, y0, x1, y1 = box
-    mask = np.zeros((size, size), np.float32)
-    w, h = max(x1 - x0, 4), max(y1 - y0, 4)
-    centre = (int(rng.uniform(x0, x1)), int(rng.uniform(y0, y1)))
-    if rng.random() < 0.5:
-        axes = (int(w * rng.uniform(0.1, 0.35)), int(h * rng.uniform(0.1, 0.35)))
-        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
-    else:
-        radius = 0.3 * max(w, h)
-        angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 7))))
-        points = np.stack([centre[0] + radius * rng.uniform(0.3, 1, len(angles)) * np.cos(angles),
-                           centre[1] + radius * rng.uniform(0.3, 1, len(angles)) * np.sin(angles)], 1)
-        cv2.fillPoly(mask, [points.astype(np.int32)], 1.0)
-    return mask
+    def sample(self, rng: np.random.Generator, index: int) -> np.ndarray:
+        if self.photos and rng.random() < PHOTO_PROBABILITY:
+            photo = load_photo(self.photos[int(rng.integers(len(self.photos)))], int(self.size / 0.5) + 1)
+            return random_view(rng, photo, self.size, self.size)
+        return self.texture(rng, index, self.size, self.size)

@@ -1,131 +1,206 @@
-"""Offscreen rasteriser for hand meshes: moderngl on EGL (Mesa llvmpipe on a CPU, the driver on a GPU).
+"""Offscreen OpenGL renderer (moderngl + EGL) for posed hand meshes, one context per process.
 
-One ``HandRenderer`` per process (EGL contexts do not survive fork: DataLoader workers make
-their own, lazily). It draws a posed mesh seen through pinhole intrinsics K with Blinn-Phong
-shading and returns the RGBA image; alpha is the exact hand silhouette.
+The camera is a pinhole with OpenCV intrinsics ``K`` (pixels; x right, y down, z forward, pixel
+centres at integer coordinates), so what is drawn lines up exactly with ``K @ X`` projections.
+Shading is per pixel in linear RGB: hemisphere ambient + up to ``MAX_LIGHTS`` directional lights
+(wrapped Lambert, Blinn-Phong specular), exposure, a soft shoulder, then sRGB encoding.
+With ``supersample`` > 1 images are rendered that many times larger and box-filtered down
+(anti-aliasing; each step costs about as much as the whole render at 1x).
 
-Pixel convention: OpenCV's (pixel centres at integer coordinates, x right, y down), so a
-camera-space point X projects to ``K @ X / X_z`` exactly where it is drawn.
+EGL contexts do not survive ``fork``: the context is created lazily on first use and again in
+any process that did not create it (each DataLoader worker gets its own).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import os
+from typing import Iterable, Iterator
 
+import cv2
 import numpy as np
 
-VERTEX_SHADER = """
-#version 330
-uniform vec4 intrinsics;      // fx, fy, cx, cy in pixels
-uniform vec2 image_size;      // width, height in pixels
-uniform vec2 depth_range;     // near, far in metres
-in vec3 position;             // camera space, metres (x right, y down, z forward)
-in vec3 normal;
-in vec3 albedo;
-out vec3 v_position;
-out vec3 v_normal;
-out vec3 v_albedo;
-void main() {
-    float z = position.z;
-    vec2 pixel = intrinsics.xy * position.xy / z + intrinsics.zw;      // OpenCV pixel coordinates
-    vec2 ndc = 2.0 * (pixel + 0.5) / image_size - 1.0;                  // image row 0 -> first row read back
-    float n = depth_range.x, f = depth_range.y;
-    float z_ndc = (f + n - 2.0 * f * n / z) / (f - n);
-    gl_Position = vec4(ndc * z, z_ndc * z, z);
-    v_position = position;
-    v_normal = normal;
-    v_albedo = albedo;
-}
-"""
+MAX_LIGHTS = 3
+IN_FLIGHT = 4      # draws queued ahead of the read-back
+VERTEX_FLOATS = 11  # position, normal, albedo, specular, id
+NEAR, FAR = 0.01, 20.0  # metres
 
-FRAGMENT_SHADER = """
+_VERTEX_SHADER = """
 #version 330
-uniform vec3 light_dir;       // unit vector from the surface toward the light, camera space
-uniform vec3 light_color;
-uniform vec3 ambient;
-uniform float specular;
-uniform float shininess;
-in vec3 v_position;
-in vec3 v_normal;
-in vec3 v_albedo;
-out vec4 color;
+uniform vec4 intrinsics;   // fx, fy, cx, cy in pixels
+uniform vec2 image_size;   // W, H in pixels of the final image
+in vec3 in_pos; in vec3 in_nrm; in vec3 in_alb; in float in_spec; in float in_id;
+out vec3 v_pos; out vec3 v_nrm; out vec3 v_alb; out float v_spec; flat out float v_id;
 void main() {
-    vec3 n = normalize(v_normal);
-    vec3 view = normalize(-v_position);
-    if (dot(n, view) < 0.0) n = -n;                                     // inner side of thin parts
-    float diffuse = max(dot(n, light_dir), 0.0);
-    float highlight = pow(max(dot(n, normalize(light_dir + view)), 0.0), shininess);
-    vec3 rgb = v_albedo * (ambient + light_color * diffuse) + specular * light_color * highlight;
-    color = vec4(rgb, 1.0);
+    float z = in_pos.z;
+    vec2 uv = intrinsics.xy * in_pos.xy / z + intrinsics.zw;       // OpenCV pixel coordinates
+    vec2 ndc = 2.0 * (uv + 0.5) / image_size - 1.0;                  // image row v -> GL row v
+    float a = (%(far)s + %(near)s) / (%(far)s - %(near)s);
+    float b = -2.0 * %(far)s * %(near)s / (%(far)s - %(near)s);
+    gl_Position = vec4(ndc * z, a * z + b, z);
+    v_pos = in_pos; v_nrm = in_nrm; v_alb = in_alb; v_spec = in_spec; v_id = in_id;
 }
-"""
+""" % {"near": repr(NEAR), "far": repr(FAR)}
+
+_FRAGMENT_SHADER = """
+#version 330
+uniform int num_lights;
+uniform vec3 light_dir[%(n)d];    // unit vectors from the surface toward each light, camera space
+uniform vec3 light_col[%(n)d];    // linear RGB radiance
+uniform vec3 ambient_up; uniform vec3 ambient_down; uniform vec3 up_dir;
+uniform float wrap; uniform float shininess; uniform float exposure;
+in vec3 v_pos; in vec3 v_nrm; in vec3 v_alb; in float v_spec; flat in float v_id;
+out vec4 frag;
+void main() {
+    vec3 n = normalize(v_nrm);
+    vec3 view = normalize(-v_pos);
+    vec3 col = v_alb * mix(ambient_down, ambient_up, 0.5 + 0.5 * dot(n, up_dir));
+    for (int i = 0; i < num_lights; ++i) {
+        float ndl = dot(n, light_dir[i]);
+        float diffuse = max((ndl + wrap) / (1.0 + wrap), 0.0);
+        vec3 h = normalize(light_dir[i] + view);
+        float spec = ndl > 0.0 ? v_spec * pow(max(dot(n, h), 0.0), shininess) : 0.0;
+        col += light_col[i] * (v_alb * diffuse + spec);
+    }
+    col = exposure * col;
+    col = col / (1.0 + 0.25 * col);                                   // soft shoulder, no hard clipping
+    col = mix(12.92 * col, 1.055 * pow(col, vec3(1.0 / 2.4)) - 0.055, step(0.0031308, col));
+    frag = vec4(clamp(col, 0.0, 1.0), v_id);
+}
+""" % {"n": MAX_LIGHTS}
 
 
 @dataclasses.dataclass
 class Lighting:
-    direction: np.ndarray      # (3,) unit, camera space, from the surface toward the light
-    color: np.ndarray          # (3,) linear RGB
-    ambient: np.ndarray        # (3,)
-    specular: float = 0.15
-    shininess: float = 20.0
+    """Lights and tone, all in camera space; colours linear RGB."""
+
+    directions: np.ndarray          # (n, 3) unit, surface -> light; n <= MAX_LIGHTS
+    colors: np.ndarray              # (n, 3) radiance
+    ambient_up: np.ndarray          # (3,) ambient from the ``up`` side
+    ambient_down: np.ndarray        # (3,) ambient from the opposite side
+    up: np.ndarray                  # (3,) unit "sky" direction
+    wrap: float = 0.2               # 0 = Lambert, >0 softens the terminator (skin-like)
+    shininess: float = 20.0         # Blinn-Phong exponent
+    exposure: float = 1.0
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) area-weighted unit normals of a triangle mesh."""
-    tri = vertices[faces]
-    face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_normals)
-    return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
+@dataclasses.dataclass
+class RenderOutput:
+    """Final-size layers (S = size), uint8."""
+
+    rgba: np.ndarray       # (S, S, 4) sRGB colour over black; alpha = 255 x the pixel's coverage by any geometry
+    hand: np.ndarray       # (S, S) 255 x the pixel's coverage by triangles with id 1 (the hand)
 
 
-class HandRenderer:
-    """``render(vertices, faces, albedo, K, lighting) -> (H, W, 4) float32 RGBA in [0, 1]``."""
+@dataclasses.dataclass
+class Draw:
+    """One mesh to draw. Per-vertex arrays (N vertices, float32): vertices/normals (N, 3) camera
+    space in metres, albedo (N, 3) linear RGB, specular (N,), ids (N,): 1 = hand, 0.5 = other
+    geometry, flat per triangle (the id of its last vertex). ``faces`` (F, 3) int32, counter-
+    clockwise seen from outside a closed surface (back faces are culled), cached under ``mesh_key``."""
 
-    def __init__(self, width: int, height: int):
-        import moderngl  # imported here: the module is only needed where rendering happens
+    vertices: np.ndarray
+    normals: np.ndarray
+    albedo: np.ndarray
+    specular: np.ndarray
+    ids: np.ndarray
+    faces: np.ndarray
+    K: np.ndarray            # (3, 3) intrinsics, pixels
+    lighting: Lighting
+    mesh_key: str = "mesh"
+    tag: object = None       # the caller's, handed back with the image
 
-        self.size = (width, height)
+
+class Renderer:
+    """``render(draws) -> iterator of (Draw, RenderOutput)``, in order.
+
+    ``draws`` is pulled lazily, ``IN_FLIGHT`` ahead of the read-back, so that the rasteriser
+    (llvmpipe's threads, or a GPU) works while the caller prepares the next draws and composites
+    the previous image.
+    """
+
+    def __init__(self, size: int = 224, supersample: int = 1):
+        self.size = int(size)
+        self.supersample = int(supersample)
+        self._pid = None
+
+    def _setup(self) -> None:
+        import moderngl  # imported here: only rendering processes need GL
+
         self.ctx = moderngl.create_standalone_context(backend="egl")
-        self.ctx.enable(moderngl.DEPTH_TEST)
-        self.program = self.ctx.program(vertex_shader=VERTEX_SHADER, fragment_shader=FRAGMENT_SHADER)
-        self.fbo = self.ctx.framebuffer(color_attachments=[self.ctx.texture(self.size, 4, dtype="f1")],
-                                        depth_attachment=self.ctx.depth_renderbuffer(self.size))
-        self._buffers = None
+        self.ctx.enable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
+        self.ctx.front_face = "cw"  # image rows run down (see the vertex shader): outward CCW faces appear CW
+        self.prog = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
+        side = self.size * self.supersample
+        self.fbos = [self.ctx.framebuffer(color_attachments=[self.ctx.renderbuffer((side, side), 4)],
+                                          depth_attachment=self.ctx.depth_renderbuffer((side, side)))
+                     for _ in range(IN_FLIGHT)]
+        self._capacity = 0
+        self._vaos = {}
+        self._pid = os.getpid()
 
-    def _upload(self, arrays: np.ndarray, faces: np.ndarray):
-        """(re)create buffers sized for this mesh; reuse them for the next call of the same size."""
-        if self._buffers is None or self._buffers[0].size != arrays.nbytes:
-            if self._buffers is not None:
-                for b in self._buffers[:2]:
-                    b.release()
-                self._buffers[2].release()
-            vbo = self.ctx.buffer(reserve=arrays.nbytes)
-            ibo = self.ctx.buffer(faces.astype("i4").tobytes())
-            vao = self.ctx.vertex_array(self.program, [(vbo, "3f 3f 3f", "position", "normal", "albedo")], ibo)
-            self._buffers = (vbo, ibo, vao)
-        self._buffers[0].write(arrays.tobytes())
-        return self._buffers[2]
+    def _vao(self, slot: int, draw: Draw):
+        if len(draw.vertices) > self._capacity:  # grow the vertex buffers; vertex arrays are rebuilt
+            self._capacity = max(len(draw.vertices), 2 * self._capacity)
+            self.vbos = [self.ctx.buffer(reserve=self._capacity * VERTEX_FLOATS * 4) for _ in range(IN_FLIGHT)]
+            self._vaos = {}
+        key = (slot, draw.mesh_key)
+        if key not in self._vaos:
+            ibo = self.ctx.buffer(np.ascontiguousarray(draw.faces, np.int32).tobytes())
+            self._vaos[key] = self.ctx.vertex_array(
+                self.prog, [(self.vbos[slot], "3f 3f 3f 1f 1f", "in_pos", "in_nrm", "in_alb", "in_spec", "in_id")],
+                index_buffer=ibo, index_element_size=4)
+        return self._vaos[key]
 
-    def render(self, vertices: np.ndarray, faces: np.ndarray, albedo: np.ndarray, K: np.ndarray,
-               lighting: Lighting) -> np.ndarray:
-        """vertices (V, 3) metres camera space (z > 0), faces (F, 3), albedo (V, 3) in [0, 1], K (3, 3)."""
-        normals = vertex_normals(vertices, faces)
-        arrays = np.ascontiguousarray(np.concatenate([vertices, normals, albedo], axis=1), dtype="f4")
-        vao = self._upload(arrays, faces)
-        depth = vertices[:, 2]
-        p = self.program
-        p["intrinsics"].value = (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
-        p["image_size"].value = self.size
-        p["depth_range"].value = (max(0.01, depth.min() * 0.5), depth.max() * 2.0 + 0.1)
-        p["light_dir"].value = tuple(lighting.direction)
-        p["light_color"].value = tuple(lighting.color)
-        p["ambient"].value = tuple(lighting.ambient)
-        p["specular"].value = lighting.specular
-        p["shininess"].value = lighting.shininess
-        self.fbo.use()
-        self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
-        vao.render()
-        data = self.fbo.read(components=4, dtype="f1")
-        return np.frombuffer(data, np.uint8).reshape(self.size[1], self.size[0], 4).astype(np.float32) / 255.0
+    def _submit(self, slot: int, draw: Draw) -> None:
+        vao = self._vao(slot, draw)
+        data = np.concatenate([draw.vertices, draw.normals, draw.albedo, draw.specular[:, None], draw.ids[:, None]],
+                              axis=1)
+        self.vbos[slot].write(np.ascontiguousarray(data, np.float32).tobytes())
+        p, K, lighting = self.prog, draw.K, draw.lighting
+        p["intrinsics"].value = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+        p["image_size"].value = (float(self.size), float(self.size))
+        lights = np.zeros((2, MAX_LIGHTS, 3), np.float32)
+        lights[0, :len(lighting.directions)], lights[1, :len(lighting.colors)] = lighting.directions, lighting.colors
+        p["num_lights"].value = len(lighting.directions)
+        p["light_dir"].write(lights[0].tobytes())
+        p["light_col"].write(lights[1].tobytes())
+        for name in ("ambient_up", "ambient_down"):
+            p[name].value = tuple(float(c) for c in getattr(lighting, name))
+        p["up_dir"].value = tuple(float(c) for c in lighting.up)
+        p["wrap"].value, p["shininess"].value = float(lighting.wrap), float(lighting.shininess)
+        p["exposure"].value = float(lighting.exposure)
+        self.fbos[slot].use()
+        self.fbos[slot].clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        vao.render(vertices=draw.faces.size)
+        if self.ctx.version_code >= 420:
+            self.ctx.memory_barrier()  # flushes: Mesa starts rasterising only at a flush, else at the read-back
+
+    def _fetch(self, slot: int) -> RenderOutput:
+        side = self.size * self.supersample
+        rgba = np.frombuffer(self.fbos[slot].read(components=4), np.uint8).reshape(side, side, 4).copy()
+        ids = cv2.extractChannel(rgba, 3)
+        cv2.insertChannel(cv2.threshold(ids, 0, 255, cv2.THRESH_BINARY)[1], rgba, 3)  # any geometry
+        hand = cv2.threshold(ids, 191, 255, cv2.THRESH_BINARY)[1]                     # id 1 -> alpha 255
+        if self.supersample > 1:
+            rgba = cv2.resize(rgba, (self.size, self.size), interpolation=cv2.INTER_AREA)
+            hand = cv2.resize(hand, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return RenderOutput(rgba=rgba, hand=hand)
+
+    def render(self, draws: Iterable[Draw]) -> Iterator[tuple[Draw, RenderOutput]]:
+        if self._pid != os.getpid():
+            self._setup()
+        draws = iter(draws)
+        queue = collections.deque()
+        for slot, draw in zip(range(IN_FLIGHT), draws):
+            self._submit(slot, draw)
+            queue.append((slot, draw))
+        while queue:
+            slot, draw = queue.popleft()
+            out = self._fetch(slot)
+            following = next(draws, None)
+            if following is not None:
+                self._submit(slot, following)
+                queue.append((slot, following))
+            yield draw, out
