@@ -133,3 +133,14 @@ def test_joint_regression_follows_shape_changes(open_right):
     # the template's own joints, by contrast, are centimetres off for the extreme hands
     template_errors_mm = 1000 * np.linalg.norm(open_right.joint_regressor @ open_right.v_template - joints, axis=-1)
     assert template_errors_mm.max() > 10.0
+
+
+def test_keypoints_only_matches_the_full_forward(open_right):
+    layer = HandLayer(open_right)
+    pose = torch.randn(3, 16, 3) * 0.4
+    betas, transl = torch.randn(3, 10), torch.randn(3, 3)
+    full = layer(betas, pose, transl)
+    fast = layer(betas, pose, transl, keypoints_only=True)
+    assert fast.vertices is None
+    torch.testing.assert_close(fast.keypoints, full.keypoints)
+    torch.testing.assert_close(fast.joints, full.joints)

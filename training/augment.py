@@ -1,8 +1,9 @@
 """Raw sample -> crop sample (the contract in ``training/sample.py``): ``TrainTransform``, ``EvalTransform``.
 
-Geometry. The crop box is a square around the 2D keypoints' bounding box (side = ``margin`` x its
-longer side, centred on it); training jitters its side and centre. One affine map, raw pixels ->
-crop pixels (pixel centres at integers in both), does everything geometric:
+Geometry (``core.crops``, shared with the engine). The crop box is a square around the 2D
+keypoints' bounding box (side = ``margin`` x its longer side, centred on it); training jitters its
+side and centre. One affine map, raw pixels -> crop pixels (pixel centres at integers in both),
+does everything geometric:
 
     p' = (size / side) * R(angle) @ F @ (p - centre) + (size - 1) / 2,     F = diag(-1, 1) if flipped
 
@@ -50,7 +51,10 @@ from core.hand_model.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from core.torchvision_compat import torchvision  # noqa: F401  (makes torchvision importable on CPU torch)
 from torchvision.transforms import v2
 
-from .sample import IMAGE_MEAN, IMAGE_STD, ROOT
+from core.crops import (CROP_MARGIN, crop_matrix, in_plane_linear, keypoint_box, normalize_image,  # noqa: F401
+                        normalize_keypoints)
+
+from .sample import ROOT
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -61,29 +65,6 @@ def _uniform(low: float, high: float) -> float:
 
 def _chance(p: float) -> bool:
     return p > 0 and torch.rand(()).item() < p
-
-
-def keypoint_box(keypoints_2d: np.ndarray, margin: float) -> tuple[np.ndarray, float]:
-    """(21, 2) pixels -> (centre (2,), side): the square around their bounding box, ``margin`` x its longer side."""
-    low, high = keypoints_2d.min(0), keypoints_2d.max(0)
-    return (low + high) / 2.0, max(float((high - low).max()) * margin, 1.0)
-
-
-def crop_matrix(centre: np.ndarray, side: float, size: int, angle: float, flip: bool) -> np.ndarray:
-    """(2, 3) affine map raw pixels -> crop pixels (see the module docstring); angle in radians."""
-    linear = in_plane_linear(angle, flip)[:2, :2] * (size / side)
-    return np.concatenate([linear, ((size - 1) / 2.0 - linear @ centre)[:, None]], axis=1)
-
-
-def in_plane_linear(angle: float, flip: bool) -> np.ndarray:
-    """(3, 3) L3 = [[R(angle) @ F, 0], [0, 1]]: the crop's linear map on camera-space vectors."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.diag([-1.0 if flip else 1.0, 1.0, 1.0])
-
-
-def normalize_keypoints(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Crop pixels (centres at integers) -> [-1, 1] with -1/+1 at the crop's edges."""
-    return (pixels + 0.5) * (2.0 / size) - 1.0
 
 
 def crop_sample(raw: dict, size: int, centre: np.ndarray, side: float, angle: float, flip: bool,
@@ -117,10 +98,8 @@ def crop_sample(raw: dict, size: int, centre: np.ndarray, side: float, angle: fl
         rotation = torch.from_numpy(in_plane_linear(angle, False)).to(pose.dtype)
         pose[0] = matrix_to_axis_angle(rotation @ axis_angle_to_matrix(pose[0]))
 
-    mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(3, 1, 1)
     return {
-        "image": (torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0 - mean) / std,
+        "image": normalize_image(crop),
         "mask": torch.from_numpy(np.clip(mask, 0.0, 1.0)),
         "keypoints_2d": torch.from_numpy(normalize_keypoints(keypoints, size)).float(),
         "joints_3d": torch.from_numpy(joints).float(),
@@ -137,7 +116,7 @@ def crop_sample(raw: dict, size: int, centre: np.ndarray, side: float, angle: fl
 class EvalTransform:
     """Deterministic crop: the keypoint box, no rotation, left hands flipped to right."""
 
-    def __init__(self, size: int = 128, margin: float = 1.5):
+    def __init__(self, size: int = 128, margin: float = CROP_MARGIN):
         self.size, self.margin = size, margin
 
     def __call__(self, raw: dict) -> dict:
@@ -158,7 +137,7 @@ class TrainTransform:
     def __init__(self, size: int = 128, rotation_deg: float = 180.0, scale_jitter: float = 0.15,
                  translation_jitter: float = 0.1, color_jitter: Optional[Sequence[float]] = (0.4, 0.4, 0.4, 0.05),
                  flip_prob: float = 0.0, occluder_prob: float = 0.3, background_prob: float = 0.5,
-                 backgrounds: Optional[str] = None, margin: float = 1.5):
+                 backgrounds: Optional[str] = None, margin: float = CROP_MARGIN):
         self.size, self.margin = size, margin
         self.rotation, self.scale_jitter, self.translation_jitter = math.radians(rotation_deg), scale_jitter, translation_jitter
         self.flip_prob, self.occluder_prob, self.background_prob = flip_prob, occluder_prob, background_prob

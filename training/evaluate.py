@@ -36,12 +36,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from core.crops import normalize_image
 from core.networks import keypoints_from_heatmaps, load_weights
 from core.networks.camera import project
 from core.networks.weights import WeightsError
 from training import metrics
 from training.plots import pck_plot_png
-from training.sample import IMAGE_MEAN, IMAGE_STD
 
 SYNTHETIC_SEED = 20190  # the held-out synthetic set is the same every time
 PCK_2D_FRACTION = 0.05  # of the crop side
@@ -173,8 +173,7 @@ def load_square(path: str, size: int) -> tuple[torch.Tensor, np.ndarray, tuple[i
     square = np.zeros((side, side, 3), np.uint8)
     square[y0:y0 + h, x0:x0 + w] = bgr
     rgb = cv2.cvtColor(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    image = (torch.from_numpy(rgb).permute(2, 0, 1).float() / 255 - torch.tensor(IMAGE_MEAN)[:, None, None]) \
-        / torch.tensor(IMAGE_STD)[:, None, None]
+    image = normalize_image(rgb)
     return image, bgr, (side, x0, y0)
 
 

@@ -31,8 +31,8 @@ Weak-perspective camera (s, tx, ty): ``keypoints_2d ~= s * joints_3d[:, :2] + (t
 
 from __future__ import annotations
 
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
+from core.crops import IMAGE_MEAN, IMAGE_STD  # noqa: F401 (part of this contract)
+
 NUM_KEYPOINTS = 21
 ROOT = 0  # the wrist keypoint
 

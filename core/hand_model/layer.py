@@ -66,13 +66,16 @@ class HandLayer(nn.Module):
         return self.shapedirs.shape[-1]
 
     def forward(self, betas: Optional[torch.Tensor] = None, pose: Optional[torch.Tensor] = None,
-                transl: Optional[torch.Tensor] = None, pose_format: str = "axis_angle") -> HandOutput:
+                transl: Optional[torch.Tensor] = None, pose_format: str = "axis_angle",
+                keypoints_only: bool = False) -> HandOutput:
         """Pose a batch of hands.
 
         betas:  (B, S) shape coefficients (None: mean shape); fewer than S columns are zero-padded.
         pose:   (B, 16, 3) axis-angle radians, (B, 16, 3, 3) matrices or (B, 16, 6) 6D, per
                 ``pose_format``; joint 0 is the global orientation about the wrist (None: zero pose).
         transl: (B, 3) metres added to everything (None: zero).
+        keypoints_only: skin only the 5 fingertip vertices (``vertices`` is then None): the same
+                keypoints and joints several times faster, for fitting.
         """
         given = [t for t in (betas, pose, transl) if t is not None]
         batch = given[0].shape[0] if given else 1
@@ -109,14 +112,18 @@ class HandLayer(nn.Module):
 
         # Skinning: each joint moves its rest-space points by x -> R_w (x - J_rest) + J_posed.
         skin_trans = joints - (world_rot @ rest_joints.unsqueeze(-1)).squeeze(-1)       # (B, 16, 3)
-        vert_rot = torch.einsum("vj,bjcd->bvcd", self.weights, world_rot)                # (B, V, 3, 3)
-        vert_trans = torch.einsum("vj,bjc->bvc", self.weights, skin_trans)               # (B, V, 3)
-        vertices = (vert_rot @ posed_rest.unsqueeze(-1)).squeeze(-1) + vert_trans        # (B, V, 3)
+        weights = self.weights[self.tip_vertex_ids] if keypoints_only else self.weights              # (V', 16)
+        rest = posed_rest[:, self.tip_vertex_ids] if keypoints_only else posed_rest                 # (B, V', 3)
+        vert_rot = torch.einsum("vj,bjcd->bvcd", weights, world_rot)                     # (B, V', 3, 3)
+        vert_trans = torch.einsum("vj,bjc->bvc", weights, skin_trans)                    # (B, V', 3)
+        vertices = (vert_rot @ rest.unsqueeze(-1)).squeeze(-1) + vert_trans              # (B, V', 3)
 
         if transl is not None:
             vertices = vertices + transl.to(dtype).unsqueeze(1)
             joints = joints + transl.to(dtype).unsqueeze(1)
-        tips = vertices[:, self.tip_vertex_ids]                                           # (B, 5, 3)
+        tips = vertices if keypoints_only else vertices[:, self.tip_vertex_ids]           # (B, 5, 3)
+        if keypoints_only:
+            vertices = None
         keypoints = torch.cat([joints, tips], dim=1)[:, self.keypoint_order]             # (B, 21, 3)
         return HandOutput(vertices, joints, keypoints, rest_vertices, rest_joints, rotations)
 

@@ -1,0 +1,184 @@
+"""Frames in, posed hands out: detect, crop, run the network (batched), place in the camera, refine.
+
+    engine = Engine(EngineOptions(device="auto"))
+    hands = engine.estimate_frames([rgb], K)[0]        # [HandEstimate] of the first frame
+
+All hands of all frames given in one call go through the network as one batch and through the
+refinement as one batch. Left hands are cropped mirrored (the network sees right hands) and
+mirrored back (core.engine.fitting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import cv2
+import numpy as np
+import torch
+
+from core.crops import CROP_MARGIN, crop_matrix, crop_to_source, cut_crop, keypoint_box
+from core.hand_model import HandLayer, PosePrior, load_hand_model
+
+from .detect import Detection, HandDetector
+from .fitting import FIT_STEPS, HandFitter, align_to_keypoints, mirror_intrinsics, mirror_to_left, project_points, wrist_position
+from .network import HandNetwork, resolve_device, resolve_weights
+from .timing import StageTimes
+
+SIDES = ("auto", "right", "left")
+
+
+@dataclasses.dataclass
+class EngineOptions:
+    """Settings of the engine (the command line's options; see ``handcap estimate --help``)."""
+
+    device: str = "auto"                 # auto | cpu | cuda
+    weights: Optional[str] = None        # a .safetensors file, "fast", "accurate", or None (best shipped)
+    hand: str = "auto"                   # auto (both sides) | right | left (only that side)
+    max_hands: int = 2                   # per frame
+    refine: bool = True                  # fit to the 2D keypoints after the network
+    fit_steps: int = FIT_STEPS
+    min_confidence: float = 0.3          # detector threshold
+    boxes: tuple = ()                    # (x0, y0, x1, y1) pixels: use these regions instead of detection
+    threads: int = 0                     # CPU threads for torch (0: torch's default)
+
+
+@dataclasses.dataclass
+class HandEstimate:
+    """One hand in one frame, in the full image's camera (OpenCV axes, metres, pixels, radians)."""
+
+    side: str                  # "right" | "left"
+    score: float               # detection confidence in [0, 1]
+    box: np.ndarray            # (4,) x0, y0, x1, y1 of the detection, pixels
+    pose: np.ndarray           # (16, 3) axis-angle of the hand model of that side
+    betas: np.ndarray          # (B,)
+    transl: np.ndarray         # (3,) the hand layer's translation
+    joints_3d: np.ndarray      # (21, 3) camera space
+    keypoints_2d: np.ndarray   # (21, 2) pixels
+    source: str = "mediapipe"  # where the hand was found: "mediapipe" | "box" | "search"
+
+
+class Engine:
+    """Loads the network, detector and hand model once; ``estimate_frames`` does the work."""
+
+    def __init__(self, options: EngineOptions = EngineOptions()):
+        if options.hand not in SIDES:
+            raise ValueError(f"hand must be one of {SIDES}, got {options.hand!r}")
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.network = HandNetwork(resolve_weights(options.weights, self.device), self.device, options.threads)
+        model = load_hand_model(self.network.config.hand_model, "right")
+        self.layer = HandLayer(model).to(self.device)
+        self.fitter = HandFitter(self.layer, PosePrior(model).to(self.device),
+                                 steps=options.fit_steps if options.refine else 0)
+        self.detector = None if options.boxes else HandDetector(options.max_hands, options.min_confidence)
+        self.times = StageTimes()
+
+    def close(self) -> None:
+        if self.detector is not None:
+            self.detector.close()
+
+    def video_detector(self) -> Optional[HandDetector]:
+        """A detector that tracks from frame to frame, for one video (None with user boxes)."""
+        o = self.options
+        return None if o.boxes else HandDetector(o.max_hands, o.min_confidence, video=True)
+
+    def detect(self, rgb: np.ndarray, detector: Optional[HandDetector] = None) -> list[Detection]:
+        """The hands to estimate in one frame: the user's boxes, or the finds of ``detector`` (default:
+        the engine's photo detector), filtered by side."""
+        if self.options.boxes:
+            side = "left" if self.options.hand == "left" else "right"
+            return [Detection(box=np.asarray(b, np.float64), side=side, score=1.0, keypoints_2d=None, source="box")
+                    for b in self.options.boxes]
+        with self.times("detect"):
+            found = (detector or self.detector).detect(rgb, search=detector is None)
+        if self.options.hand != "auto":
+            found = [d for d in found if d.side == self.options.hand]
+        return found
+
+    def estimate_frames(self, frames: list[np.ndarray], K: np.ndarray,
+                        detections: Optional[list[list[Detection]]] = None) -> list[list[HandEstimate]]:
+        """(H, W, 3) uint8 RGB frames of one camera with intrinsics K (3, 3) -> per frame, its hands."""
+        if detections is None:
+            detections = [self.detect(rgb) for rgb in frames]
+        items = [(f, d) for f, found in enumerate(detections) for d in found]
+        if not items:
+            return [[] for _ in frames]
+        with self.times("crop"):
+            crops, matrices, centres, sides, Ks = self._crops(frames, items, K)
+        with self.times("network"):
+            out = self.network.predict(crops)
+        with self.times("refine"):
+            pose, betas, transl, joints, keypoints = self._place_and_refine(frames, items, out, matrices, centres, sides, Ks)
+        results = [[] for _ in frames]
+        for i, (f, d) in enumerate(items):
+            p, t, j, k = pose[i], transl[i], joints[i], keypoints[i]
+            if d.side == "left":
+                p, t = mirror_to_left(p, t)
+                j = j * np.array([-1.0, 1.0, 1.0])
+                k = np.stack([frames[f].shape[1] - 1 - k[:, 0], k[:, 1]], axis=1)
+            results[f].append(HandEstimate(side=d.side, score=d.score, box=np.asarray(d.box, np.float64),
+                                           pose=p.astype(np.float32), betas=betas[i].astype(np.float32),
+                                           transl=t.astype(np.float32), joints_3d=j.astype(np.float32),
+                                           keypoints_2d=k.astype(np.float32), source=d.source))
+        return results
+
+    def _crops(self, frames, items, K):
+        """Right-hand crops (N, S, S, 3) of the detections, their crop matrices, and in the right-hand
+        frame: crop centres (N, 2), sides (N,) pixels, intrinsics (N, 3, 3)."""
+        size = self.network.input_size
+        crops, matrices, centres, sides, mirrored_K = [], [], [], [], []
+        for f, d in items:
+            width = frames[f].shape[1]
+            points = d.keypoints_2d if d.keypoints_2d is not None else d.box.reshape(2, 2)
+            margin = CROP_MARGIN if d.keypoints_2d is not None else CROP_MARGIN / 1.2  # a box is looser than keypoints
+            centre, side = keypoint_box(points, margin)
+            left = d.side == "left"
+            matrix = crop_matrix(centre, side, size, 0.0, flip=left)
+            crops.append(cut_crop(frames[f], matrix, size))
+            matrices.append(matrix)
+            centres.append([width - 1 - centre[0], centre[1]] if left else centre)
+            sides.append(side)
+            mirrored_K.append(mirror_intrinsics(K, width) if left else np.asarray(K, np.float64))
+        return np.stack(crops), matrices, np.asarray(centres), np.asarray(sides), np.stack(mirrored_K)
+
+    def _place_and_refine(self, frames, items, out, matrices, centres, sides, Ks):
+        """Network output -> (pose, betas, layer transl, camera-space keypoints, pixels) of right hands
+        in the right-hand frame: weak perspective to the camera, PnP to the 2D keypoints, then the fit."""
+        size = self.network.input_size
+        wrists = np.stack([wrist_position(out["camera"][i:i + 1], centres[i:i + 1], sides[i:i + 1], Ks[i])[0]
+                           for i in range(len(items))])
+        targets, weights = [], []
+        for i, (f, d) in enumerate(items):
+            width = frames[f].shape[1]
+            if d.keypoints_2d is not None:
+                points, weight = d.keypoints_2d, np.ones(21)
+            else:  # no landmarks: the network's own heatmap keypoints, weighted by their confidence
+                points = crop_to_source(out["heatmap_keypoints"][i], matrices[i], size)
+                weight = np.clip(out["heatmap_confidence"][i], 0.0, 1.0)
+            if d.side == "left":
+                points = np.stack([width - 1 - points[:, 0], points[:, 1]], axis=1)
+            targets.append(points)
+            weights.append(weight)
+
+        pose_init = out["pose"].copy()
+        for i in range(len(items)):          # the network's hand, turned and placed to match the 2D keypoints
+            aligned = align_to_keypoints(out["joints_3d"][i], targets[i], weights[i], Ks[i]) if self.options.refine else None
+            if aligned is not None:
+                rotation, wrists[i] = aligned
+                root = rotation @ cv2.Rodrigues(pose_init[i, 0].astype(np.float64))[0]
+                pose_init[i, 0] = cv2.Rodrigues(root)[0][:, 0]
+                out["joints_3d"][i] = out["joints_3d"][i] @ rotation.T
+
+        def tensor(a):
+            return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=self.device)
+
+        K_t = tensor(Ks)
+        pose, betas, wrist = self.fitter(tensor(pose_init), tensor(out["betas"]), tensor(wrists), K_t,
+                                         tensor(targets), tensor(weights), tensor(out["joints_3d"]), tensor(sides / CROP_MARGIN))
+        with torch.no_grad():
+            joints = self.fitter.keypoints(pose, betas, wrist)
+            keypoints = project_points(joints, K_t)
+            transl = self.fitter.translation(betas, wrist)
+        return (pose.cpu().numpy(), betas.cpu().numpy(), transl.cpu().numpy(), joints.cpu().numpy(),
+                keypoints.cpu().numpy())

@@ -1,0 +1,117 @@
+"""Video: keep each hand's identity across frames, share one shape per track, smooth over time.
+
+Association is greedy per frame: a hand joins the live track of the same side whose last box
+overlaps it most (IoU >= MIN_IOU, or centres closer than a box side); a track unseen for
+MAX_GAP frames ends. Frames where a track has no hand stay invalid (nothing is invented).
+
+Smoothing is a One Euro filter (Casiez et al. 2012) run forwards and backwards and averaged, so
+an offline video gets no lag. ``strength`` in [0, 1] is the one knob: 0 = off; higher lowers
+the filter's minimum cut-off frequency (smoother, more lag-free blur of jitter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from core.hand_model.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
+from .detect import box_iou
+from .pipeline import HandEstimate
+
+MIN_IOU = 0.1
+MAX_GAP = 15  # frames
+
+
+@dataclasses.dataclass
+class Track:
+    """One hand over a video: per frame index, its estimate (absent = not seen)."""
+
+    side: str
+    frames: dict = dataclasses.field(default_factory=dict)   # frame number -> HandEstimate
+    last_box: np.ndarray = None
+    last_frame: int = -1
+
+
+def _close(track: Track, hand: HandEstimate) -> float:
+    """Match score of a hand for a track: IoU, or a small positive score when the centres are near."""
+    iou = box_iou(track.last_box, hand.box)
+    if iou >= MIN_IOU:
+        return iou
+    a, b = track.last_box, hand.box
+    distance = np.linalg.norm((a[:2] + a[2:]) / 2 - (b[:2] + b[2:]) / 2)
+    return 0.05 if distance < max(a[2] - a[0], a[3] - a[1], 1.0) else 0.0
+
+
+class Tracker:
+    """Feed ``update(frame, hands)`` in frame order; ``tracks`` holds every track made."""
+
+    def __init__(self):
+        self.tracks: list[Track] = []
+
+    def update(self, frame: int, hands: list[HandEstimate]) -> None:
+        live = [t for t in self.tracks if frame - t.last_frame <= MAX_GAP]
+        pairs = sorted(((_close(t, h), ti, hi) for ti, t in enumerate(live) for hi, h in enumerate(hands)
+                        if t.side == h.side), reverse=True)
+        used_tracks, used_hands = set(), set()
+        for score, ti, hi in pairs:
+            if score <= 0 or ti in used_tracks or hi in used_hands:
+                continue
+            self._add(live[ti], frame, hands[hi])
+            used_tracks.add(ti)
+            used_hands.add(hi)
+        for hi, hand in enumerate(hands):
+            if hi not in used_hands:
+                track = Track(side=hand.side)
+                self.tracks.append(track)
+                self._add(track, frame, hand)
+
+    @staticmethod
+    def _add(track: Track, frame: int, hand: HandEstimate) -> None:
+        track.frames[frame] = hand
+        track.last_box, track.last_frame = hand.box, frame
+
+
+def one_euro(values: np.ndarray, fps: float, min_cutoff: float, beta: float = 0.5, d_cutoff: float = 1.0) -> np.ndarray:
+    """One Euro filter of (N, D) samples at ``fps`` along axis 0 (one direction)."""
+    def alpha(cutoff):
+        tau = 1.0 / (2 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau * fps)
+
+    out = np.empty_like(values)
+    out[0] = values[0]
+    derivative = np.zeros_like(values[0])
+    a_d = alpha(d_cutoff)
+    for i in range(1, len(values)):
+        derivative = a_d * (values[i] - out[i - 1]) * fps + (1 - a_d) * derivative
+        a = alpha(min_cutoff + beta * np.abs(derivative))
+        out[i] = a * values[i] + (1 - a) * out[i - 1]
+    return out
+
+
+def smooth(values: np.ndarray, fps: float, strength: float) -> np.ndarray:
+    """Zero-lag One Euro smoothing of (N, D) values: forward and backward passes averaged.
+    strength 0 returns the values unchanged; 1 is the strongest (min cut-off 0.3 Hz)."""
+    if strength <= 0 or len(values) < 3:
+        return values
+    min_cutoff = 10.0 ** (1.0 - 1.5 * float(np.clip(strength, 0.0, 1.0)))      # 10 Hz .. 0.3 Hz
+    forward = one_euro(values, fps, min_cutoff)
+    backward = one_euro(values[::-1], fps, min_cutoff)[::-1]
+    return 0.5 * (forward + backward)
+
+
+def smooth_rotations(pose: np.ndarray, fps: float, strength: float) -> np.ndarray:
+    """(N, J, 3) axis-angle -> smoothed, through rotation matrices (no wrap-around jumps),
+    re-orthonormalised by SVD."""
+    if strength <= 0 or len(pose) < 3:
+        return pose
+    n, joints = pose.shape[:2]
+    matrices = axis_angle_to_matrix(torch.as_tensor(pose, dtype=torch.float64)).numpy().reshape(n, joints * 9)
+    matrices = smooth(matrices, fps, strength).reshape(n * joints, 3, 3)
+    u, _, vt = np.linalg.svd(matrices)
+    d = np.sign(np.linalg.det(u @ vt))
+    u[:, :, -1] *= d[:, None]
+    rotations = torch.as_tensor(u @ vt)
+    return matrix_to_axis_angle(rotations).numpy().reshape(n, joints, 3).astype(pose.dtype)
