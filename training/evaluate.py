@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from core.crops import normalize_image
+from core.engine.overlay import draw_keypoints
 from core.networks import keypoints_from_heatmaps, load_weights
 from core.networks.camera import project
 from core.networks.weights import WeightsError
@@ -46,9 +47,6 @@ from training.plots import pck_plot_png
 SYNTHETIC_SEED = 20190  # the held-out synthetic set is the same every time
 PCK_2D_FRACTION = 0.05  # of the crop side
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
-         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
-FINGER_COLOURS = [(60, 60, 230), (60, 200, 60), (230, 160, 40), (200, 60, 200), (40, 200, 230)]  # BGR, thumb..pinky
 
 
 class SpecError(ValueError):
@@ -191,12 +189,7 @@ def draw_overlay(bgr: np.ndarray, keypoints_px: np.ndarray, mesh_px: np.ndarray 
             cv2.fillConvexPoly(mask, triangle, 255)
         shaded = (0.5 * image + 0.5 * np.array([255, 190, 60])).astype(np.uint8)
         image[mask > 0] = shaded[mask > 0]
-    thickness = max(1, round(max(image.shape[:2]) / 300))
-    points = np.round(keypoints_px).astype(np.int32)
-    for bone, (a, b) in enumerate(BONES):
-        cv2.line(image, tuple(points[a]), tuple(points[b]), FINGER_COLOURS[bone // 4], thickness + 1, cv2.LINE_AA)
-    for point in points:
-        cv2.circle(image, tuple(point), thickness + 2, (255, 255, 255), -1, cv2.LINE_AA)
+    draw_keypoints(image, keypoints_px)
     return image
 
 

@@ -8,9 +8,8 @@ import numpy as np
 from blender_addon.capture_format import HandTrack
 
 from core.capture import project
+from core.hand_model.model import KEYPOINT_BONES
 
-BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
-         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
 FINGER_COLOURS = [(60, 60, 230), (60, 200, 60), (230, 160, 40), (200, 60, 200), (40, 200, 230)]  # BGR, thumb..pinky
 MESH_COLOUR = {"right": np.array([255, 200, 120.0]), "left": np.array([120, 200, 255.0])}        # BGR
 MESH_ALPHA = 0.6
@@ -41,7 +40,7 @@ def draw_keypoints(bgr: np.ndarray, keypoints_2d: np.ndarray) -> None:
     """Draw the 21-keypoint skeleton (pixels) into ``bgr`` in place, one colour per finger."""
     thickness = max(1, round(max(bgr.shape[:2]) / 400))
     points = np.round(keypoints_2d).astype(int)
-    for i, (a, b) in enumerate(BONES):
+    for i, (a, b) in enumerate(KEYPOINT_BONES):
         cv2.line(bgr, tuple(points[a]), tuple(points[b]), FINGER_COLOURS[i // 4], thickness, cv2.LINE_AA)
     for p in points:
         cv2.circle(bgr, tuple(p), thickness + 1, (255, 255, 255), -1, cv2.LINE_AA)

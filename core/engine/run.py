@@ -90,9 +90,7 @@ def to_rgb8(image: np.ndarray, path: str) -> np.ndarray:
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     channels = image.shape[2]
-    if channels == 1:
-        return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2RGB)
-    if channels == 2:
+    if channels in (1, 2):                                  # gray, or gray + alpha
         return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2RGB)
     if channels == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
@@ -235,7 +233,8 @@ class Estimator:
     def __init__(self, options: EngineOptions, video: VideoOptions, out_dir: str, overlay: bool = False,
                  focal: Optional[float] = None, K_file: Optional[str] = None, progress: Progress = None):
         self.options, self.video, self.out_dir, self.overlay = options, video, out_dir, overlay
-        self.focal, self.K_file = focal, K_file
+        self.focal = focal
+        self.K_fixed = intrinsics(1, 1, K_file=K_file) if K_file else None   # a bad file fails here, once
         self.progress = progress or Progress()
         self.engine = Engine(options)
         self.builder = TrackBuilder(self.engine.network.config.hand_model, self.engine.device)
@@ -263,7 +262,7 @@ class Estimator:
         return outputs, failed
 
     def _K(self, width: int, height: int) -> np.ndarray:
-        return intrinsics(width, height, self.focal, self.K_file)
+        return self.K_fixed if self.K_fixed is not None else intrinsics(width, height, self.focal)
 
     def photo(self, path: str) -> str:
         rgb = read_image(path)

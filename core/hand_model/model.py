@@ -31,6 +31,9 @@ TIP_NAMES = ("thumb4", "index4", "middle4", "ring4", "pinky4")
 # wrist, then thumb, index, middle, ring, pinky, each from base to tip.
 KEYPOINT_ORDER = np.array([0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20])
 KEYPOINT_NAMES = tuple((JOINT_NAMES + TIP_NAMES)[i] for i in KEYPOINT_ORDER)
+# The 20 bones of the 21-keypoint skeleton (keypoint index pairs), finger by finger, thumb first.
+KEYPOINT_BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
+                  (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20))
 SIDES = ("right", "left")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .layer import HandLayer
-from .model import load_hand_model
+from .model import KEYPOINT_BONES, load_hand_model
 from .prior import PosePrior
 
 # (flex, abd, twist) in radians per finger joint for a few named poses (right-hand convention).
@@ -23,8 +23,6 @@ _FIST = {"index": (1.5, 1.7, 1.1), "middle": (1.5, 1.75, 1.1), "ring": (1.5, 1.7
          "pinky": (1.5, 1.75, 1.1), "thumb": (0.6, 0.8, 1.0)}
 _FINGER_JOINTS = {"index": (1, 2, 3), "middle": (4, 5, 6), "ring": (10, 11, 12), "pinky": (7, 8, 9),
                   "thumb": (13, 14, 15)}
-_BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
-          (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
 
 
 def named_pose(prior: PosePrior, name: str) -> torch.Tensor:
@@ -61,7 +59,7 @@ def draw_hand(ax, vertices: np.ndarray, faces: np.ndarray, keypoints: np.ndarray
     ax.add_collection(PolyCollection(tri[front][order, :, :2], facecolors=colors, edgecolors=colors, linewidths=0.2))
     if keypoints is not None:
         k = keypoints @ view.T
-        for a, b in _BONES:
+        for a, b in KEYPOINT_BONES:
             ax.plot(k[[a, b], 0], k[[a, b], 1], color="tab:blue", lw=0.8, alpha=0.8)
         ax.scatter(k[:, 0], k[:, 1], s=4, color="tab:red", zorder=3)
     lo, hi = v[:, :2].min(0), v[:, :2].max(0)

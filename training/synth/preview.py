@@ -13,11 +13,11 @@ import os
 import cv2
 import numpy as np
 
+from core.engine.overlay import FINGER_COLOURS
+from core.hand_model.model import KEYPOINT_BONES
+
 from .dataset import SyntheticHands
 
-BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
-         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
-FINGER_COLOURS = [(60, 60, 230), (60, 200, 60), (230, 160, 40), (200, 60, 200), (40, 200, 230)]  # BGR, thumb..pinky
 LABEL_HEIGHT = 22
 
 
@@ -32,7 +32,7 @@ def draw_sample(sample: dict, annotate: bool, tile: int) -> np.ndarray:
         cv2.drawContours(image, contours, -1, (255, 255, 255), 1, cv2.LINE_AA)
         pixels = (sample["keypoints_2d"].numpy() + 0.5) * scale - 0.5                     # in the resized tile
         points = np.round(pixels * 4).astype(np.int32)                                    # 2 fractional bits
-        for k, (a, b) in enumerate(BONES):
+        for k, (a, b) in enumerate(KEYPOINT_BONES):
             cv2.line(image, tuple(points[a]), tuple(points[b]), FINGER_COLOURS[k // 4], 2, cv2.LINE_AA, shift=2)
         for k, p in enumerate(points):
             cv2.circle(image, tuple(p), 2 * 4, FINGER_COLOURS[max(k - 1, 0) // 4], -1, cv2.LINE_AA, shift=2)
