@@ -7,8 +7,9 @@ imports bpy at module level: ``register``/``unregister`` import the Blender side
 Modules: capture_format (the file format; numpy only), naming / rig_math / camera_math
 (names and numpy math), build_mesh / build_armature / build_camera / keyframes (scene
 building blocks), import_capture (capture -> scene), export_scene (.blend/.fbx/.glb),
-convert + batch (headless), engine (the engine process), preferences / properties /
-ops_import / ops_estimate / panel / addon (the UI).
+convert + batch (headless), engine (the engine process), regions (hand boxes given instead
+of detection), preferences / properties / ops_import / ops_regions / ops_estimate / panel / addon
+(the UI).
 """
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import ops_estimate, ops_import, panel, preferences, properties
+from . import ops_estimate, ops_import, ops_regions, panel, preferences, properties
 
 CLASSES = (preferences.HANDCAP_AddonPreferences, *properties.CLASSES, *ops_import.CLASSES,
-           *ops_estimate.CLASSES, *panel.CLASSES)
+           *ops_regions.CLASSES, *ops_estimate.CLASSES, *panel.CLASSES)
 
 
 def register() -> None:

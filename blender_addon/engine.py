@@ -20,6 +20,8 @@ import subprocess
 import threading
 import time
 
+from .regions import box_arguments
+
 ENV_PYTHON = "HANDCAP_PYTHON"
 NOT_FOUND = ("engine not found: set the engine's Python in the add-on preferences "
              f"(or the {ENV_PYTHON} environment variable)")
@@ -40,18 +42,22 @@ class EstimateOptions:
     frame_end: int = -1           # inclusive; -1 = to the end
     frame_step: int = 1
     device: str = "auto"          # auto | cpu | cuda
+    boxes: tuple = ()             # hand regions (x0, y0, x1, y1) in pixels, used instead of detection
 
     def arguments(self) -> list:
         """Engine command-line options for the settings that differ from the defaults
-        (so the defaults are the engine's own and a plain estimate needs no options)."""
+        (so the defaults are the engine's own and a plain estimate needs no options),
+        then one ``--box x0,y0,x1,y1`` per hand region."""
         default = EstimateOptions()
         args = []
         for field in dataclasses.fields(self):
+            if field.name == "boxes":
+                continue
             value = getattr(self, field.name)
             if value != getattr(default, field.name):
                 text = f"{value:g}" if isinstance(value, float) else str(value)
                 args += ["--" + field.name.replace("_", "-"), text]
-        return args
+        return args + box_arguments(self.boxes)
 
 
 def find_engine_python(preference: str = "") -> str:

@@ -13,8 +13,9 @@ import tempfile
 
 import bpy
 
-from . import engine
+from . import engine, regions
 from .ops_import import import_and_report
+from .ops_regions import source_size
 from .preferences import engine_python_preference
 
 _ACTIVE_RUNS = set()          # runs to stop if the add-on is disabled mid-estimate
@@ -98,13 +99,16 @@ class HANDCAP_OT_estimate(bpy.types.Operator):
                 raise engine.EngineError("choose a photo or video first")
             if not os.path.isfile(path):
                 raise engine.EngineError(f"{path}: no such file")
+            options = settings.options()
+            if settings.use_regions:                  # checked before anything is launched
+                options.boxes = tuple(regions.check_boxes(options.boxes, source_size(path), required=True))
             python = engine.find_engine_python(engine_python_preference(context))
             out_dir = (bpy.path.abspath(settings.output_dir) if settings.output_dir
                        else tempfile.mkdtemp(prefix="handcap-"))
             os.makedirs(out_dir, exist_ok=True)
-            command = engine.estimate_command(python, path, out_dir, settings.options())
+            command = engine.estimate_command(python, path, out_dir, options)
             self._run = engine.EngineRun(command, cwd=out_dir).start()
-        except (engine.EngineError, OSError) as e:
+        except (engine.EngineError, regions.RegionError, OSError) as e:
             self.report({"ERROR"}, f"Estimate Hand: {e}")
             return False
         _ACTIVE_RUNS.add(self._run)

@@ -7,6 +7,22 @@ import bpy
 from . import engine
 
 
+class HANDCAP_Region(bpy.types.PropertyGroup):
+    """One hand region: a box in pixels of the chosen photo or video, y down from the top."""
+
+    x0: bpy.props.IntProperty(name="X0", description="Left edge in pixels (from the image's left)",
+                              default=0, min=0, subtype="PIXEL")
+    y0: bpy.props.IntProperty(name="Y0", description="Top edge in pixels (from the image's top)",
+                              default=0, min=0, subtype="PIXEL")
+    x1: bpy.props.IntProperty(name="X1", description="Right edge in pixels (from the image's left)",
+                              default=0, min=0, subtype="PIXEL")
+    y1: bpy.props.IntProperty(name="Y1", description="Bottom edge in pixels (from the image's top)",
+                              default=0, min=0, subtype="PIXEL")
+
+    def box(self) -> tuple:
+        return (self.x0, self.y0, self.x1, self.y1)
+
+
 class HANDCAP_Settings(bpy.types.PropertyGroup):
     """What the Estimate Hand panel asks the engine for."""
 
@@ -39,12 +55,22 @@ class HANDCAP_Settings(bpy.types.PropertyGroup):
     output_dir: bpy.props.StringProperty(
         name="Capture Folder", description="Where capture files go (empty: a temporary folder)",
         subtype="DIR_PATH", default="")
+    use_regions: bpy.props.BoolProperty(
+        name="Use Regions Instead of Detection",
+        description=("Estimate one hand in each region below instead of detecting hands "
+                     "(the same regions on every frame of a video)"),
+        default=False)
+    regions: bpy.props.CollectionProperty(type=HANDCAP_Region)
+
+    def boxes(self) -> tuple:
+        """The regions to pass to the engine: all of them when they are in use, else none."""
+        return tuple(r.box() for r in self.regions) if self.use_regions else ()
 
     def options(self) -> engine.EstimateOptions:
         return engine.EstimateOptions(
             hand=self.hand, max_hands=self.max_hands, smoothing=self.smoothing,
             frame_start=self.frame_start, frame_end=self.frame_end, frame_step=self.frame_step,
-            device=self.device)
+            device=self.device, boxes=self.boxes())
 
 
 class HANDCAP_State(bpy.types.PropertyGroup):
@@ -56,7 +82,7 @@ class HANDCAP_State(bpy.types.PropertyGroup):
     status: bpy.props.StringProperty(default="", options={"SKIP_SAVE"})
 
 
-CLASSES = (HANDCAP_Settings, HANDCAP_State)
+CLASSES = (HANDCAP_Region, HANDCAP_Settings, HANDCAP_State)   # Region before Settings (it uses it)
 
 
 def register_properties() -> None:

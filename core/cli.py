@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--hand-model", default="open", metavar="open|PATH",
                      help="hand model of the output: 'open' (shipped) or a MANO_RIGHT.pkl the network was trained with")
     est.add_argument("--hand", choices=["auto", "right", "left"], default="auto",
-                     help="which hands to capture (auto: both); with --box, the side of the boxed hands")
+                     help="which hands to capture (auto: both); with --box, MediaPipe's landmark model tells the "
+                          "side of a boxed hand, and this is the side where it cannot (auto: right)")
     est.add_argument("--max-hands", type=int, default=2, help="at most this many hands per frame (default: %(default)s)")
     est.add_argument("--box", action="append", default=[], metavar="x0,y0,x1,y1",
                      help="a hand's region in pixels, used instead of detection (repeat for several hands)")

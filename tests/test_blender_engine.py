@@ -253,15 +253,22 @@ class RecordingLayout:
         self.log.append(("prop", name))
 
     def operator(self, idname, **kw):
+        from types import SimpleNamespace
         category, name = idname.split(".")
         assert hasattr(getattr(__import__("bpy").ops, category), name), idname
         self.log.append(("operator", idname))
+        return SimpleNamespace()                   # operator properties get set on it
 
     def progress(self, **kw):
         self.log.append(("progress", kw["text"]))
 
+    def label(self, **kw):
+        self.log.append(("label", kw.get("text", "")))
+
     def column(self, **kw):
         return self
+
+    row = box = column
 
     def separator(self, **kw):
         pass

@@ -19,7 +19,7 @@ from tests.test_blender_support import REPO, bpy_or_skip, make_fake_engine, save
 ADDON = os.path.join(REPO, "blender_addon")
 ALLOWED = {"bpy", "bpy_extras", "numpy"}      # bpy_extras ships inside bpy
 # modules that must import without Blender (core imports capture_format from an env without bpy)
-BPY_FREE = ("capture_format", "naming", "rig_math", "camera_math", "engine")
+BPY_FREE = ("capture_format", "naming", "rig_math", "camera_math", "engine", "regions")
 
 
 def addon_sources():
@@ -100,12 +100,14 @@ result["prefs_class"] = type(prefs).__name__
 prefs.engine_python = sys.executable
 result["import"] = list(bpy.ops.handcap.import_capture(filepath=capture))
 result["estimate"] = list(bpy.ops.handcap.estimate(input_path=photo))
+result["region"] = list(bpy.ops.handcap.region_add(x0=1, y0=2, x1=30, y1=40))
 result["collections"] = sorted(c.name for c in bpy.context.scene.collection.children)
 result["panel"] = hasattr(bpy.types, "HANDCAP_PT_estimate")
 menu = bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
 result["menu"] = any("handcap" in getattr(f, "__module__", "") for f in menu)
 bpy.ops.preferences.addon_disable(module=key)
-result["unregistered"] = not hasattr(bpy.types, "HANDCAP_PT_estimate")
+result["unregistered"] = not any(hasattr(bpy.types, name)
+                                 for name in ("HANDCAP_PT_estimate", "HANDCAP_PT_regions_image"))
 print("RESULT " + json.dumps(result))
 """
 
@@ -125,7 +127,7 @@ def test_built_zip_installs_headlessly_and_its_operators_run(built_zip, tmp_path
     assert result.returncode == 0 and lines, result.stdout + result.stderr
     got = json.loads(lines[0][len("RESULT "):])
     assert got == {"enabled": True, "prefs_class": "HANDCAP_AddonPreferences",
-                   "import": ["FINISHED"], "estimate": ["FINISHED"],
+                   "import": ["FINISHED"], "estimate": ["FINISHED"], "region": ["FINISHED"],
                    "collections": ["Collection", "snapshot", "take"], "panel": True, "menu": True,
                    "unregistered": True}
     installed = tmp_path / "blender_user" / "extensions" / "user_default" / "handcap"

@@ -144,3 +144,16 @@ def test_keypoints_only_matches_the_full_forward(open_right):
     assert fast.vertices is None
     torch.testing.assert_close(fast.keypoints, full.keypoints)
     torch.testing.assert_close(fast.joints, full.joints)
+
+
+def test_keypoints_only_matches_with_pose_correctives():
+    """The precomputed joint/tip shape directions and tip correctives of keypoints_only (a model with
+    posedirs, float64) give the full forward's keypoints and rest joints."""
+    layer = HandLayer(random_hand_model(seed=3, correctives=True), torch.float64)
+    pose = torch.randn(4, 16, 3, dtype=torch.float64) * 0.5
+    betas, transl = torch.randn(4, 10, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    full = layer(betas, pose, transl)
+    fast = layer(betas, pose, transl, keypoints_only=True)
+    assert fast.vertices is None and fast.rest_vertices is None
+    torch.testing.assert_close(fast.keypoints, full.keypoints)
+    torch.testing.assert_close(fast.rest_joints, full.rest_joints)

@@ -35,9 +35,9 @@ def test_train_writes_weights_metrics_curves_and_resumes(tmp_path):
     for name in ("weights.safetensors", "checkpoint.pt", "metrics.csv", "curves.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     model, config = load_weights(os.path.join(out, "weights.safetensors"))
-    assert (config.arch, config.input_size) == ("hamr", 128)
+    assert (config.arch, config.input_size) == ("hamr", 96)
     with torch.no_grad():
-        assert model(torch.zeros(1, 3, 128, 128))["joints_3d"].shape == (1, 21, 3)
+        assert model(torch.zeros(1, 3, 96, 96))["joints_3d"].shape == (1, 21, 3)
     rows = _rows(out)
     assert [int(r["step"]) for r in rows if r.get("train/loss")] == [1, 2]
     assert any(r.get("val/pa_mpjpe_mm") for r in rows)

@@ -20,7 +20,7 @@ import torch
 from core.crops import CROP_MARGIN, crop_matrix, crop_to_source, cut_crop, keypoint_box
 from core.hand_model import HandLayer, PosePrior, load_hand_model
 
-from .detect import Detection, HandDetector
+from .detect import Detection, HandDetector, RegionSweep
 from .fitting import FIT_STEPS, HandFitter, align_to_keypoints, mirror_intrinsics, mirror_to_left, project_points, wrist_position
 from .network import HandNetwork, resolve_device, resolve_weights
 from .timing import StageTimes
@@ -72,11 +72,13 @@ class Engine:
         self.fitter = HandFitter(self.layer, PosePrior(model).to(self.device),
                                  steps=options.fit_steps if options.refine else 0)
         self.detector = None if options.boxes else HandDetector(options.max_hands, options.min_confidence)
+        self.box_looker = RegionSweep() if options.boxes else None
         self.times = StageTimes()
 
     def close(self) -> None:
-        if self.detector is not None:
-            self.detector.close()
+        for part in (self.detector, self.box_looker):
+            if part is not None:
+                part.close()
 
     def video_detector(self) -> Optional[HandDetector]:
         """A detector that tracks from frame to frame, for one video (None with user boxes)."""
@@ -87,14 +89,23 @@ class Engine:
         """The hands to estimate in one frame: the user's boxes, or the finds of ``detector`` (default:
         the engine's photo detector), filtered by side."""
         if self.options.boxes:
-            side = "left" if self.options.hand == "left" else "right"
-            return [Detection(box=np.asarray(b, np.float64), side=side, score=1.0, keypoints_2d=None, source="box")
-                    for b in self.options.boxes]
+            with self.times("detect"):
+                return [self._in_box(rgb, np.asarray(b, np.float64)) for b in self.options.boxes]
         with self.times("detect"):
             found = (detector or self.detector).detect(rgb, search=detector is None)
         if self.options.hand != "auto":
             found = [d for d in found if d.side == self.options.hand]
         return found
+
+    def _in_box(self, rgb: np.ndarray, box: np.ndarray) -> Detection:
+        """A user's (4,) box: MediaPipe's landmark model looks inside it for the hand's side and
+        landmarks. Where it sees none (or a hand of the side --hand excludes), the box is used as it
+        is, as the --hand side (right when auto)."""
+        found = self.box_looker.look_in(rgb, box)
+        if found is not None and self.options.hand in ("auto", found.side):
+            return dataclasses.replace(found, box=box)
+        side = "left" if self.options.hand == "left" else "right"
+        return Detection(box=box, side=side, score=1.0, keypoints_2d=None, source="box")
 
     def estimate_frames(self, frames: list[np.ndarray], K: np.ndarray,
                         detections: Optional[list[list[Detection]]] = None) -> list[list[HandEstimate]]:

@@ -104,7 +104,10 @@ class PosePrior(torch.nn.Module):
         return torch.einsum("jca,bjc->bja", self.frames.to(pose.dtype), pose)
 
     def limit_loss(self, pose: torch.Tensor) -> torch.Tensor:
-        a = self.angles(pose)[:, 1:]
+        return self._violation(self.angles(pose)[:, 1:])
+
+    def _violation(self, a: torch.Tensor) -> torch.Tensor:
+        """(B, 15, 3) finger angles -> (B,) squared violation of the limits."""
         lower, upper = self.lower[1:].to(a.dtype), self.upper[1:].to(a.dtype)
         over = torch.relu(a - upper) + torch.relu(lower - a)
         return (over * over).sum(dim=(1, 2))
@@ -112,7 +115,7 @@ class PosePrior(torch.nn.Module):
     def score(self, pose: torch.Tensor) -> torch.Tensor:
         a = self.angles(pose)[:, 1:]
         z = (a - self.mean[1:].to(a.dtype)) / self.std[1:].to(a.dtype)
-        return 0.5 * (z * z).sum(dim=(1, 2)) + self.limit_weight * self.limit_loss(pose)
+        return 0.5 * (z * z).sum(dim=(1, 2)) + self.limit_weight * self._violation(a)
 
     def from_angles(self, angles: torch.Tensor) -> torch.Tensor:
         """(B, 16, 3) (flex, abd, twist) -> (B, 16, 3) axis-angle for this side (wrist row passed through)."""

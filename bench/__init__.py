@@ -1,0 +1,24 @@
+"""handcap's benchmark: speed and accuracy side by side with the peers, in one table.
+
+    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement] [--repeat N] [--frames N]
+                    [--out DIR] [--quick]
+
+Sections (each runs in a process of its own and adds rows to one table):
+
+  engine     the engine on this CPU, 640x480 video: frames/s end to end and ms/frame per stage
+             (decode, detect, crop, network, refine, smooth, write), fast and accurate models,
+             beside MediaPipe's hand tracker on the same frames           (bench/engine.py)
+  gpu        the network alone on the GPU: crops/s at batch 1, 32, 256 in bf16, against the bare
+             forward pass of its backbone (the ceiling)                     (bench/gpu.py)
+  blender    rig build, keyframes for 10,000 frames, whole import, FBX and GLB export (bench/blender.py)
+  train      training images/s with training.train's loop, CPU (and GPU)    (bench/train.py)
+  accuracy   PA-MPJPE and 3D PCK AUC on held-out synthetic renders          (bench/accuracy.py)
+  agreement  2D PCK@0.1/0.2 against MediaPipe's landmarks on ../shared/real_images (bench/accuracy.py)
+
+Every timing is the median of ``--repeat`` runs after a warm-up run, with the spread (min-max).
+The table is printed and written atomically to DIR/bench.md and DIR/bench.json (default
+bench/results/) with the date, the machine and the command. ``--quick`` is a smoke run (tiny
+sizes, one run each): its numbers mean nothing.
+"""
+
+SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement")

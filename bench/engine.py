@@ -1,0 +1,142 @@
+"""The engine on this CPU: a 640x480 video, stage by stage, beside MediaPipe's hand tracker.
+
+Makes a 640x480 test video (the bundled demo render of a hand gliding over a gradient, written
+with OpenCV), runs ``handcap estimate`` on it (the Estimator, as the command line does) once to
+warm up and ``repeat`` times measured, for each shipped model, and reports per stage (decode,
+detect, crop, network, refine, smooth, write) the milliseconds per frame and end to end the
+frames/s; beside it, MediaPipe's hand tracker alone on the same decoded frames (the reference
+most Blender capture add-ons use). The fit's quality is the mean distance (pixels) between the
+fitted hand's projected keypoints and the landmarks it was fitted to, before smoothing.
+Target (ARCHITECTURE.md): CPU video >= 30 frames/s with the fast model.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+from .common import MODELS, REPO, Options, Row, ms, rate, shipped_weights, skipped
+
+STAGES = ("decode", "detect", "crop", "network", "refine", "smooth", "write")
+WIDTH, HEIGHT = 640, 480
+
+
+def make_video(path: str, frames: int, fps: float = 30.0) -> None:
+    """A hand (the bundled demo render, scaled to 280 px) gliding over a grey gradient, 640x480."""
+    hand = cv2.resize(cv2.imread(os.path.join(REPO, "core", "assets", "demo_hand.jpg")), (280, 280))
+    background = np.tile(np.linspace(90, 170, WIDTH, dtype=np.uint8)[None, :, None], (HEIGHT, 1, 3))
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (WIDTH, HEIGHT))
+    for i in range(frames):
+        frame = background.copy()
+        x = int(60 + 250 * (0.5 - 0.5 * np.cos(2 * np.pi * i / frames)))
+        y = int(90 + 40 * np.sin(2 * np.pi * i / frames))
+        frame[y:y + 280, x:x + 280] = hand
+        writer.write(frame)
+    writer.release()
+
+
+def engine_run(video: str, weights: str, out: str, device: str = "cpu", threads: int = 0) -> dict:
+    """One ``handcap estimate`` run of a video: seconds per stage, total seconds, frames estimated,
+    and the fit's errors (pixels, one per hand and frame, against the landmarks it was fitted to)."""
+    from blender_addon.capture_format import load_capture
+    from core.engine.pipeline import EngineOptions
+    from core.engine.run import Estimator, Progress, VideoOptions
+
+    estimator = Estimator(EngineOptions(device=device, weights=weights, threads=threads), VideoOptions(), out,
+                          progress=Progress("text"))
+    engine, errors = estimator.engine, []
+    estimate_frames = engine.estimate_frames
+
+    def measured(frames, K, detections=None):           # the fit's 2D error, per hand (not timed)
+        results = estimate_frames(frames, K, detections)
+        for found, hands in zip(detections or [], results):
+            errors.extend(float(np.linalg.norm(h.keypoints_2d - d.keypoints_2d, axis=1).mean())
+                          for d, h in zip(found, hands) if d.keypoints_2d is not None)
+        return results
+
+    engine.estimate_frames = measured
+    try:
+        start = time.perf_counter()
+        with open(os.devnull, "w") as devnull:
+            stderr, sys.stderr = sys.stderr, devnull
+            try:
+                outputs, failed = estimator.run([video])
+            finally:
+                sys.stderr = stderr
+        total = time.perf_counter() - start
+        frames = load_capture(outputs[0]).tracks[0].num_frames if outputs and not failed else 0
+        return {"stages": dict(engine.times.seconds), "total": total, "frames": frames, "fit_errors": errors}
+    finally:
+        estimator.close()
+
+
+def decoded_frames(video: str) -> list:
+    capture, frames = cv2.VideoCapture(video), []
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return frames
+
+
+def mediapipe_run(frames: list) -> float:
+    """MediaPipe Hands (tracking mode, the full model, as the engine runs it) alone on decoded frames: seconds."""
+    from core.engine.detect import HandDetector
+
+    with HandDetector(max_hands=2, video=True) as detector:
+        start = time.perf_counter()
+        for rgb in frames:
+            detector.detect(rgb)
+        return time.perf_counter() - start
+
+
+def run(options: Options) -> dict:
+    frames, repeat = options.frames, options.repeat
+    result = {"video": f"{WIDTH}x{HEIGHT}, {frames} frames (synthetic)", "device": "cpu", "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        video = os.path.join(tmp, "bench_640x480.mp4")
+        make_video(video, frames)
+        for name in MODELS:
+            weights = shipped_weights(name)
+            if weights is None:
+                result["models"][name] = {"skipped": "no weights"}
+                continue
+            engine_run(video, weights, os.path.join(tmp, f"warmup_{name}"))
+            runs = [engine_run(video, weights, os.path.join(tmp, f"{name}{i}")) for i in range(repeat)]
+            done = runs[0]["frames"] or frames
+            result["models"][name] = {
+                "weights": os.path.relpath(weights, REPO), "frames": done,
+                "stages_ms_per_frame": {s: ms([r["stages"].get(s, 0.0) / done for r in runs]) for s in STAGES},
+                "fps": rate(done, [r["total"] for r in runs], "frames/s"),
+                "fit_error_px": float(np.mean(runs[0]["fit_errors"])) if runs[0]["fit_errors"] else None,
+            }
+        rgb = decoded_frames(video)
+        mediapipe_run(rgb)
+        result["mediapipe"] = {"fps": rate(len(rgb), [mediapipe_run(rgb) for _ in range(repeat)], "frames/s")}
+    return result
+
+
+def rows(result: dict) -> list:
+    out, mp = [], result.get("mediapipe", {}).get("fps")
+    for name, model in result["models"].items():
+        if "skipped" in model:
+            out.append(skipped("engine", f"{name}: end to end, {result['video']}", model["skipped"]))
+            continue
+        ratio = model["fps"]["median"] / mp["median"] if mp else None
+        out.append(Row("engine", f"{name}: end to end, {result['video']}, CPU", model["fps"],
+                       reference=f"MediaPipe Hands alone {mp['median']:.1f} frames/s" if mp else "", ratio=ratio))
+        for stage, value in model["stages_ms_per_frame"].items():
+            out.append(Row("engine", f"{name}: {stage}", value, "ms/frame"))
+        if model.get("fit_error_px") is not None:
+            out.append(Row("engine", f"{name}: fit error (fitted keypoints vs landmarks)", model["fit_error_px"], "px"))
+    if mp:
+        out.append(Row("engine", "MediaPipe Hands alone (tracking mode, same frames)", mp))
+    return out
+
