@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib
 import json
 import os
 import shlex
@@ -19,27 +20,22 @@ from .common import QUICK, REPO, Options, Row, machine, value_text
 DEFAULT_OUT = os.path.join(REPO, "bench", "results")
 
 
+SECTION_FUNCTIONS = {        # section -> (module in bench/, its run function, its rows function)
+    "engine": ("engine", "run", "rows"),
+    "gpu": ("gpu", "run", "rows"),
+    "blender": ("blender", "run", "rows"),
+    "train": ("train", "run", "rows"),
+    "accuracy": ("accuracy", "run_accuracy", "accuracy_rows"),
+    "agreement": ("accuracy", "run_agreement", "agreement_rows"),
+}
+
+
 def section_functions(name: str):
-    """(run(options) -> result dict, rows(result) -> [Row]) of a section."""
-    if name == "engine":
-        from . import engine
-        return engine.run, engine.rows
-    if name == "gpu":
-        from . import gpu
-        return gpu.run, gpu.rows
-    if name == "blender":
-        from . import blender
-        return blender.run, blender.rows
-    if name == "train":
-        from . import train
-        return train.run, train.rows
-    if name == "accuracy":
-        from . import accuracy
-        return accuracy.run_accuracy, accuracy.accuracy_rows
-    if name == "agreement":
-        from . import accuracy
-        return accuracy.run_agreement, accuracy.agreement_rows
-    raise ValueError(name)
+    """(run(options) -> result dict, rows(result) -> [Row]) of a section; its module is imported only
+    now, in the section's own process."""
+    module_name, run, rows = SECTION_FUNCTIONS[name]
+    module = importlib.import_module(f".{module_name}", __package__)
+    return getattr(module, run), getattr(module, rows)
 
 
 def run_section_here(name: str, options: Options, result_path: str) -> int:
