@@ -1,6 +1,8 @@
 """HAMR and baseline losses: zero (or minimal) for perfect predictions, positive otherwise,
 gradients to every prediction tensor, flags and weights respected."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -35,11 +37,12 @@ def _perfect(hand):
     mask = (soft_silhouette(normalized_to_pixels(projected, CROP), layer.faces, CROP, sigma=0.01) > 0.5).float()
     batch = {"keypoints_2d": keypoints, "joints_3d": joints, "vertices": vertices, "mask": mask,
              "has_3d": torch.ones(B, dtype=torch.bool), "has_mask": torch.ones(B, dtype=torch.bool),
-             "has_mesh": torch.ones(B, dtype=torch.bool)}
-    step = {"joints_3d": joints, "keypoints_2d": keypoints, "camera": camera}
+             "has_mesh": torch.ones(B, dtype=torch.bool), "pose": pose, "betas": betas,
+             "is_left": torch.zeros(B, dtype=torch.bool)}
+    step = {"joints_3d": joints, "keypoints_2d": keypoints, "camera": camera,
+            "rotmats": axis_angle_to_matrix(pose), "betas": betas}
     pred = {"heatmaps": [render_heatmaps(keypoints, 32, 1.5), render_heatmaps(keypoints, 64, 1.5)],
-            "rotmats": axis_angle_to_matrix(pose), "betas": betas, "vertices": vertices,
-            "iterations": [dict(step), dict(step)], **step}
+            "vertices": vertices, "iterations": [dict(step), dict(step)], **step}
     return {k: v.detach() for k, v in batch.items()}, _detach(pred)
 
 
@@ -80,12 +83,13 @@ def test_terms_are_zero_for_a_perfect_prediction_and_positive_otherwise(hand):
     loss = _loss(hand)
     _, good = loss(pred, batch)
     _, bad = loss(_perturbed(pred), batch)
-    for name in ("joints_3d", "keypoints_2d", "heatmaps", "camera"):
+    for name in ("joints_3d", "keypoints_2d", "heatmaps", "camera", "pose_params", "shape_params"):
         assert good[name] < 1e-4 and bad[name] > 1e-3, (name, good[name], bad[name])
     assert good["silhouette"] < 0.02 < bad["silhouette"]
     assert good["pose_prior"] * 5 < bad["pose_prior"]            # natural poses vs random rotations
     assert good["shape_prior"] == pytest.approx(float((hand[3] ** 2).sum(-1).mean()), rel=1e-5)
-    assert set(good) == {"joints_3d", "keypoints_2d", "heatmaps", "pose_prior", "shape_prior", "camera", "silhouette", "total"}
+    assert set(good) == {"joints_3d", "keypoints_2d", "heatmaps", "pose_prior", "shape_prior", "camera", "silhouette",
+                         "pose_params", "shape_params", "total"}
 
 
 @pytest.mark.parametrize("every_iteration", [True, False])
@@ -135,6 +139,25 @@ def test_silhouette_respects_has_mask_and_zero_weights_skip_terms(hand):
         _loss(hand, {"L3D": 1.0})
     with pytest.raises(ValueError, match="faces"):
         HamrLoss({"silhouette": 1.0}, hand[1])
+
+
+def test_parameter_losses_by_hand_and_only_where_the_true_pose_is_known(hand):
+    """One joint turned by 0.5 rad about z: |R - I|^2 = 4 (1 - cos 0.5) over 16 x 9 matrix entries;
+    betas off by 0.3 in one of 10 -> 0.09 / 10. Left-hand and mesh-less samples are ignored."""
+    batch, pred = _perfect(hand)
+    weights = {"pose_params": 1.0, "shape_params": 1.0}
+    turn = axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.5]))
+    with torch.no_grad():
+        for step in pred["iterations"]:
+            step["rotmats"][0, 7] = turn @ step["rotmats"][0, 7]
+            step["betas"][0, 3] += 0.3
+    terms = _loss(hand, weights)(pred, batch)[1]
+    assert terms["pose_params"] == pytest.approx(4 * (1 - math.cos(0.5)) / (16 * 9) / B, rel=1e-4)
+    assert terms["shape_params"] == pytest.approx(0.09 / 10 / B, rel=1e-4)
+    for flag, value in (("is_left", True), ("has_mesh", False)):
+        marked = dict(batch, **{flag: torch.tensor([value, not value, not value])})
+        terms = _loss(hand, weights)(pred, marked)[1]
+        assert terms["pose_params"] < 1e-6 and terms["shape_params"] < 1e-6, flag
 
 
 def test_camera_from_2d3d_recovers_a_known_camera():

@@ -1,6 +1,6 @@
 """Evaluate trained hand networks on held-out data; write the metrics as JSON (+ a PCK plot).
 
-    python -m training.evaluate --weights W [--weights W2 ...] --data SPEC --json OUT [--plot PCK.png]
+    python -m training.evaluate --weights W [--weights W2 ...] --data SPEC --json OUT [--plot PCK.png] [--reference]
 
 SPEC:
   synthetic:N   N held-out synthetic renders (training.synth.SyntheticHands, split "heldout", fixed seed)
@@ -21,6 +21,8 @@ JSON: {"data": SPEC, "device": ..., "models": [one entry per --weights, in order
 name, weights, the network config (arch, backbone, input_size, ...), count (samples with 3D
 ground truth), pa_mpjpe_mm, auc_0_50, auc_20_50, pck_curve (0-50 mm), pck_2d (+ pck_2d_heatmaps),
 and pa_mpvpe_mm, f5, f15, count_mesh when the model and the data have meshes of one topology.
+``--reference`` adds an entry (and curve) for ``training.reference.MeanHand``: one fixed hand, the
+mean training pose, the score of a network that sees nothing of the fingers.
 """
 
 from __future__ import annotations
@@ -248,14 +250,27 @@ def evaluate_one(path: str, name: str, kind: str, raw, images: list, args, devic
     return entry
 
 
+def evaluate_reference(raw, args, device: torch.device) -> dict:
+    """The JSON entry of ``training.reference.MeanHand`` (its crops as a 96-pixel network's; it ignores them)."""
+    from training.reference import NAME, MeanHand
+    entry = {"name": NAME, "weights": None, "arch": "reference"}
+    entry.update(evaluate_crops(MeanHand().to(device), CropSamples(raw, make_eval_transform(96)), args.batch_size,
+                                device, False, args.workers, desc="reference"))
+    print(f"{NAME}: count={entry['count']}, pa_mpjpe_mm={entry['pa_mpjpe_mm']:.4g}, auc_0_50={entry['auc_0_50']:.4g}, "
+          f"f5={entry.get('f5', float('nan')):.4g}, f15={entry.get('f15', float('nan')):.4g}")
+    return entry
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0],
                                      epilog="SPEC: synthetic:N | freihand:DIR | images:DIR (see the module doc)")
-    parser.add_argument("--weights", action="append", required=True, metavar="W",
+    parser.add_argument("--weights", action="append", default=[], metavar="W",
                         help="a .safetensors weights file; repeat to compare several")
     parser.add_argument("--data", required=True, metavar="SPEC", help="synthetic:N, freihand:DIR or images:DIR")
     parser.add_argument("--json", required=True, metavar="OUT", help="where to write the metrics (JSON)")
     parser.add_argument("--plot", metavar="PNG", help="also plot the 3D PCK curves of all models here")
+    parser.add_argument("--reference", action="store_true",
+                        help="also score one fixed hand, the mean training pose (the floor a network must beat)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
@@ -271,6 +286,10 @@ def main(argv=None) -> int:
         images = list_images(value) if kind == "images" else None
     except SpecError as e:
         parser.error(str(e))
+    if not args.weights and not args.reference:
+        parser.error("give --weights (one or more) or --reference")
+    if args.reference and kind == "images":
+        parser.error("--reference needs data with ground truth (synthetic:N or freihand:DIR)")
     if args.plot and kind == "images":
         parser.error("--plot needs data with ground truth (synthetic:N or freihand:DIR)")
     missing = [w for w in args.weights if not os.path.isfile(w)]
@@ -286,6 +305,8 @@ def main(argv=None) -> int:
     except (WeightsError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if args.reference:
+        entries.append(evaluate_reference(raw, args, device))
     write_atomic(args.json, (json.dumps({"data": args.data, "device": str(device), "models": entries}, indent=1)
                              + "\n").encode())
     if args.plot:

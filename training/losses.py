@@ -23,11 +23,14 @@ Terms (weights dict keys; a weight of 0 switches a term off and it is not comput
   pose_prior    Lgeo: ``PosePrior.score`` of the predicted rotations (finger joints only), batch mean
   pose_limits   Lgeo: ``PosePrior.limit_loss`` only (squared violation of the joint limits, rad^2)
   shape_prior   Lgeo: |betas|^2, batch mean
+  pose_params   HMR's parameter loss where the true pose is known (has_mesh right-hand crops, i.e.
+                synthetic data): mean squared error of the 16 joint rotation matrices
+  shape_params  the same for the betas (mean squared error)
   camera        Lcam: mean |(s, tx, ty) - camera_from_2d3d(GT)|; has_3d samples
   silhouette    Lseg: mean |soft silhouette of the predicted mesh (projected with the predicted
                 camera) - GT mask area-downsampled to ``silhouette_size``|; has_mask samples
 With ``every_iteration`` (default, as HMR/HAMR supervise every step of the iterative regressor) the
-joints_3d, keypoints_2d and camera terms are averaged over ``iterations``; otherwise (or when the
+joints_3d, keypoints_2d, camera, pose_params and shape_params terms are averaged over ``iterations``; otherwise (or when the
 prediction has no iterations) they use the final values. Lgeo and Lseg use the final values.
 """
 
@@ -40,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.hand_model.prior import PosePrior
-from core.hand_model.rotations import matrix_to_axis_angle
+from core.hand_model.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from core.networks.heatmaps import render_heatmaps
 
 from .sample import ROOT
@@ -55,6 +58,8 @@ DEFAULT_WEIGHTS = {
     "shape_prior": 0.01,
     "camera": 1.0,
     "silhouette": 10.0,
+    "pose_params": 100.0,
+    "shape_params": 1.0,
 }
 MM_PER_M = 1000.0
 
@@ -148,6 +153,17 @@ class HamrLoss(nn.Module):
 
     def _shape_prior(self, pred, batch, steps):
         return (pred["betas"].float() ** 2).sum(-1).mean()
+
+    def _pose_params(self, pred, batch, steps):
+        valid = batch["has_mesh"] & ~batch["is_left"]
+        target = axis_angle_to_matrix(batch["pose"].float())                  # (B, 16, 3, 3)
+        return torch.stack([masked_mean((s["rotmats"].float() - target) ** 2, valid) for s in steps]).mean()
+
+    def _shape_params(self, pred, batch, steps):
+        valid = batch["has_mesh"] & ~batch["is_left"]
+        target = batch["betas"].float()
+        return torch.stack([masked_mean((s["betas"].float() - target[:, :s["betas"].shape[1]]) ** 2, valid)
+                            for s in steps]).mean()
 
     def _camera(self, pred, batch, steps):
         target = camera_from_2d3d(batch["keypoints_2d"].float(), root_relative(batch["joints_3d"].float()))

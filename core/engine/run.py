@@ -9,13 +9,14 @@ as one JSON object per stdout line: {"stage", "done", "total", "message"}; the l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import tempfile
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
 import cv2
 import numpy as np
@@ -25,6 +26,7 @@ from core.capture import Capture, default_intrinsics, save_capture, track_from_l
 from core.hand_model import HandLayer, load_hand_model
 
 from .pipeline import Engine, EngineOptions, HandEstimate
+from .read_ahead import ReadAhead
 from .tracking import Tracker, smooth, smooth_rotations
 from . import overlay as draw
 
@@ -55,6 +57,17 @@ def chunk_size(width: int, height: int) -> int:
     exceed CHUNK_PIXELS. The fit's cost per step hardly depends on how many hands it holds, so
     larger chunks make it cheaper per frame (the results do not depend on the chunk size)."""
     return max(1, min(FRAME_CHUNK, CHUNK_PIXELS // max(1, width * height)))
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """torch's intra-op CPU threads set to ``count`` inside the block, restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
@@ -303,37 +316,24 @@ class Estimator:
         count = int(video.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         v = self.video
         last = count - 1 if v.frame_end < 0 else min(v.frame_end, count - 1) if count else v.frame_end
-        wanted = range(v.frame_start, (last + 1) if last >= 0 else 10**9, max(1, v.frame_step))
+        total = len(range(v.frame_start, last + 1, max(1, v.frame_step))) if count else 0
         detector = self.engine.video_detector() if v.frame_step == 1 else None   # tracks landmarks between frames
-        tracker, frames_done, width, height, K = Tracker(), [], None, None, None
-        chunk, bad, index = [], 0, -1
-        total = len(wanted) if count else 0
+        tracker, frames_done, K = Tracker(), [], None
+        chunk = []
+        detected = ((index, rgb, self.engine.detect(rgb, detector)) for index, rgb in self._frames(video, count))
         try:
-            while True:
-                with self.engine.times("decode"):
-                    ok, bgr = video.read()
-                index += 1
-                if not ok:
-                    if count and index < count and bad < MAX_BAD_FRAMES:    # an undecodable frame inside the video
-                        bad += 1
-                        continue
-                    break
-                bad = 0
-                if index < v.frame_start or (index - v.frame_start) % max(1, v.frame_step):
-                    continue
-                if v.frame_end >= 0 and index > v.frame_end:
-                    break
-                if width is None:
-                    height, width = bgr.shape[:2]
-                    K = self._K(width, height)
-                with self.engine.times("decode"):
-                    chunk.append((index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
-                if len(chunk) == chunk_size(width, height):
-                    self._video_chunk(detector, tracker, chunk, K, frames_done)
-                    chunk = []
-                    self.progress.update("video", len(frames_done), total, os.path.basename(path))
-            if chunk:
-                self._video_chunk(detector, tracker, chunk, K, frames_done)
+            with ReadAhead(detected, depth=2 * FRAME_CHUNK) as ahead, torch_threads(self._video_threads()):
+                for item in ahead:
+                    if K is None:
+                        height, width = item[1].shape[:2]
+                        K = self._K(width, height)
+                    chunk.append(item)
+                    if len(chunk) == chunk_size(width, height):
+                        self._video_chunk(tracker, chunk, K, frames_done)
+                        chunk = []
+                        self.progress.update("video", len(frames_done), total, os.path.basename(path))
+                if chunk:
+                    self._video_chunk(tracker, chunk, K, frames_done)
         finally:
             if detector is not None:
                 detector.close()
@@ -353,10 +353,40 @@ class Estimator:
             self._video_overlay(path, tracks, K, frames_done, fps / max(1, v.frame_step))
         return capture_path
 
-    def _video_chunk(self, detector, tracker, chunk, K, frames_done) -> None:
-        frames = [rgb for _, rgb in chunk]
-        results = self.engine.estimate_frames(frames, K, [self.engine.detect(rgb, detector) for rgb in frames])
-        for (index, _), hands in zip(chunk, results):
+    def _video_threads(self) -> int:
+        """torch's CPU threads while a video runs: --threads, else one core fewer than torch's default,
+        left to the read-ahead thread's decoding and MediaPipe (measured faster end to end)."""
+        if self.options.threads or self.engine.device.type != "cpu":
+            return self.options.threads or torch.get_num_threads()
+        return max(1, torch.get_num_threads() - 1)
+
+    def _frames(self, video, count: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame index, (H, W, 3) uint8 RGB) for the frames the VideoOptions ask for; an undecodable
+        frame inside the video is skipped (up to MAX_BAD_FRAMES in a row)."""
+        v, bad, index = self.video, 0, -1
+        while True:
+            with self.engine.times("decode"):
+                ok, bgr = video.read()
+            index += 1
+            if not ok:
+                if count and index < count and bad < MAX_BAD_FRAMES:
+                    bad += 1
+                    continue
+                return
+            bad = 0
+            if index < v.frame_start or (index - v.frame_start) % max(1, v.frame_step):
+                continue
+            if v.frame_end >= 0 and index > v.frame_end:
+                return
+            with self.engine.times("decode"):
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield index, rgb
+
+    def _video_chunk(self, tracker, chunk, K, frames_done) -> None:
+        """Network and fit for a chunk of (index, rgb, detections) frames; the tracker links the hands."""
+        frames = [rgb for _, rgb, _ in chunk]
+        results = self.engine.estimate_frames(frames, K, [found for _, _, found in chunk])
+        for (index, _, _), hands in zip(chunk, results):
             tracker.update(index, hands)
             frames_done.append(index)
 
