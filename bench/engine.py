@@ -2,7 +2,8 @@
 
 Makes a 640x480 test video (the bundled demo render of a hand gliding over a gradient, written
 with OpenCV), runs ``handcap estimate`` on it (the Estimator, as the command line does) once to
-warm up and ``repeat`` times measured, for each shipped model, and reports per stage (decode,
+warm up and ``repeat`` times measured, for each shipped model (and the fast one again with
+MediaPipe's lite landmark model, ``--landmarks lite``), and reports per stage (decode,
 detect, crop, network, refine, smooth, write) the milliseconds per frame and end to end the
 frames/s; beside it, MediaPipe's hand tracker alone on the same decoded frames (the reference
 most Blender capture add-ons use). The fit's quality is the mean distance (pixels) between the
@@ -24,6 +25,7 @@ from .common import MODELS, REPO, Options, Row, ms, rate, shipped_weights, skipp
 
 STAGES = ("decode", "detect", "crop", "network", "refine", "smooth", "write")
 WIDTH, HEIGHT = 640, 480
+LITE_MODEL = "fast"      # also measured with MediaPipe's lite landmark model (--landmarks lite)
 
 
 def make_video(path: str, frames: int, fps: float = 30.0) -> None:
@@ -40,14 +42,16 @@ def make_video(path: str, frames: int, fps: float = 30.0) -> None:
     writer.release()
 
 
-def engine_run(video: str, weights: str, out: str, device: str = "cpu", threads: int = 0) -> dict:
+def engine_run(video: str, weights: str, out: str, device: str = "cpu", threads: int = 0,
+               landmarks: str = "full") -> dict:
     """One ``handcap estimate`` run of a video: seconds per stage, total seconds, frames estimated,
     and the fit's errors (pixels, one per hand and frame, against the landmarks it was fitted to)."""
     from blender_addon.capture_format import load_capture
     from core.engine.pipeline import EngineOptions
     from core.engine.run import Estimator, Progress, VideoOptions
 
-    estimator = Estimator(EngineOptions(device=device, weights=weights, threads=threads), VideoOptions(), out,
+    estimator = Estimator(EngineOptions(device=device, weights=weights, threads=threads, landmarks=landmarks),
+                          VideoOptions(), out,
                           progress=Progress("text"))
     engine, errors = estimator.engine, []
     estimate_frames = engine.estimate_frames
@@ -103,13 +107,15 @@ def run(options: Options) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         video = os.path.join(tmp, "bench_640x480.mp4")
         make_video(video, frames)
-        for name in MODELS:
+        for name, landmarks in [(model, "full") for model in MODELS] + [(LITE_MODEL, "lite")]:
             weights = shipped_weights(name)
+            if landmarks == "lite":
+                name = f"{name}, lite landmarks"
             if weights is None:
                 result["models"][name] = {"skipped": "no weights"}
                 continue
-            engine_run(video, weights, os.path.join(tmp, f"warmup_{name}"))
-            runs = [engine_run(video, weights, os.path.join(tmp, f"{name}{i}")) for i in range(repeat)]
+            engine_run(video, weights, os.path.join(tmp, "warmup"), landmarks=landmarks)
+            runs = [engine_run(video, weights, os.path.join(tmp, f"{name}{i}"), landmarks=landmarks) for i in range(repeat)]
             done = runs[0]["frames"] or frames
             result["models"][name] = {
                 "weights": os.path.relpath(weights, REPO), "frames": done,

@@ -533,3 +533,31 @@ def test_crop_to_source_inverts_crop_matrix(flip):
     np.testing.assert_allclose(crop_to_source(np.zeros(2), matrix, size), centre, atol=1e-9)
     edge = crop_to_source(np.array([1.0, 0.0]), matrix, size)
     np.testing.assert_allclose(edge, centre + [(-1 if flip else 1) * side / 2, 0], atol=1e-9)
+
+
+@pytest.mark.parametrize("landmarks, complexity", [("full", 1), ("lite", 0)])
+def test_landmark_model_choice_is_mediapipes(landmarks, complexity):
+    """--landmarks picks MediaPipe's landmark model: the detector's points are those MediaPipe Hands
+    itself gives with that model_complexity (computed here directly), and the two models differ."""
+    import mediapipe as mp
+
+    rgb = cv2.cvtColor(cv2.imread(os.path.join(REPO, "core", "assets", "demo_hand.jpg")), cv2.COLOR_BGR2RGB)
+    height, width = rgb.shape[:2]
+    with HandDetector(max_hands=1, landmarks=landmarks) as detector:
+        found = detector.detect(rgb)
+    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, model_complexity=complexity,
+                                  min_detection_confidence=0.3) as hands:
+        result = hands.process(rgb)
+    direct = np.array([(p.x * width, p.y * height) for p in result.multi_hand_landmarks[0].landmark])
+    assert len(found) == 1 and np.abs(found[0].keypoints_2d - direct).max() < 1.0
+    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, model_complexity=1 - complexity,
+                                  min_detection_confidence=0.3) as hands:
+        other = hands.process(rgb).multi_hand_landmarks[0].landmark
+    other = np.array([(p.x * width, p.y * height) for p in other])
+    assert np.abs(found[0].keypoints_2d - other).max() > 1.0
+
+
+def test_unknown_landmark_model_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "core", "estimate", "x.png", "-o", str(tmp_path), "--landmarks", "huge"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and "--landmarks" in result.stderr and "lite" in result.stderr

@@ -20,7 +20,7 @@ import torch
 from core.crops import CROP_MARGIN, crop_matrix, crop_to_source, cut_crop, keypoint_box
 from core.hand_model import HandLayer, PosePrior, load_hand_model
 
-from .detect import Detection, HandDetector, RegionSweep
+from .detect import LANDMARK_MODELS, Detection, HandDetector, RegionSweep
 from .fitting import FIT_STEPS, HandFitter, align_to_keypoints, mirror_intrinsics, mirror_to_left, project_points, wrist_position
 from .network import HandNetwork, resolve_device, resolve_weights
 from .timing import StageTimes
@@ -39,6 +39,7 @@ class EngineOptions:
     refine: bool = True                  # fit to the 2D keypoints after the network
     fit_steps: int = FIT_STEPS
     min_confidence: float = 0.3          # detector threshold
+    landmarks: str = "full"              # MediaPipe's landmark model: full | lite (faster, less exact)
     boxes: tuple = ()                    # (x0, y0, x1, y1) pixels: use these regions instead of detection
     threads: int = 0                     # CPU threads for torch (0: torch's default)
 
@@ -71,7 +72,10 @@ class Engine:
         self.layer = HandLayer(model).to(self.device)
         self.fitter = HandFitter(self.layer, PosePrior(model).to(self.device),
                                  steps=options.fit_steps if options.refine else 0)
-        self.detector = None if options.boxes else HandDetector(options.max_hands, options.min_confidence)
+        if options.landmarks not in LANDMARK_MODELS:
+            raise ValueError(f"landmarks must be one of {sorted(LANDMARK_MODELS)}, got {options.landmarks!r}")
+        self.detector = None if options.boxes else HandDetector(options.max_hands, options.min_confidence,
+                                                                  landmarks=options.landmarks)
         self.box_looker = RegionSweep() if options.boxes else None
         self.times = StageTimes()
 
@@ -83,7 +87,7 @@ class Engine:
     def video_detector(self) -> Optional[HandDetector]:
         """A detector that tracks from frame to frame, for one video (None with user boxes)."""
         o = self.options
-        return None if o.boxes else HandDetector(o.max_hands, o.min_confidence, video=True)
+        return None if o.boxes else HandDetector(o.max_hands, o.min_confidence, video=True, landmarks=o.landmarks)
 
     def detect(self, rgb: np.ndarray, detector: Optional[HandDetector] = None) -> list[Detection]:
         """The hands to estimate in one frame: the user's boxes, or the finds of ``detector`` (default:
