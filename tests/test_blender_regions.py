@@ -79,12 +79,18 @@ def _boxes_passed(out):
     return [argv[i + 1] for i, a in enumerate(argv) if a == "--box"]
 
 
-def test_regions_added_by_the_operators_reach_the_engine(addon, fake, monkeypatch):
-    bpy = addon
+def _settings_for(bpy, fake, monkeypatch):
+    """The scene's handcap settings pointed at the fake photo and output folder (fake engine)."""
     photo, out = fake
     monkeypatch.setenv(engine.ENV_PYTHON, sys.executable)
     settings = bpy.context.scene.handcap
     settings.input_path, settings.output_dir = photo, out
+    return settings, out
+
+
+def test_regions_added_by_the_operators_reach_the_engine(addon, fake, monkeypatch):
+    bpy = addon
+    settings, out = _settings_for(bpy, fake, monkeypatch)
     assert not settings.use_regions
     assert bpy.ops.handcap.region_add() == {"FINISHED"}                  # no corners: the whole photo
     assert [r.box() for r in settings.regions] == [(0, 0, 640, 480)] and settings.use_regions
@@ -99,10 +105,7 @@ def test_regions_added_by_the_operators_reach_the_engine(addon, fake, monkeypatc
 
 def test_regions_switched_off_are_not_passed(addon, fake, monkeypatch):
     bpy = addon
-    photo, out = fake
-    monkeypatch.setenv(engine.ENV_PYTHON, sys.executable)
-    settings = bpy.context.scene.handcap
-    settings.input_path, settings.output_dir = photo, out
+    settings, out = _settings_for(bpy, fake, monkeypatch)
     bpy.ops.handcap.region_add(x0=10, y0=20, x1=200, y1=220)
     settings.use_regions = False                                         # kept, but detection runs
     assert bpy.ops.handcap.estimate() == {"FINISHED"}
@@ -122,10 +125,7 @@ def test_regions_switched_off_are_not_passed(addon, fake, monkeypatch):
 ])
 def test_a_bad_region_is_reported_and_nothing_is_launched(addon, fake, monkeypatch, box, message):
     bpy = addon
-    photo, out = fake
-    monkeypatch.setenv(engine.ENV_PYTHON, sys.executable)
-    settings = bpy.context.scene.handcap
-    settings.input_path, settings.output_dir = photo, out
+    settings, out = _settings_for(bpy, fake, monkeypatch)
     if box is None:
         settings.use_regions = True
     else:
