@@ -76,3 +76,15 @@ def test_pck_2d():
     assert metrics.pck_2d(pred, gt, 0.1) == 0.5
     assert metrics.pck_2d(pred, gt, 0.1, visible=np.array([[True, True, False, False]])) == 0.5
     assert metrics.pck_2d(pred, gt, 0.5) == 1.0
+
+
+def test_root_relative_metrics_count_the_global_rotation():
+    # two keypoints 30 mm and 40 mm from the root; a half turn about z moves them 60 mm and 80 mm
+    gt = np.zeros((1, 3, 3))
+    gt[0, 1], gt[0, 2] = [0.03, 0.0, 0.0], [0.0, 0.04, 0.0]
+    turned = gt * np.array([-1.0, -1.0, 1.0])
+    scores = metrics.root_relative_summary(turned, gt)
+    assert scores["rr_mpjpe_mm"] == pytest.approx((0 + 60 + 80) / 3)
+    # PCK over 20-50 mm: only the root (error 0) is ever within -> 1/3 everywhere
+    assert scores["rr_auc_20_50"] == pytest.approx(1 / 3)
+    assert metrics.pa_errors_mm(turned, gt).max() < 1e-9           # Procrustes aligns the turn away

@@ -19,7 +19,8 @@ of the crop side.
 
 JSON: {"data": SPEC, "device": ..., "models": [one entry per --weights, in order]}. An entry has
 name, weights, the network config (arch, backbone, input_size, ...), count (samples with 3D
-ground truth), pa_mpjpe_mm, auc_0_50, auc_20_50, pck_curve (0-50 mm), pck_2d (+ pck_2d_heatmaps),
+ground truth), pa_mpjpe_mm, auc_0_50, auc_20_50, pck_curve (0-50 mm), rr_mpjpe_mm and rr_auc_20_50
+(root-relative, without alignment: the global orientation counts too), pck_2d (+ pck_2d_heatmaps),
 and pa_mpvpe_mm, f5, f15, count_mesh when the model and the data have meshes of one topology.
 ``--reference`` adds an entry (and curve) for ``training.reference.MeanHand``: one fixed hand, the
 mean training pose, the score of a network that sees nothing of the fingers.
@@ -127,13 +128,15 @@ def evaluate_crops(model: torch.nn.Module, crops: Dataset, batch_size: int, devi
     """Metrics of one network on a dataset of crop samples (see the module doc for the protocol)."""
     loader = DataLoader(crops, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda",
                         multiprocessing_context="spawn" if workers else None)  # the renderer's EGL cannot fork
-    kp_errors, points_2d, mesh = [], {"pred": [], "heatmaps": [], "gt": []}, {"pa_mpvpe_mm": [], "f5": [], "f15": []}
+    kp_errors, joints = [], {"pred": [], "gt": []}
+    points_2d, mesh = {"pred": [], "heatmaps": [], "gt": []}, {"pa_mpvpe_mm": [], "f5": [], "f15": []}
     with tqdm(total=len(crops), desc=desc, unit="img", file=sys.stderr) as progress:
         for batch in loader:
             out = run_network(model, batch["image"], device, amp)
             has_3d = batch["has_3d"].bool().numpy()
-            kp_errors.append(metrics.pa_errors_mm(out["joints_3d"].float().cpu().numpy()[has_3d],
-                                                  batch["joints_3d"].numpy()[has_3d]))
+            joints["pred"].append(out["joints_3d"].float().cpu().numpy()[has_3d])
+            joints["gt"].append(batch["joints_3d"].numpy()[has_3d])
+            kp_errors.append(metrics.pa_errors_mm(joints["pred"][-1], joints["gt"][-1]))
             points_2d["pred"].append(out["keypoints_2d"].float().cpu().numpy())
             points_2d["gt"].append(batch["keypoints_2d"].numpy())
             if out.get("heatmaps"):
@@ -149,6 +152,7 @@ def evaluate_crops(model: torch.nn.Module, crops: Dataset, batch_size: int, devi
     result = {"count": len(kp_errors)}
     if len(kp_errors):
         result.update(metrics.keypoint_summary(kp_errors))
+        result.update(metrics.root_relative_summary(np.concatenate(joints["pred"]), np.concatenate(joints["gt"])))
     if points_2d["gt"]:
         gt_2d, threshold = np.concatenate(points_2d["gt"]), 2 * PCK_2D_FRACTION  # the crop spans [-1, 1]
         result["pck_2d"] = metrics.pck_2d(np.concatenate(points_2d["pred"]), gt_2d, threshold)
@@ -244,7 +248,7 @@ def evaluate_one(path: str, name: str, kind: str, raw, images: list, args, devic
         crops = CropSamples(raw, make_eval_transform(config.input_size))
         entry.update(evaluate_crops(model, crops, args.batch_size, device, amp, args.workers, desc=name))
     shown = [f"{k}={entry[k]:.4g}" for k in ("pa_mpjpe_mm", "auc_0_50", "auc_20_50", "pa_mpvpe_mm", "f5", "f15",
-                                              "pck_2d") if k in entry]
+                                              "rr_mpjpe_mm", "pck_2d") if k in entry]
     print(f"{name}: count={entry['count']}", *shown, *([f"overlays in {entry['overlays']}"] if "overlays" in entry else []),
           sep=", ")
     return entry
@@ -257,7 +261,8 @@ def evaluate_reference(raw, args, device: torch.device) -> dict:
     entry.update(evaluate_crops(MeanHand().to(device), CropSamples(raw, make_eval_transform(96)), args.batch_size,
                                 device, False, args.workers, desc="reference"))
     print(f"{NAME}: count={entry['count']}, pa_mpjpe_mm={entry['pa_mpjpe_mm']:.4g}, auc_0_50={entry['auc_0_50']:.4g}, "
-          f"f5={entry.get('f5', float('nan')):.4g}, f15={entry.get('f15', float('nan')):.4g}")
+          f"f5={entry.get('f5', float('nan')):.4g}, f15={entry.get('f15', float('nan')):.4g}, "
+          f"rr_mpjpe_mm={entry['rr_mpjpe_mm']:.4g}")
     return entry
 
 

@@ -93,6 +93,15 @@ def keypoint_summary(errors_mm: np.ndarray) -> dict:
             "pck_curve": {"thresholds_mm": THRESHOLDS_0_50_MM.tolist(), "pck": curve.tolist()}}
 
 
+def root_relative_summary(pred: np.ndarray, gt: np.ndarray) -> dict:
+    """(N, K, 3), (N, K, 3) root-relative keypoints in metres, NOT aligned -> rr_mpjpe_mm and
+    rr_auc_20_50 (the 3D PCK AUC over 20-50 mm of the HAMR paper's RHD/STB tables, ground-truth
+    scale). Unlike the PA metrics these count the global orientation of the hand as well."""
+    errors_mm = 1000.0 * point_errors(pred, gt)
+    return {"rr_mpjpe_mm": float(np.mean(errors_mm)),
+            "rr_auc_20_50": auc(THRESHOLDS_20_50_MM, pck_curve(errors_mm, THRESHOLDS_20_50_MM))}
+
+
 def mesh_scores(pred_m: np.ndarray, gt_m: np.ndarray) -> dict:
     """Per-sample vertex metrics of (N, V, 3) predicted and target meshes in metres (same topology),
     after PA alignment -> {"pa_mpvpe_mm", "f5", "f15"}: (N,) arrays (F-scores at 5 mm and 15 mm)."""

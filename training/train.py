@@ -155,9 +155,7 @@ def train(cfg: TrainConfig, restart: bool = False) -> str:
     seed_everything(cfg.run.seed + rank)
     os.makedirs(cfg.run.out, exist_ok=True)
 
-    model = build_network(cfg.network).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = build_network(cfg.network).to(device).to(memory_format=torch.channels_last)  # faster on GPU and CPU
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     checkpoint = os.path.join(cfg.run.out, "checkpoint.pt")
     step = 0
@@ -190,9 +188,7 @@ def train(cfg: TrainConfig, restart: bool = False) -> str:
         batch = to_device(batch, device)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
-        images = batch["image"]
-        if device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = batch["image"].contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             prediction = model(images)
         loss, terms = loss_fn(_float32(prediction), batch)
