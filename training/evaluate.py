@@ -247,11 +247,16 @@ def evaluate_one(path: str, name: str, kind: str, raw, images: list, args, devic
     else:
         crops = CropSamples(raw, make_eval_transform(config.input_size))
         entry.update(evaluate_crops(model, crops, args.batch_size, device, amp, args.workers, desc=name))
+    print_entry(entry)
+    return entry
+
+
+def print_entry(entry: dict) -> None:
+    """One line per evaluated model: its name, count and the headline metrics it has."""
     shown = [f"{k}={entry[k]:.4g}" for k in ("pa_mpjpe_mm", "auc_0_50", "auc_20_50", "pa_mpvpe_mm", "f5", "f15",
                                               "rr_mpjpe_mm", "pck_2d") if k in entry]
-    print(f"{name}: count={entry['count']}", *shown, *([f"overlays in {entry['overlays']}"] if "overlays" in entry else []),
-          sep=", ")
-    return entry
+    print(f"{entry['name']}: count={entry['count']}", *shown,
+          *([f"overlays in {entry['overlays']}"] if "overlays" in entry else []), sep=", ")
 
 
 def evaluate_reference(raw, args, device: torch.device) -> dict:
@@ -260,9 +265,7 @@ def evaluate_reference(raw, args, device: torch.device) -> dict:
     entry = {"name": NAME, "weights": None, "arch": "reference"}
     entry.update(evaluate_crops(MeanHand().to(device), CropSamples(raw, make_eval_transform(96)), args.batch_size,
                                 device, False, args.workers, desc="reference"))
-    print(f"{NAME}: count={entry['count']}, pa_mpjpe_mm={entry['pa_mpjpe_mm']:.4g}, auc_0_50={entry['auc_0_50']:.4g}, "
-          f"f5={entry.get('f5', float('nan')):.4g}, f15={entry.get('f15', float('nan')):.4g}, "
-          f"rr_mpjpe_mm={entry['rr_mpjpe_mm']:.4g}")
+    print_entry(entry)
     return entry
 
 

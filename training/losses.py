@@ -30,8 +30,9 @@ Terms (weights dict keys; a weight of 0 switches a term off and it is not comput
   silhouette    Lseg: mean |soft silhouette of the predicted mesh (projected with the predicted
                 camera) - GT mask area-downsampled to ``silhouette_size``|; has_mask samples
 With ``every_iteration`` (default, as HMR/HAMR supervise every step of the iterative regressor) the
-joints_3d, keypoints_2d, camera, pose_params and shape_params terms are averaged over ``iterations``; otherwise (or when the
-prediction has no iterations) they use the final values. Lgeo and Lseg use the final values.
+joints_3d, keypoints_2d, camera, pose_params and shape_params terms are averaged over
+``iterations``; otherwise (or when the prediction has no iterations) they use the final values.
+Lgeo and Lseg use the final values.
 """
 
 from __future__ import annotations
@@ -154,13 +155,18 @@ class HamrLoss(nn.Module):
     def _shape_prior(self, pred, batch, steps):
         return (pred["betas"].float() ** 2).sum(-1).mean()
 
+    @staticmethod
+    def _knows_params(batch) -> torch.Tensor:
+        """(B,) bool: the true pose and betas are the right-hand model's (has_mesh, not mirrored)."""
+        return batch["has_mesh"] & ~batch["is_left"]
+
     def _pose_params(self, pred, batch, steps):
-        valid = batch["has_mesh"] & ~batch["is_left"]
+        valid = self._knows_params(batch)
         target = axis_angle_to_matrix(batch["pose"].float())                  # (B, 16, 3, 3)
         return torch.stack([masked_mean((s["rotmats"].float() - target) ** 2, valid) for s in steps]).mean()
 
     def _shape_params(self, pred, batch, steps):
-        valid = batch["has_mesh"] & ~batch["is_left"]
+        valid = self._knows_params(batch)
         target = batch["betas"].float()
         return torch.stack([masked_mean((s["betas"].float() - target[:, :s["betas"].shape[1]]) ** 2, valid)
                             for s in steps]).mean()
