@@ -45,7 +45,7 @@ class Detection:
     score: float                            # detector confidence in [0, 1]
     keypoints_2d: Optional[np.ndarray]      # (21, 2) landmarks, or None (a box from the user)
     source: str = "mediapipe"               # "mediapipe" | "box" (given by the user) | "search" | "sweep"
-    world_3d: Optional[np.ndarray] = None   # (21, 3) the landmark model's world landmarks, metres, or None
+    world_landmarks: Optional[np.ndarray] = None   # (21, 3) metres, camera axes, origin near the hand's centre
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -148,7 +148,7 @@ def _from_points(points: np.ndarray, side: str, score: float, source: str = "med
                  world: Optional[np.ndarray] = None) -> Detection:
     """A detection from (21, 2) landmarks in pixels; its box is theirs."""
     return Detection(box=np.concatenate([points.min(0), points.max(0)]), side=side, score=score,
-                     keypoints_2d=points, source=source, world_3d=world)
+                     keypoints_2d=points, source=source, world_landmarks=world)
 
 
 def _detection_view(rgb: np.ndarray) -> tuple[np.ndarray, float]:
