@@ -278,7 +278,7 @@ class RegionSweep:
         return found
 
     def _recentred(self, rgb: np.ndarray, hands: list) -> list:
-        """Each hand looked for again in ``window_from_landmarks`` of its landmarks (None stays None)."""
+        """Each hand looked for again in ``window_from_landmarks`` of its landmarks (None where it is lost)."""
         index = [i for i, h in enumerate(hands) if h is not None]
         again = self.probe_many(rgb, [window_from_landmarks(hands[i].keypoints_2d) for i in index])
         hands = list(hands)

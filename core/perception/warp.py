@@ -39,13 +39,23 @@ def region_matrix(region: Region, size: int) -> np.ndarray:
     return cv2.getPerspectiveTransform(corners.astype(np.float32), target)
 
 
+def as_mediapipe_roi(region: Region, width: int, height: int) -> Region:
+    """A region as MediaPipe holds it: fractions of the image in float32, then pixels in float32 (the
+    crops then match MediaPipe's to the sampling grid, which a region's last bits can move)."""
+    f32 = np.float32
+    w, h = f32(width), f32(height)
+    return Region(float(f32(f32(region.cx / width) * w)), float(f32(f32(region.cy / height) * h)),
+                  float(f32(f32(region.width / width) * w)), float(f32(f32(region.height / height) * h)),
+                  float(f32(region.rotation)))
+
+
 def cut_regions(rgb: np.ndarray, regions: list[Region], size: int, border: int = BORDER_REPLICATE
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) uint8 -> ((N, size, size, 3) uint8 inputs, (N, 4) letterbox paddings), one per region."""
     crops = np.empty((len(regions), size, size, 3), np.uint8)
     paddings = np.empty((len(regions), 4))
     for i, region in enumerate(regions):
-        square, paddings[i] = pad_to_square(region)
+        square, paddings[i] = pad_to_square(as_mediapipe_roi(region, rgb.shape[1], rgb.shape[0]))
         cv2.warpPerspective(rgb, region_matrix(square, size), (size, size), dst=crops[i],
                             flags=cv2.INTER_LINEAR, borderMode=border, borderValue=(0, 0, 0))
     return crops, paddings
