@@ -148,7 +148,7 @@ class FakePalmNet(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.weight, self.calls = torch.nn.Parameter(torch.zeros(1)), 0
+        self.weight, self.calls, self.score = torch.nn.Parameter(torch.zeros(1)), 0, 5.0
 
     def forward(self, image):
         self.calls += 1
@@ -158,7 +158,7 @@ class FakePalmNet(torch.nn.Module):
         raw[:, k, 2:4] = 18.0                                    # its hand region is about the tracked one
         raw[:, k, 4:6] = torch.tensor([0.0, 20.0])               # wrist below ...
         raw[:, k, 8:10] = torch.tensor([0.0, -20.0])             # ... the middle finger's base
-        scores[:, k] = 5.0
+        scores[:, k] = self.score
         return raw, scores
 
 
@@ -203,3 +203,19 @@ def test_two_hands_wanted_one_tracked_runs_the_palm_detector_and_drops_the_dupli
     tracker(frame)
     hands = tracker(frame)                                      # palm region and tracked region: one hand
     assert palm_net.calls == 2 and len(hands) == 1
+
+
+def test_palm_every_n_frames_while_a_hand_is_tracked():
+    palm_net, landmark_net = FakePalmNet(), FakeLandmarkNet()
+    tracker = HandTracker(PalmFinder(palm_net, 0.5), HandLandmarker(landmark_net), max_hands=2, video=True, palm_every=3)
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    calls = []
+    for _ in range(7):
+        assert len(tracker(frame)) == 1
+        palm_net.score = -20.0                      # no more palms: one hand stays tracked
+        calls.append(palm_net.calls)
+    assert calls == [1, 1, 1, 2, 2, 2, 3]           # frame 0 (nothing tracked), then every 3rd frame
+    landmark_net.presence = 0.1
+    assert tracker(frame) == [] and palm_net.calls == 3         # lost ...
+    tracker(frame)
+    assert palm_net.calls == 4                                  # ... so the next frame detects again

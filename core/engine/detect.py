@@ -34,6 +34,7 @@ DETECT_MAX_SIDE = 1280          # larger images are scaled down for detection (M
 DUPLICATE_IOU = 0.5             # two detections overlapping more than this are one hand
 DUPLICATE_CONTAINED = 0.8
 BF16_ON_GPU = True              # the landmark model under bfloat16 autocast on a GPU (see README: within tolerance)
+VIDEO_PALM_EVERY = 4            # video: while a hand is tracked, the palm detector looks for more every n-th frame
 
 
 @dataclasses.dataclass
@@ -87,14 +88,17 @@ class HandDetector:
     video: track landmarks from frame to frame (faster; frames must be given in order).
     landmarks: the model size, "full" or "lite" (on a 2-core CPU faster; its landmarks were 22% further
     from the truth on held-out synthetic renders). device: where the networks run ("cpu", "cuda").
+    palm_every: video only, see ``core.perception.hand_tracker`` (default VIDEO_PALM_EVERY; 1 is
+    MediaPipe's graph exactly).
     """
 
     def __init__(self, max_hands: int = 2, min_confidence: float = 0.3, video: bool = False, landmarks: str = "full",
-                 device="cpu"):
+                 device="cpu", palm_every: int = VIDEO_PALM_EVERY):
         if landmarks not in LANDMARK_MODELS:
             raise ValueError(f"landmarks must be one of {LANDMARK_MODELS}, got {landmarks!r}")
         self.max_hands, self.device = max_hands, device
-        self._tracker = HandTracker.load(max_hands, min_confidence, video, landmarks, device, bf16=_bf16(device))
+        self._tracker = HandTracker.load(max_hands, min_confidence, video, landmarks, device, bf16=_bf16(device),
+                                         palm_every=palm_every)
         self._sweep = None          # RegionSweep, made on first need (photos only)
 
     def close(self) -> None:
