@@ -10,7 +10,7 @@ the crop. MediaPipe keeps regions as fractions of the image; every step below is
   along the turned up axis, made square on its long side and scaled by 2.6.
 - From landmarks (HandLandmarkLandmarksToRoi, the tracker's next region): 12 of the 21 landmarks
   (wrist, thumb base three, and the two lowest joints of each finger); turned so that the wrist ->
-  mean of (middle PIP, mean of index and ring PIP) points up; their extent in the turned frame,
+  mean of (middle finger's base, mean of the index and ring fingers' bases) points up; their extent in the turned frame,
   moved by -0.1 of its height along up, square on the long side, scaled by 2.
 - Two regions whose axis-aligned boxes (rotation ignored) overlap by IoU > 0.5 are one hand
   (AssociationNormRectCalculator): the later one replaces the earlier.
@@ -27,7 +27,8 @@ PALM_SCALE, PALM_SHIFT_Y = 2.6, -0.5               # region from a palm detectio
 LANDMARK_SCALE, LANDMARK_SHIFT_Y = 2.0, -0.1       # region from the last landmarks (tracking)
 PALM_ROTATION_KEYPOINTS = (0, 2)                   # wrist -> middle finger's base
 REGION_LANDMARKS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
-ROTATION_LANDMARKS = (0, 6, 10, 14)                # wrist, index / middle / ring PIP (21-landmark indices)
+ROTATION_LANDMARKS = (0, 5, 9, 13)                 # wrist, index / middle / ring finger bases (MediaPipe's
+                                                   # "PIP" 4, 6, 8 of the 12 REGION_LANDMARKS)
 SAME_HAND_IOU = 0.5
 _FLOAT_MIN = float(np.finfo(np.float32).tiny)      # MediaPipe's initial maximum of a bound
 
@@ -87,8 +88,8 @@ def region_from_palm(box: np.ndarray, keypoints: np.ndarray) -> Region:
 def region_from_landmarks(points: np.ndarray) -> Region:
     """(21, 2) landmarks, pixels -> the region the tracker looks at in the next frame."""
     points = np.asarray(points, np.float64)
-    wrist, index_pip, middle_pip, ring_pip = (points[i] for i in ROTATION_LANDMARKS)
-    rotation = up_rotation(wrist, ((index_pip + ring_pip) / 2 + middle_pip) / 2)
+    wrist, index, middle, ring = (points[i] for i in ROTATION_LANDMARKS)
+    rotation = up_rotation(wrist, ((index + ring) / 2 + middle) / 2)
     part = points[list(REGION_LANDMARKS)]
     low, high = part.min(0), np.maximum(part.max(0), _FLOAT_MIN)
     centre = (low + high) / 2
