@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .ssd import PALM_INPUT_SIZE, PalmBoxes, decode_palms, palm_anchor_centres, weighted_nms
-from .warp import BORDER_ZERO, cut_regions, remove_letterbox, to_network_input, whole_image
+from .warp import BORDER_ZERO, cut_regions, exact_float32, remove_letterbox, to_network_input, whole_image
 
 
 @dataclasses.dataclass
@@ -48,7 +48,8 @@ class PalmFinder:
             return []
         inputs, paddings = zip(*(cut_regions(rgb, [whole_image(rgb)], PALM_INPUT_SIZE, BORDER_ZERO) for rgb in frames))
         images = to_network_input(np.concatenate(inputs), self.detector.INPUT_RANGE, self.device)
-        raw_boxes, raw_scores = self.detector(images)
+        with exact_float32(self.device):
+            raw_boxes, raw_scores = self.detector(images)
         candidates = decode_palms(raw_boxes, raw_scores, self.anchors, self.min_score)
         return [self._to_photo(weighted_nms(c), padding[0], rgb.shape)
                 for c, padding, rgb in zip(candidates, paddings, frames)]
