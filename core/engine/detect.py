@@ -193,7 +193,7 @@ SWEEP_SCALES = (1.0, 0.6)       # window sides, fractions of the photo's short s
                                 # small ones are the palm detector's strength, and small windows of
                                 # clutter are where the landmark model sees hands that are not there)
 SWEEP_TURNS = 4                 # window rotations tried: 0, 90, 180, 270 degrees
-SWEEP_RECENTRE = 2              # re-centrings of a window on the landmarks it found
+SWEEP_RECENTRE = 3              # re-centrings of a window on the landmarks it found (whatever their presence)
 CHECK_VIEWS = ((0.35, 1.0, 0.0), (-0.35, 1.0, 0.0), (0.0, 0.8, 0.0), (0.0, 1.25, 0.0),
                (0.0, 1.0, 0.15), (0.0, 1.0, -0.15))   # (turn rad, size factor, shift in window sides)
 CHECK_MIN_FOUND = 4             # of the CHECK_VIEWS, at least this many must find the hand again ...
@@ -247,6 +247,7 @@ class RegionSweep:
         if landmarker is None:
             landmarker = HandLandmarker(load_networks("full", str(device))[1], bf16=_bf16(device))
         self.landmarker = landmarker
+        self._any = HandLandmarker(landmarker.net, min_presence=-1.0, bf16=landmarker.bf16)   # every window's landmarks
 
     def close(self) -> None:
         """Nothing to free; kept for symmetry with ``HandDetector``."""
@@ -261,34 +262,44 @@ class RegionSweep:
         return [None if h is None else _from_hand(h, source="sweep") for h in self.landmarker.look(rgb, regions)]
 
     def find(self, rgb: np.ndarray, max_hands: int = 2) -> list[Detection]:
-        """(H, W, 3) uint8 RGB -> hands found by sweeping ``sweep_windows``, best first. A window's
-        find counts when it survives SWEEP_RECENTRE re-centrings and ``is_stable``; windows whose centre
-        lies in a hand found from an earlier window are passed over. Each stage runs for all windows
-        in one batch; the choice then goes through the windows in order, as a window-by-window sweep would."""
+        """(H, W, 3) uint8 RGB -> hands found by sweeping ``sweep_windows``, best first. A window where
+        the model finds a hand is re-centred up to SWEEP_RECENTRE times on the landmarks it gives
+        (followed even where the presence score dips below 0.5 on the way: near a hard hand it wavers);
+        the first re-centred window that holds the hand and passes ``is_stable`` is the window's find.
+        Windows whose centre lies in a hand found from an earlier window are passed over. Each stage runs
+        for all windows in one batch; the choice then goes through the windows in order, as a
+        window-by-window sweep would."""
         windows = sweep_windows(*rgb.shape[:2])
         hands = self.probe_many(rgb, windows)
+        chosen = [None] * len(windows)
         for _ in range(SWEEP_RECENTRE):
-            hands = self._recentred(rgb, hands)
-        candidates = [i for i, h in enumerate(hands) if h is not None]
-        stable = dict(zip(candidates, self.are_stable(rgb, [hands[i] for i in candidates])))
+            hands, present = self._recentred(rgb, hands)
+            ask = [i for i, h in enumerate(hands) if present[i] and chosen[i] is None]
+            for i, stable in zip(ask, self.are_stable(rgb, [hands[i] for i in ask])):
+                if stable:
+                    chosen[i] = hands[i]
+            hands = [None if c is not None else h for h, c in zip(hands, chosen)]     # settled windows stop
         found = []
         for i, window in enumerate(windows):
             if any(_inside(window, d.box) for d in found):
                 continue                  # that hand is found already
-            if hands[i] is not None and stable[i]:
-                found = drop_duplicates(found + [hands[i]])
+            if chosen[i] is not None:
+                found = drop_duplicates(found + [chosen[i]])
                 if len(found) >= max_hands:
                     break
         return found
 
-    def _recentred(self, rgb: np.ndarray, hands: list) -> list:
-        """Each hand looked for again in ``window_from_landmarks`` of its landmarks (None where it is lost)."""
+    def _recentred(self, rgb: np.ndarray, hands: list) -> tuple[list, list]:
+        """Each hand (None: none) looked for again in ``window_from_landmarks`` of its landmarks ->
+        (the model's hands there whatever their presence score, whether each is present)."""
         index = [i for i, h in enumerate(hands) if h is not None]
-        again = self.probe_many(rgb, [window_from_landmarks(hands[i].keypoints_2d) for i in index])
-        hands = list(hands)
-        for i, hand in zip(index, again):
-            hands[i] = hand
-        return hands
+        windows = [window_from_landmarks(hands[i].keypoints_2d) for i in index]
+        regions = [Region(w.cx, w.cy, w.size, w.size, w.rotation) for w in windows]
+        hands, present = list(hands), [False] * len(hands)
+        for i, hand in zip(index, self._any.look(rgb, regions)):
+            hands[i] = _from_hand(hand, source="sweep")
+            present[i] = hand.presence > self.landmarker.min_presence
+        return hands, present
 
     def look_in(self, rgb: np.ndarray, box) -> Optional[Detection]:
         """The hand in a box the user drew, (4,) x0, y0, x1, y1 pixels of ``rgb`` (H, W, 3): the
