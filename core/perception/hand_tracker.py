@@ -20,6 +20,7 @@ import functools
 import numpy as np
 import torch
 
+from . import load_hand_landmarks, load_palm_detector
 from .hand_landmarker import HandLandmarker
 from .palm_finder import PalmFinder
 from .regions import Region, merge_regions, region_from_landmarks, region_from_palm
@@ -33,12 +34,7 @@ def load_networks(variant: str, device: str) -> tuple[torch.nn.Module, torch.nn.
     (read-only in eval mode, so the photo and the video detectors share them)."""
     if variant not in VARIANTS:
         raise ValueError(f"landmark model must be one of {VARIANTS}, got {variant!r}")
-    from . import load_hand_landmarks, load_palm_detector
-    palm = load_palm_detector(variant, device=device).eval()
-    landmarks = load_hand_landmarks(variant, device=device).eval()
-    if torch.device(device).type == "cpu":
-        palm, landmarks = (m.to(memory_format=torch.channels_last) for m in (palm, landmarks))
-    return palm, landmarks
+    return load_palm_detector(variant, device=device), load_hand_landmarks(variant, device=device)   # eval, channels-last
 
 
 class HandTracker:
