@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from core.perception import HandLandmarkNet, PalmDetector, load_hand_landmarks, load_palm_detector
+from core.perception.layers import SameConv2d, pointwise, same_padding
 
 from .conftest import REAL_IMAGES
 
@@ -23,8 +24,9 @@ FREIHAND_CROP = os.path.join(REAL_IMAGES, "freihand_eval", "2299.jpg")       # 2
 WILD_PHOTO = os.path.join(REAL_IMAGES, "in_the_wild", "wild_1.jpg")
 
 
-def _images(size: int, real_photo: str, count: int = 2) -> np.ndarray:
-    """(N, size, size, 3) uint8 RGB: random images, plus the real photo squashed to size (if present)."""
+def _images(size: int, real_photo: str, count: int = 9) -> np.ndarray:
+    """(N, size, size, 3) uint8 RGB: random images, plus the real photo squashed to size (if present).
+    N > CPU_CHUNK (8), so the batch runs in slices on the CPU."""
     images = list(np.random.default_rng(size).integers(0, 256, (count, size, size, 3), dtype=np.uint8))
     if os.path.isfile(real_photo):
         import cv2
@@ -111,3 +113,26 @@ def test_converter_refuses_a_graph_that_does_not_fit():
     assert len(map_weights(graph, PalmDetector("full"))) == len(PalmDetector("full").state_dict())
     with pytest.raises(ConversionError):
         map_weights(graph, PalmDetector("lite"))
+
+
+@pytest.mark.parametrize("size", [16, 15, 7])
+@pytest.mark.parametrize("kernel,stride,groups", [(3, 2, 1), (5, 2, 4), (3, 1, 4), (5, 1, 1)])
+def test_same_conv_is_tensorflows_same_padding(size, kernel, stride, groups):
+    """Against the definition: pad (before, after) = SAME's split of the total, then a VALID convolution."""
+    torch.manual_seed(size)
+    conv = SameConv2d(4, 8, kernel, stride, groups).requires_grad_(False)
+    x = torch.rand(2, 4, size, size)
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    assert same_padding(size, kernel, stride) == (total // 2, total - total // 2)
+    padded = torch.nn.functional.pad(x, (total // 2, total - total // 2) * 2)
+    expected = torch.nn.functional.conv2d(padded, conv.weight, conv.bias, stride, 0, 1, groups)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        torch.testing.assert_close(conv(x.contiguous(memory_format=layout)), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pointwise_matches_a_1x1_convolution():
+    layer = pointwise(6, 5).requires_grad_(False)
+    x = torch.rand(3, 6, 4, 7)
+    expected = torch.nn.functional.conv2d(x, layer.weight, layer.bias)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        torch.testing.assert_close(layer(x.contiguous(memory_format=layout)), expected, rtol=1e-5, atol=1e-5)
