@@ -38,6 +38,7 @@ MAX_PIXELS = 250_000_000           # larger images are refused (decoding alone w
 FRAME_CHUNK = 32                   # video frames whose hands go through the network and the fit together
 CHUNK_PIXELS = 32 * 1920 * 1080    # ... fewer for large frames (a chunk of 4K frames is 8)
 MAX_BAD_FRAMES = 25                # consecutive undecodable frames that end a video
+MIN_SIDE = 16                      # smaller images and frames are refused (no hand to see)
 WORK_MAX_SIDE = 4096               # larger photos are decoded at 1/2, 1/4 or 1/8 size (memory bounded)
 OVERLAY_MAX_SIDE = 2048            # overlays are drawn and written at most this large
 
@@ -125,6 +126,15 @@ def to_rgb8(image: np.ndarray, path: str) -> np.ndarray:
 REDUCED_COLOR = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
+def decode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
+    """cv2.imdecode, None where it fails (it returns None for most broken files but raises for some)."""
+    try:
+        image = cv2.imdecode(data, flags)
+    except cv2.error:
+        return None
+    return image if image is not None and image.size else None
+
+
 def header_size(data: np.ndarray) -> Optional[tuple[int, int]]:
     """(width, height) of an encoded image from its header alone (Pillow reads no pixels), or None."""
     from PIL import Image
@@ -147,24 +157,31 @@ def read_image(path: str) -> tuple[np.ndarray, tuple[int, int]]:
         data = np.fromfile(path, np.uint8)
     except OSError as e:
         raise InputError(f"{path}: cannot read the file ({e.strerror or e})") from None
-    header = cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8)   # cheap size check before the full decode
-    if header is None:
+    header = decode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8)   # cheap size check before the full decode
+    if header is None and decode(data, cv2.IMREAD_UNCHANGED) is None:
         raise InputError(f"{path}: not a readable image (corrupt or not an image)")
-    if header.size * 64 > MAX_PIXELS:
+    if header is not None and header.size * 64 > MAX_PIXELS:
         raise InputError(f"{path}: image too large (about {header.shape[1] * 8} x {header.shape[0] * 8} pixels; "
                          f"at most {MAX_PIXELS // 1_000_000} megapixels)")
-    size = header_size(data) if max(header.shape) * 8 > WORK_MAX_SIDE else None
-    if size is None or max(size) <= WORK_MAX_SIDE:
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    size = header_size(data) if header is not None and max(header.shape) * 8 > WORK_MAX_SIDE else None
+    if size is None or max(size) <= WORK_MAX_SIDE:      # (no header: under 8 pixels on a side, reduced decoding fails)
+        image = decode(data, cv2.IMREAD_UNCHANGED)
         if image is None or image.size == 0:
             raise InputError(f"{path}: not a readable image (corrupt or not an image)")
         rgb = to_rgb8(image, path)
+        check_size(path, rgb.shape[1], rgb.shape[0])
         return rgb, (rgb.shape[1], rgb.shape[0])
     factor = next((f for f in (2, 4) if max(size) <= f * WORK_MAX_SIDE), 8)
-    image = cv2.imdecode(data, REDUCED_COLOR[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
+    image = decode(data, REDUCED_COLOR[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None or image.size == 0:
         raise InputError(f"{path}: not a readable image (corrupt or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size
+
+
+def check_size(path: str, width: int, height: int, what: str = "image") -> None:
+    """InputError for an image or frame too small to hold a hand (MIN_SIDE)."""
+    if min(width, height) < MIN_SIDE:
+        raise InputError(f"{path}: {what} too small ({width} x {height} pixels; at least {MIN_SIDE} on each side)")
 
 
 def scaled_intrinsics(K: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
@@ -368,6 +385,7 @@ class Estimator:
                 for item in ahead:
                     if K is None:
                         height, width = item[1].shape[:2]
+                        check_size(path, width, height, "video frame")
                         K = self._K(width, height)
                     elif item[1].shape[:2] != (height, width):
                         raise InputError(f"{path}: frame {item[0]} is {item[1].shape[1]} x {item[1].shape[0]}, "
