@@ -133,6 +133,14 @@ def cmd_estimate(args) -> int:
     except UsageError as e:
         progress.error(str(e))
         return exit_codes.USAGE
+    try:
+        return _estimate(args, progress)
+    finally:
+        if created:
+            remove_if_empty(os.path.abspath(args.output))     # a folder made for outputs that never came
+
+
+def _estimate(args, progress) -> int:
     from .engine.network import EngineError
     from .engine.pipeline import EngineOptions
     from .engine.run import Estimator, InputError, VideoOptions
@@ -144,16 +152,12 @@ def cmd_estimate(args) -> int:
         estimator = Estimator(options, video, args.output, overlay=args.overlay, focal=args.focal, K_file=args.K,
                               progress=progress, verbose=args.verbose)
     except (EngineError, InputError, ValueError) as e:
-        if created:
-            remove_if_empty(os.path.abspath(args.output))
         progress.error(str(e))
         return exit_codes.USAGE
     try:
         outputs, failed = estimator.run(args.inputs)
     finally:
         estimator.close()
-        if created:
-            remove_if_empty(os.path.abspath(args.output))     # a folder made for outputs that never came
     inputs = len(outputs) + failed
     no_hand = estimator.no_hand
     summary = (f"handcap estimate: {len(outputs)} capture file(s) in {os.path.abspath(args.output)}, "
