@@ -355,6 +355,18 @@ def test_an_unexpected_failure_is_one_line_and_the_rest_goes_on(box_estimator, c
         f"handcap estimate: error: {other}: cannot be processed (RuntimeError: cv2 said no in two lines)"]
 
 
+def test_a_failure_after_the_capture_was_written_leaves_nothing(box_estimator, capsys, monkeypatch):
+    """The capture file is written, then the overlay fails: the input failed, so its capture goes too."""
+    from core.engine import overlay
+    estimator, out = box_estimator
+    monkeypatch.setattr(estimator, "overlay", True)
+    monkeypatch.setattr(overlay, "draw_tracks", lambda *a, **k: (_ for _ in ()).throw(MemoryError("no room")))
+    before = sorted(os.listdir(out))
+    outputs, failed = estimator.run([DEMO])
+    assert (outputs, failed) == ([], 1) and sorted(os.listdir(out)) == before
+    assert error_lines(capsys.readouterr().err) == [f"handcap estimate: error: {DEMO}: cannot be processed (MemoryError: no room)"]
+
+
 def test_demo_summary_counts_hands_and_names_photos_without(tmp_path, monkeypatch, capsys):
     """The demo's summary: hands counted, the photos with none named (before: 'capture files: 16')."""
     pytest.importorskip("bpy")

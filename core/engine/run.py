@@ -282,6 +282,7 @@ class Estimator:
         self.taken: set = set()
         self.no_hand: list[str] = []
         self.hands: dict[str, int] = {}
+        self._written: list[str] = []      # files written for the input being processed
 
     def close(self) -> None:
         self.engine.close()
@@ -293,21 +294,38 @@ class Estimator:
         outputs, failed = [], 0
         for i, path in enumerate(files):
             self.progress.update("file", i, len(files), os.path.basename(path), force=True)
+            self._written = []
             try:
                 kind = check_file(path)
                 outputs.append(self.photo(path) if kind == "image" else self.movie(path))
             except InputError as e:
                 failed += 1
+                self._forget(path)
                 self.progress.error(str(e))
             except Exception as e:       # a library failing on this input: one line, and the others go on
                 failed += 1
+                self._forget(path)
                 self.progress.error(f"{path}: cannot be processed ({type(e).__name__}: {e})")
                 if self.verbose:
                     traceback.print_exc()
+            except BaseException:        # Ctrl-C, SIGTERM: this input's finished files go too
+                self._forget(path)
+                raise
         if not files:
             failed += 1
             self.progress.error("no photos or videos in the inputs given")
         return outputs, failed
+
+    def _forget(self, path: str) -> None:
+        """An input failed after some of its files were written (say the capture, then not the
+        overlay): remove them, so a failed input leaves nothing."""
+        for written in self._written:
+            with contextlib.suppress(OSError):
+                os.unlink(written)
+            self.hands.pop(written, None)
+        self._written = []
+        if path in self.no_hand:
+            self.no_hand.remove(path)
 
     def _K(self, width: int, height: int) -> np.ndarray:
         return self.K_fixed if self.K_fixed is not None else intrinsics(width, height, self.focal)
@@ -350,7 +368,9 @@ class Estimator:
             bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
         image = draw.draw_tracks(bgr, tracks, [self.builder.vertices(t) for t in tracks], K, [0] * len(tracks),
                                  scale=(size[0] / width, size[1] / height))
-        write_image(output_path(self.out_dir, path, "_overlay.png", self.taken), image)
+        overlay_path = output_path(self.out_dir, path, "_overlay.png", self.taken)
+        write_image(overlay_path, image)
+        self._written.append(overlay_path)
 
     def movie(self, path: str) -> str:
         video = cv2.VideoCapture(path)
@@ -488,6 +508,7 @@ class Estimator:
                 if writer is not None:
                     writer.release()
                     writer = None
+            self._written.append(final)
         finally:
             video.release()
             if writer is not None:
@@ -498,6 +519,7 @@ class Estimator:
                           image_size=np.array([width, height]), K=K, fps=fps, tracks=tracks)
         path = output_path(self.out_dir, source, ".npz", self.taken)
         save_capture(capture, path)
+        self._written.append(path)
         self.hands[path] = len(tracks)
         return path
 
