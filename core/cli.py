@@ -289,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "to the image, an error when it lies outside; negative numbers are fine")
     est.add_argument("--focal", type=number(float, 0, low_open=True), default=None,
                      help="focal length in pixels (default: 50 degrees field of view across the longer side)")
-    est.add_argument("--K", default=None, metavar="FILE", help="3x3 intrinsics in pixels (.npy or text)")
+    est.add_argument("--K", default=None, metavar="FILE", help="3x3 intrinsics in pixels (.npy, .json or text) for every input (default: "
+                          "PHOTO_K.npy or PHOTO_K.json beside PHOTO.jpg when there, else --focal, else a 50 degree view)")
     est.add_argument("--no-refine", action="store_true", help="skip fitting the hand to the 2D keypoints")
     est.add_argument("--fit-steps", type=number(int, 0), default=30, help="refinement steps (default: %(default)s)")
     est.add_argument("--smoothing", type=number(float, 0, 1), default=0.5,

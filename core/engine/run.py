@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import os
 import traceback
 import warnings
@@ -194,16 +195,31 @@ def overlay_scale(width: int, height: int) -> float:
     return min(1.0, OVERLAY_MAX_SIDE / max(width, height))
 
 
+SIDECAR_K = ("_K.npy", "_K.json")   # PHOTO_K.npy / PHOTO_K.json beside PHOTO.jpg: that photo's intrinsics
+
+
+def sidecar_intrinsics(path: str) -> Optional[str]:
+    """The intrinsics file shipped beside a photo or video (``<stem>_K.npy`` or ``<stem>_K.json``,
+    3x3 pixels, as FreiHAND-style crops come), or None."""
+    stem = os.path.splitext(path)[0]
+    return next((stem + suffix for suffix in SIDECAR_K if os.path.isfile(stem + suffix)), None)
+
+
 def intrinsics(width: int, height: int, focal: Optional[float] = None, K_file: Optional[str] = None) -> np.ndarray:
-    """(3, 3) K: from a .npy/.txt file (3x3), else from --focal (pixels, principal point at the
+    """(3, 3) K: from a .npy/.json/.txt file (3x3), else from --focal (pixels, principal point at the
     centre), else the documented default (50 degrees across the longer side)."""
     if K_file:
         try:
-            K = np.load(K_file) if K_file.endswith(".npy") else np.loadtxt(K_file)
-        except (OSError, ValueError) as e:
+            if K_file.endswith(".json"):
+                with open(K_file) as f:
+                    K = np.asarray(json.load(f), np.float64)
+            else:
+                K = np.load(K_file) if K_file.endswith(".npy") else np.loadtxt(K_file)
+        except (OSError, ValueError, TypeError) as e:
             raise InputError(f"{K_file}: cannot read intrinsics ({e})") from None
-        if np.shape(K) != (3, 3):
-            raise InputError(f"{K_file}: intrinsics must be a 3x3 matrix, got shape {np.shape(K)}")
+        if np.shape(K) != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+            raise InputError(f"{K_file}: intrinsics must be a finite 3x3 matrix with positive focal lengths, "
+                             f"got {np.array2string(np.asarray(K), separator=',') if np.size(K) <= 9 else np.shape(K)}")
         return np.asarray(K, np.float32)
     if focal:
         return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float32)
@@ -327,8 +343,12 @@ class Estimator:
         if path in self.no_hand:
             self.no_hand.remove(path)
 
-    def _K(self, width: int, height: int) -> np.ndarray:
-        return self.K_fixed if self.K_fixed is not None else intrinsics(width, height, self.focal)
+    def _K(self, width: int, height: int, source: str) -> np.ndarray:
+        """The intrinsics for one input: --K, else --focal, else the file beside it, else the default."""
+        if self.K_fixed is not None:
+            return self.K_fixed
+        sidecar = None if self.focal else sidecar_intrinsics(source)
+        return intrinsics(width, height, self.focal, K_file=sidecar)
 
     def _boxes(self, path: str, width: int, height: int, scale_x: float = 1.0, scale_y: float = 1.0):
         """The user's boxes clipped to a width x height image, in pixels of a picture scaled by
@@ -344,7 +364,7 @@ class Estimator:
     def photo(self, path: str) -> str:
         rgb, (width, height) = read_image(path)
         scale_x, scale_y = rgb.shape[1] / width, rgb.shape[0] / height      # 1 unless a large photo
-        K = self._K(width, height)
+        K = self._K(width, height, path)
         boxes = self._boxes(path, width, height, scale_x, scale_y)
         self.progress.update("estimate", 0, 1, os.path.basename(path), force=True)
         hands = self.engine.estimate_frames([rgb], scaled_intrinsics(K, scale_x, scale_y),
@@ -406,7 +426,7 @@ class Estimator:
                     if K is None:
                         height, width = item[1].shape[:2]
                         check_size(path, width, height, "video frame")
-                        K = self._K(width, height)
+                        K = self._K(width, height, path)
                     elif item[1].shape[:2] != (height, width):
                         raise InputError(f"{path}: frame {item[0]} is {item[1].shape[1]} x {item[1].shape[0]}, "
                                          f"the first was {width} x {height}")
