@@ -151,16 +151,19 @@ def run(options: Options) -> dict:
         rgb = decoded_frames(video)
         from core.engine.detect import VIDEO_PALM_EVERY
         result["detect"] = {}
-        for name, run_once in ((f"handcap, palm detector every {VIDEO_PALM_EVERY} frames while tracking (engine)",
-                                lambda: handcap_detect_run(rgb, VIDEO_PALM_EVERY)),
-                               ("handcap, MediaPipe's graph exactly (palm detector every frame while < 2 hands)",
-                                lambda: handcap_detect_run(rgb, 1)),
-                               ("MediaPipe Hands 0.10.21 itself", lambda: mediapipe_run(rgb))):
-            if run_once() is None:
-                continue
-            seconds = [run_once() for _ in range(repeat)]
-            result["detect"][name] = {"ms_per_frame": ms([s / len(rgb) for s in seconds]),
-                                      "fps": rate(len(rgb), seconds, "frames/s")}
+        runners = {f"handcap, palm detector every {VIDEO_PALM_EVERY} frames while tracking (engine)":
+                   lambda: handcap_detect_run(rgb, VIDEO_PALM_EVERY),
+                   "handcap, MediaPipe's graph exactly (palm detector every frame while < 2 hands)":
+                   lambda: handcap_detect_run(rgb, 1),
+                   "MediaPipe Hands 0.10.21 itself": lambda: mediapipe_run(rgb)}
+        runners = {name: run_once for name, run_once in runners.items() if run_once() is not None}   # + warm-up
+        seconds = {name: [] for name in runners}
+        for _ in range(repeat):                  # interleaved, so that a busy machine's drift hits all alike
+            for name, run_once in runners.items():
+                seconds[name].append(run_once())
+        for name, runs in seconds.items():
+            result["detect"][name] = {"ms_per_frame": ms([s / len(rgb) for s in runs]),
+                                      "fps": rate(len(rgb), runs, "frames/s")}
         mp = result["detect"].get("MediaPipe Hands 0.10.21 itself")
         if mp:
             result["mediapipe"] = {"fps": mp["fps"]}
