@@ -25,6 +25,7 @@ from typing import Optional
 
 import cv2
 import numpy as np
+import torch
 
 from core.perception.hand_landmarker import Hand, HandLandmarker
 from core.perception.hand_tracker import HandTracker, load_networks
@@ -125,7 +126,7 @@ class HandDetector:
             if self._sweep is None:
                 self._sweep = RegionSweep(device=self.device)
             small, scale = _detection_view(rgb)
-            found = [_from_points(d.keypoints_2d / scale, d.side, d.score, d.source)
+            found = [_from_points(d.keypoints_2d / scale, d.side, d.score, d.source, world=d.world_landmarks)
                      for d in self._sweep.find(small, self.max_hands)]
         return drop_duplicates(found)[:self.max_hands]
 
@@ -139,7 +140,6 @@ class HandDetector:
 
 def _bf16(device) -> bool:
     """Whether the landmark model runs under bfloat16 autocast: on a GPU, where BF16_ON_GPU allows it."""
-    import torch
     return torch.device(device).type == "cuda" and BF16_ON_GPU
 
 
