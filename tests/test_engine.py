@@ -189,10 +189,14 @@ def test_photo_capture_to_blend(photo_run, tmp_path):
 # --------------------------------------------------------------------------- 2. two hands
 
 def test_two_hands_side_by_side(tmp_path, renders, weights):
-    right, left = renders["right"][0], renders["left"][0]
+    # precondition: MediaPipe finds both hands in the pair (the first pair of picked renders for which it does)
+    with HandDetector(max_hands=2) as detector:
+        pairs = ((r, l) for r in renders["right"] for l in renders["left"])
+        found = next(((r, l) for r, l in pairs if sorted(d.side for d in detector.detect(
+            np.ascontiguousarray(np.hstack([r["rgb"], l["rgb"]])), search=True)) == ["left", "right"]), None)
+    assert found is not None, "MediaPipe finds no pair of the picked renders side by side"
+    right, left = found
     rgb = np.ascontiguousarray(np.hstack([right["rgb"], left["rgb"]]))
-    with HandDetector(max_hands=2) as detector:                       # precondition: both are found
-        assert sorted(d.side for d in detector.detect(rgb, search=True)) == ["left", "right"]
     cv2.imwrite(str(tmp_path / "both.jpg"), bgr(rgb), [cv2.IMWRITE_JPEG_QUALITY, 95])
     result = estimate(tmp_path / "both.jpg", "-o", tmp_path / "out", "--weights", weights, "--fit-steps", 10)
     assert result.returncode == 0, result.stderr
