@@ -19,6 +19,7 @@ import torch
 
 from core.crops import CROP_MARGIN, crop_matrix, crop_to_source, cut_crop, keypoint_box
 from core.hand_model import HandLayer, PosePrior, load_hand_model
+from core.hand_model.inverse_kinematics import pose_from_keypoints
 
 from .detect import LANDMARK_MODELS, Detection, HandDetector, RegionSweep
 from .fitting import FIT_STEPS, HandFitter, align_to_keypoints, mirror_intrinsics, mirror_to_left, project_points, wrist_position
@@ -157,6 +158,28 @@ class Engine:
             mirrored_K.append(mirror_intrinsics(K, width) if left else np.asarray(K, np.float64))
         return np.stack(crops), matrices, np.asarray(centres), np.asarray(sides), np.stack(mirrored_K)
 
+    def _evidence_3d(self, items, out, pose_init: np.ndarray) -> np.ndarray:
+        """(N, 21, 3) root-relative 3D keypoints in the right-hand frame that the fit turns the bones
+        toward: the landmark network's world landmarks where the detection has them (then the start
+        pose is the model posed onto them, in place in ``pose_init``), else the network's joints."""
+        evidence = np.array(out["joints_3d"], np.float64, copy=True)
+        have = [i for i, (_, d) in enumerate(items) if getattr(d, "world_landmarks", None) is not None]
+        if not have:
+            return evidence
+        for i in have:
+            world = np.asarray(items[i][1].world_landmarks, np.float64)
+            world = world - world[0]
+            evidence[i] = world * np.array([-1.0, 1.0, 1.0]) if items[i][1].side == "left" else world
+        with torch.no_grad():
+            betas = torch.as_tensor(out["betas"][have], dtype=torch.float32, device=self.device)
+            rest = self.layer(betas, keypoints_only=True).keypoints
+            pose = pose_from_keypoints(rest, torch.as_tensor(evidence[have], dtype=torch.float32, device=self.device))
+            posed = self.layer(betas, pose, keypoints_only=True).keypoints
+        pose_init[have] = pose.cpu().numpy()
+        # PnP needs the model's own keypoints (its bone lengths): the start hand, root-relative
+        evidence[have] = (posed - posed[:, :1]).cpu().numpy()
+        return evidence
+
     def _place_and_refine(self, frames, items, out, matrices, centres, sides, Ks):
         """Network output -> (pose, betas, layer transl, camera-space keypoints, pixels) of right hands
         in the right-hand frame: weak perspective to the camera, PnP to the 2D keypoints, then the fit."""
@@ -177,20 +200,21 @@ class Engine:
             weights.append(weight)
 
         pose_init = out["pose"].copy()
-        for i in range(len(items)):          # the network's hand, turned and placed to match the 2D keypoints
-            aligned = align_to_keypoints(out["joints_3d"][i], targets[i], weights[i], Ks[i]) if self.options.refine else None
+        evidence = self._evidence_3d(items, out, pose_init)
+        for i in range(len(items)):          # the start hand, turned and placed to match the 2D keypoints
+            aligned = align_to_keypoints(evidence[i], targets[i], weights[i], Ks[i]) if self.options.refine else None
             if aligned is not None:
                 rotation, wrists[i] = aligned
                 root = rotation @ cv2.Rodrigues(pose_init[i, 0].astype(np.float64))[0]
                 pose_init[i, 0] = cv2.Rodrigues(root)[0][:, 0]
-                out["joints_3d"][i] = out["joints_3d"][i] @ rotation.T
+                evidence[i] = evidence[i] @ rotation.T
 
         def tensor(a):
             return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=self.device)
 
         K_t = tensor(Ks)
         pose, betas, wrist = self.fitter(tensor(pose_init), tensor(out["betas"]), tensor(wrists), K_t,
-                                         tensor(targets), tensor(weights), tensor(out["joints_3d"]), tensor(sides / CROP_MARGIN))
+                                         tensor(targets), tensor(weights), tensor(evidence), tensor(sides / CROP_MARGIN))
         with torch.no_grad():
             joints = self.fitter.keypoints(pose, betas, wrist)
             keypoints = project_points(joints, K_t)
