@@ -101,6 +101,20 @@ class HandFitter(torch.nn.Module):
         rest position, so the wrist keypoint is rest_joints[0] + transl whatever the pose."""
         return wrist - self.layer(betas).rest_joints[:, 0]
 
+    def energy(self, pose: torch.Tensor, betas: torch.Tensor, wrist: torch.Tensor, K: torch.Tensor,
+               targets: torch.Tensor, target_weights: torch.Tensor, evidence_3d: torch.Tensor,
+               box_side: torch.Tensor) -> torch.Tensor:
+        """(N,) what the fit minimises, per hand (arguments as ``forward``'s): how badly the hand
+        explains the 2D keypoints and the 3D bone directions, plus how unnatural its pose and shape are."""
+        points = self.keypoints(pose, betas, wrist)
+        error = (project_points(points, K) - targets).norm(dim=-1) / box_side[:, None]
+        huber = torch.where(error < HUBER_PIXELS, 0.5 * error ** 2, HUBER_PIXELS * (error - 0.5 * HUBER_PIXELS))
+        loss_2d = (huber * target_weights).sum(1) / target_weights.sum(1).clamp(min=1e-6)
+        loss_3d = (1.0 - (bone_directions(points) * bone_directions(evidence_3d)).sum(-1)).mean(1)   # 1 - cos
+        w = self.weights
+        return (w["keypoints_2d"] * loss_2d / HUBER_PIXELS ** 2 + w["bones_3d"] * 100.0 * loss_3d
+                + w["pose_prior"] * self.prior.score(pose) + w["shape_prior"] * (betas ** 2).sum(1))
+
     def forward(self, pose: torch.Tensor, betas: torch.Tensor, wrist: torch.Tensor, K: torch.Tensor,
                 targets: torch.Tensor, target_weights: torch.Tensor, evidence_3d: torch.Tensor,
                 box_side: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -117,21 +131,11 @@ class HandFitter(torch.nn.Module):
         betas = betas.clone().requires_grad_()
         optimizer = torch.optim.Adam([{"params": [pose], "lr": 0.03}, {"params": [betas], "lr": 0.05},
                                       {"params": [ray, log_depth], "lr": 0.01}])
-        norm = target_weights.sum(1).clamp(min=1e-6)
-        target_bones = bone_directions(evidence_3d)                                  # (N, 20, 3)
-        w = self.weights
         with torch.enable_grad():
             for _ in range(self.steps):
                 depth = log_depth.exp()
                 wrist_now = torch.cat([ray * depth[:, None], depth[:, None]], dim=1)
-                points = self.keypoints(pose, betas, wrist_now)
-                pixels = project_points(points, K)
-                error = (pixels - targets).norm(dim=-1) / box_side[:, None]
-                huber = torch.where(error < HUBER_PIXELS, 0.5 * error ** 2, HUBER_PIXELS * (error - 0.5 * HUBER_PIXELS))
-                loss_2d = (huber * target_weights).sum(1) / norm
-                loss_3d = (1.0 - (bone_directions(points) * target_bones).sum(-1)).mean(1)   # 1 - cos, per bone
-                loss = (w["keypoints_2d"] * loss_2d / HUBER_PIXELS ** 2 + w["bones_3d"] * 100.0 * loss_3d
-                        + w["pose_prior"] * self.prior.score(pose) + w["shape_prior"] * (betas ** 2).sum(1)).sum()
+                loss = self.energy(pose, betas, wrist_now, K, targets, target_weights, evidence_3d, box_side).sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
