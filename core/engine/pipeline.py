@@ -109,12 +109,14 @@ class Engine:
         o = self.options
         return None if o.boxes else HandDetector(o.max_hands, o.min_confidence, video=True, landmarks=o.landmarks)
 
-    def detect(self, rgb: np.ndarray, detector: Optional[HandDetector] = None) -> list[Detection]:
-        """The hands to estimate in one frame: the user's boxes, or the finds of ``detector`` (default:
-        the engine's photo detector), filtered by side."""
-        if self.options.boxes:
+    def detect(self, rgb: np.ndarray, detector: Optional[HandDetector] = None, boxes: Optional[tuple] = None) -> list[Detection]:
+        """The hands to estimate in one frame: the user's boxes (``boxes`` in this frame's pixels, clipped
+        to it by the caller; default: the options' boxes), or the finds of ``detector`` (default: the
+        engine's photo detector), filtered by side."""
+        boxes = self.options.boxes if boxes is None else boxes
+        if boxes:
             with self.times("detect"):
-                return [self._in_box(rgb, np.asarray(b, np.float64)) for b in self.options.boxes]
+                return [self._in_box(rgb, np.asarray(b, np.float64)) for b in boxes]
         with self.times("detect"):
             found = (detector or self.detector).detect(rgb, search=detector is None)
         if self.options.hand != "auto":
