@@ -565,3 +565,20 @@ def test_unknown_landmark_model_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "core", "estimate", "x.png", "-o", str(tmp_path), "--landmarks", "huge"],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "--landmarks" in result.stderr and "lite" in result.stderr
+
+
+def test_tracker_drops_a_side_flip_that_does_not_last():
+    """One hand, its side misread in frame 2 only: one track, frame 2 missing; a flip that lasts
+    FLIP_CONFIRM frames is a hand of its own."""
+    from core.engine.tracking import FLIP_CONFIRM
+    tracker = Tracker()
+    box = [100, 100, 200, 200]
+    for f in range(6):
+        tracker.update(f, [_hand("left" if f == 2 else "right", box)])
+    assert [t.side for t in tracker.tracks] == ["right"]
+    assert sorted(tracker.tracks[0].frames) == [0, 1, 3, 4, 5]
+    tracker = Tracker()
+    for f in range(2 + FLIP_CONFIRM):
+        tracker.update(f, [_hand("left" if f >= 2 else "right", box)])
+    assert sorted(t.side for t in tracker.tracks) == ["left", "right"]
+    assert sorted(next(t for t in tracker.tracks if t.side == "left").frames) == list(range(2, 2 + FLIP_CONFIRM))
