@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tokenize
 import zipfile
 import zlib
 from typing import Optional
@@ -147,7 +148,8 @@ def load_capture(path: str) -> Capture:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+            SyntaxError, tokenize.TokenError) as e:       # the last two: numpy parsing a damaged array header
         raise CaptureError(f"{path}: not a readable capture file (damaged .npz: {e})") from None
     try:
         validate_arrays(arrays)

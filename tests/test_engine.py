@@ -543,7 +543,7 @@ def test_crop_to_source_inverts_crop_matrix(flip):
 def test_landmark_model_choice_is_mediapipes(landmarks, complexity):
     """--landmarks picks MediaPipe's landmark model: the detector's points are those MediaPipe Hands
     itself gives with that model_complexity (computed here directly), and the two models differ."""
-    import mediapipe as mp
+    mp = pytest.importorskip("mediapipe")
 
     rgb = cv2.cvtColor(cv2.imread(os.path.join(REPO, "core", "assets", "demo_hand.jpg")), cv2.COLOR_BGR2RGB)
     height, width = rgb.shape[:2]

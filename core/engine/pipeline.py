@@ -42,7 +42,7 @@ class EngineOptions:
     refine: bool = True                  # fit to the 2D keypoints after the network
     fit_steps: int = FIT_STEPS
     min_confidence: float = 0.3          # detector threshold
-    landmarks: str = "full"              # MediaPipe's landmark model: full | lite (faster, less exact)
+    landmarks: str = "full"              # MediaPipe's hand models (palm detector + landmarks): full | lite (faster, less exact)
     boxes: tuple = ()                    # (x0, y0, x1, y1) pixels: use these regions instead of detection
     threads: int = 0                     # CPU threads for torch (0: torch's default)
 
@@ -95,8 +95,8 @@ class Engine:
         if options.landmarks not in LANDMARK_MODELS:
             raise ValueError(f"landmarks must be one of {sorted(LANDMARK_MODELS)}, got {options.landmarks!r}")
         self.detector = None if options.boxes else HandDetector(options.max_hands, options.min_confidence,
-                                                                  landmarks=options.landmarks)
-        self.box_looker = RegionSweep() if options.boxes else None
+                                                                  landmarks=options.landmarks, device=self.device)
+        self.box_looker = RegionSweep(device=self.device) if options.boxes else None
         self.times = StageTimes()
 
     def close(self) -> None:
@@ -107,7 +107,8 @@ class Engine:
     def video_detector(self) -> Optional[HandDetector]:
         """A detector that tracks from frame to frame, for one video (None with user boxes)."""
         o = self.options
-        return None if o.boxes else HandDetector(o.max_hands, o.min_confidence, video=True, landmarks=o.landmarks)
+        return None if o.boxes else HandDetector(o.max_hands, o.min_confidence, video=True, landmarks=o.landmarks,
+                                                 device=self.device)
 
     def detect(self, rgb: np.ndarray, detector: Optional[HandDetector] = None, boxes: Optional[tuple] = None) -> list[Detection]:
         """The hands to estimate in one frame: the user's boxes (``boxes`` in this frame's pixels, clipped
@@ -130,7 +131,7 @@ class Engine:
                 and detection.score < SIDE_SURE)
 
     def _in_box(self, rgb: np.ndarray, box: np.ndarray) -> Detection:
-        """A user's (4,) box: MediaPipe's landmark model looks inside it for the hand's side and
+        """A user's (4,) box: the landmark model looks inside it for the hand's side and
         landmarks. Where it sees none (or a hand of the side --hand excludes), the box is used as it
         is, as the --hand side (right when auto)."""
         found = self.box_looker.look_in(rgb, box)
