@@ -189,10 +189,14 @@ def test_photo_capture_to_blend(photo_run, tmp_path):
 # --------------------------------------------------------------------------- 2. two hands
 
 def test_two_hands_side_by_side(tmp_path, renders, weights):
-    right, left = renders["right"][0], renders["left"][0]
+    # precondition: MediaPipe finds both hands in the pair (the first pair of picked renders for which it does)
+    with HandDetector(max_hands=2) as detector:
+        pairs = ((r, l) for r in renders["right"] for l in renders["left"])
+        found = next(((r, l) for r, l in pairs if sorted(d.side for d in detector.detect(
+            np.ascontiguousarray(np.hstack([r["rgb"], l["rgb"]])), search=True)) == ["left", "right"]), None)
+    assert found is not None, "MediaPipe finds no pair of the picked renders side by side"
+    right, left = found
     rgb = np.ascontiguousarray(np.hstack([right["rgb"], left["rgb"]]))
-    with HandDetector(max_hands=2) as detector:                       # precondition: both are found
-        assert sorted(d.side for d in detector.detect(rgb, search=True)) == ["left", "right"]
     cv2.imwrite(str(tmp_path / "both.jpg"), bgr(rgb), [cv2.IMWRITE_JPEG_QUALITY, 95])
     result = estimate(tmp_path / "both.jpg", "-o", tmp_path / "out", "--weights", weights, "--fit-steps", 10)
     assert result.returncode == 0, result.stderr
@@ -561,3 +565,20 @@ def test_unknown_landmark_model_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "core", "estimate", "x.png", "-o", str(tmp_path), "--landmarks", "huge"],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "--landmarks" in result.stderr and "lite" in result.stderr
+
+
+def test_tracker_drops_a_side_flip_that_does_not_last():
+    """One hand, its side misread in frame 2 only: one track, frame 2 missing; a flip that lasts
+    FLIP_CONFIRM frames is a hand of its own."""
+    from core.engine.tracking import FLIP_CONFIRM
+    tracker = Tracker()
+    box = [100, 100, 200, 200]
+    for f in range(6):
+        tracker.update(f, [_hand("left" if f == 2 else "right", box)])
+    assert [t.side for t in tracker.tracks] == ["right"]
+    assert sorted(tracker.tracks[0].frames) == [0, 1, 3, 4, 5]
+    tracker = Tracker()
+    for f in range(2 + FLIP_CONFIRM):
+        tracker.update(f, [_hand("left" if f >= 2 else "right", box)])
+    assert sorted(t.side for t in tracker.tracks) == ["left", "right"]
+    assert sorted(next(t for t in tracker.tracks if t.side == "left").frames) == list(range(2, 2 + FLIP_CONFIRM))

@@ -16,7 +16,9 @@ Contract (the pipeline relies on it; do not change):
 * ``features=True`` returns ``(LandmarkOutput, features)`` where ``features`` is a dict of NCHW
   maps named ``"s{stride}_c{channels}"``: the output of each resolution of the trunk
   (strides 2, 4, 8, 16, 32) plus ``"head_c{channels}"``, the 7x7 map that is averaged into the
-  embedding (a pretrained trunk for HAMR).
+  embedding (a pretrained trunk for HAMR). "full": s2_c16 (112 px), s4_c24 (56), s8_c40 (28),
+  s16_c112 (14), s32_c192 (7), head_c1152 (7); "lite": s2_c16, s4_c16, s8_c24, s16_c64,
+  s32_c112, head_c672. The maps are channels-last in memory.
 
 Architecture (read from the .tflite graph by ``core.perception.convert``): a MobileNetV2-style
 trunk of :class:`InvertedResidual` blocks with ReLU6, a 1x1 + depthwise 3x3 head, a global mean
