@@ -10,7 +10,7 @@ Contract for the pipeline (stable; see each module's docstring for the details):
 * ``load_hand_landmarks(variant="full"|"lite", device="cpu") -> HandLandmarkNet`` (eval mode):
   ``forward(image (B, 3, 224, 224) RGB in HandLandmarkNet.INPUT_RANGE = (0, 1), features=False)``
   -> ``LandmarkOutput(landmarks (B, 21, 3) crop px, presence (B,) probability, handedness (B,)
-  probability of MediaPipe's "Right", world (B, 21, 3) metres)``; with ``features=True`` also a
+  probability of MediaPipe's "Left" (the person's right hand in an unmirrored photo), world (B, 21, 3) metres)``; with ``features=True`` also a
   dict of NCHW feature maps.
 * ``load_pose_detector(device="cpu") -> PoseDetector`` (eval mode): MediaPipe's person detector,
   ``forward(image (B, 3, 224, 224) RGB in PoseDetector.INPUT_RANGE = (-1, 1))`` -> ``(boxes

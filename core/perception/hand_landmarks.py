@@ -9,9 +9,10 @@ Contract (the pipeline relies on it; do not change):
   ``landmarks`` (B, 21, 3) in crop pixels (x, y right/down in the 224 px crop; z relative depth on
   the same pixel scale, MediaPipe divides it by 224 and by ``normalize_z`` 0.4 later);
   ``presence`` (B,) a probability (the graph ends in a sigmoid; MediaPipe keeps a hand above 0.5);
-  ``handedness`` (B,) a probability (sigmoid inside the graph) of label 1 = "Right" in MediaPipe's
-  ``handedness.txt``; MediaPipe's labels assume a mirrored (selfie) image, so for an unmirrored
-  photo a value above 0.5 means a LEFT hand;
+  ``handedness`` (B,) a probability (sigmoid inside the graph) of the first label, "Left", of
+  MediaPipe's ``handedness.txt`` (its binary classification scores label 0); MediaPipe's labels
+  assume a mirrored (selfie) image, so for an unmirrored photo a value above 0.5 means the
+  person's RIGHT hand (checked against MediaPipe's own sides on every real photo);
   ``world`` (B, 21, 3) metres, origin near the hand's centre, axes of the crop (not rotated back).
 * ``features=True`` returns ``(LandmarkOutput, features)`` where ``features`` is a dict of NCHW
   maps named ``"s{stride}_c{channels}"``: the output of each resolution of the trunk
@@ -57,7 +58,7 @@ HEAD_CHANNELS = {"full": 1152, "lite": 672}
 class LandmarkOutput(NamedTuple):
     landmarks: torch.Tensor    # (B, 21, 3) crop pixels (224 px frame); z on the same scale
     presence: torch.Tensor     # (B,) probability that a hand is in the crop
-    handedness: torch.Tensor   # (B,) probability of MediaPipe's "Right" (mirrored-image convention)
+    handedness: torch.Tensor   # (B,) probability of MediaPipe's "Left" = the person's right hand in an unmirrored photo
     world: torch.Tensor        # (B, 21, 3) metres
 
 
