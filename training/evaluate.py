@@ -1,6 +1,6 @@
 """Evaluate trained hand networks on held-out data; write the metrics as JSON (+ a PCK plot).
 
-    python -m training.evaluate --weights W [--weights W2 ...] --data SPEC --json OUT [--plot PCK.png] [--reference]
+    python -m training.evaluate --weights W [--weights W2 ...] --data SPEC --json OUT [--plot PCK.png] [--reference] [--engine]
 
 SPEC:
   synthetic:N   N held-out synthetic renders (training.synth.SyntheticHands, split "heldout", fixed seed)
@@ -24,6 +24,9 @@ ground truth), pa_mpjpe_mm, auc_0_50, auc_20_50, pck_curve (0-50 mm), rr_mpjpe_m
 and pa_mpvpe_mm, f5, f15, count_mesh when the model and the data have meshes of one topology.
 ``--reference`` adds an entry (and curve) for ``training.reference.MeanHand``: one fixed hand, the
 mean training pose, the score of a network that sees nothing of the fingers.
+``--engine`` adds the whole engine as ``handcap estimate`` runs it on each full photo with that
+photo's intrinsics, and its detector's own landmarks as a reference (``training.engine_eval``: it
+adds rr_median_mm, err_2d_px and per-joint errors in the photo's pixels and the camera's frame).
 """
 
 from __future__ import annotations
@@ -254,8 +257,8 @@ def evaluate_one(path: str, name: str, kind: str, raw, images: list, args, devic
 def print_entry(entry: dict) -> None:
     """One line per evaluated model: its name, count and the headline metrics it has."""
     shown = [f"{k}={entry[k]:.4g}" for k in ("pa_mpjpe_mm", "auc_0_50", "auc_20_50", "pa_mpvpe_mm", "f5", "f15",
-                                              "rr_mpjpe_mm", "pck_2d") if k in entry]
-    print(f"{entry['name']}: count={entry['count']}", *shown,
+                                              "rr_mpjpe_mm", "rr_median_mm", "pck_2d", "err_2d_px") if k in entry]
+    print(f"{entry['name']}: count={entry['count']}", *([f"found={entry['found']}"] if "found" in entry else []), *shown,
           *([f"overlays in {entry['overlays']}"] if "overlays" in entry else []), sep=", ")
 
 
@@ -279,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", metavar="PNG", help="also plot the 3D PCK curves of all models here")
     parser.add_argument("--reference", action="store_true",
                         help="also score one fixed hand, the mean training pose (the floor a network must beat)")
+    parser.add_argument("--engine", action="store_true",
+                        help="also score the whole engine (detection, network, fit) on each full photo with its "
+                             "intrinsics, and the detector's own world and image landmarks beside it")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
@@ -294,10 +300,11 @@ def main(argv=None) -> int:
         images = list_images(value) if kind == "images" else None
     except SpecError as e:
         parser.error(str(e))
-    if not args.weights and not args.reference:
-        parser.error("give --weights (one or more) or --reference")
-    if args.reference and kind == "images":
-        parser.error("--reference needs data with ground truth (synthetic:N or freihand:DIR)")
+    if not args.weights and not args.reference and not args.engine:
+        parser.error("give --weights (one or more), --reference or --engine")
+    for flag in ("reference", "engine"):
+        if getattr(args, flag) and kind == "images":
+            parser.error(f"--{flag} needs data with ground truth (synthetic:N or freihand:DIR)")
     if args.plot and kind == "images":
         parser.error("--plot needs data with ground truth (synthetic:N or freihand:DIR)")
     missing = [w for w in args.weights if not os.path.isfile(w)]
@@ -315,6 +322,11 @@ def main(argv=None) -> int:
         return 1
     if args.reference:
         entries.append(evaluate_reference(raw, args, device))
+    if args.engine:
+        from training.engine_eval import evaluate_engine
+        for entry in evaluate_engine(raw, device.type):
+            print_entry(entry)
+            entries.append(entry)
     write_atomic(args.json, (json.dumps({"data": args.data, "device": str(device), "models": entries}, indent=1)
                              + "\n").encode())
     if args.plot:

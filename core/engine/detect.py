@@ -39,6 +39,7 @@ class Detection:
     score: float                            # detector confidence in [0, 1]
     keypoints_2d: Optional[np.ndarray]      # (21, 2) landmarks, or None (a box from the user)
     source: str = "mediapipe"               # "mediapipe" | "box" (given by the user) | "search" | "sweep"
+    world_landmarks: Optional[np.ndarray] = None   # (21, 3) metres, camera axes, origin near the hand's centre
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -126,10 +127,14 @@ class HandDetector:
         small, _ = _detection_view(rgb)
         result = self._hands.process(small)
         detections = []
-        for landmarks, handedness in zip(result.multi_hand_landmarks or [], result.multi_handedness or []):
+        worlds = result.multi_hand_world_landmarks or [None] * len(result.multi_hand_landmarks or [])
+        for landmarks, handedness, world in zip(result.multi_hand_landmarks or [], result.multi_handedness or [], worlds):
             points = np.array([(p.x * width, p.y * height) for p in landmarks.landmark], np.float64)   # (21, 2)
             label = handedness.classification[0]
-            detections.append(_from_points(points, _real_side(label.label), float(label.score)))
+            detection = _from_points(points, _real_side(label.label), float(label.score))
+            if world is not None:
+                detection.world_landmarks = np.array([(p.x, p.y, p.z) for p in world.landmark], np.float64)
+            detections.append(detection)
         return drop_duplicates(detections)[:self.max_hands]
 
 
