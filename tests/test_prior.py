@@ -68,3 +68,48 @@ def test_fist_closes_the_hand_without_tearing(open_right):
     samples = layer(pose=prior.sample(200, torch.Generator().manual_seed(0)))
     assert (lengths(samples.vertices) - rest_lengths).max() < 0.020
     assert lengths(samples.vertices).max() < 1.5 * rest_lengths.max()
+
+
+def vertex_normals(vertices: torch.Tensor, faces: np.ndarray) -> torch.Tensor:
+    """(V, 3) unit area-weighted vertex normals of a posed mesh (outward for this model's winding)."""
+    f = torch.as_tensor(faces, dtype=torch.long)
+    tri = vertices[f]
+    face_normals = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals = torch.zeros_like(vertices).index_add_(0, f.reshape(-1), face_normals.repeat_interleave(3, 0))
+    return normals / normals.norm(dim=1, keepdim=True)
+
+
+def test_fist_closes_onto_the_palm_without_passing_through_it(open_right):
+    """In the named fist (inside the limits) each finger's tip ends within 2.5 cm of the palm's
+    skin, folded back past its knuckle, and the finger does not pass through the hand: of its
+    distal segment's skin, pushed 1 mm outward, at most 10 % lies inside the posed hand
+    (generalised winding number; touching skin, not a finger buried in the palm)."""
+    from core.hand_model.joint_centres import winding_numbers
+    from .test_skeleton import cut_loop
+
+    prior, layer = PosePrior(open_right), HandLayer(open_right, torch.float64)
+    pose = named_pose(prior, "fist")
+    assert prior.limit_loss(pose).item() < 1e-6
+    out = layer(pose=pose.double())
+    vertices, kp = out.vertices[0], out.keypoints[0]
+    normals = vertex_normals(vertices, open_right.faces)
+    palm_ids = torch.nonzero(torch.as_tensor(open_right.weights[:, 0] > 0.9))[:, 0]
+    cut = cut_loop(open_right.faces)
+    for tip, mcp, distal in ((8, 5, 3), (12, 9, 6), (16, 13, 12), (20, 17, 9)):
+        assert (kp[tip] - vertices[palm_ids]).norm(dim=1).min() < 0.025, tip
+        assert (kp[tip] - kp[0]).norm() < (kp[mcp] - kp[0]).norm(), tip
+        ids = np.nonzero(open_right.weights[:, distal] > 0.5)[0]
+        pushed = (vertices[ids] + 0.001 * normals[ids]).numpy()
+        inside = winding_numbers(pushed, vertices.numpy(), open_right.faces, cut) > 0.5
+        assert inside.mean() < 0.10, (tip, inside.mean())
+
+
+def test_pinch_brings_thumb_tip_to_index_tip(open_right, open_left):
+    """The named pinch is inside the joint limits and closes thumb tip onto index tip (< 5 mm), on
+    both sides."""
+    for model in (open_right, open_left):
+        prior = PosePrior(model)
+        pose = named_pose(prior, "pinch")
+        assert prior.limit_loss(pose).item() < 1e-6
+        kp = HandLayer(model)(pose=pose).keypoints[0]
+        assert (kp[4] - kp[8]).norm() < 0.005

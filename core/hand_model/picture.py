@@ -1,4 +1,4 @@
-"""A picture of the hand model: rest, fist, spread, several shapes, left and right.
+"""A picture of the hand model: flat, fist, pinch, claw, spread (palm and side), shapes, both sides.
 
     python -m core.hand_model.picture --out docs/hand_model.png
 
@@ -19,23 +19,36 @@ from .model import KEYPOINT_BONES, load_hand_model
 from .prior import PosePrior
 
 # (flex, abd, twist) in radians per finger joint for a few named poses (right-hand convention).
-_FIST = {"index": (1.5, 1.7, 1.1), "middle": (1.5, 1.75, 1.1), "ring": (1.5, 1.75, 1.1),
-         "pinky": (1.5, 1.75, 1.1), "thumb": (0.6, 0.8, 1.0)}
+# Per finger: the flexions of its three joints (MCP, PIP, DIP; thumb: CMC, MCP, IP).
 _FINGER_JOINTS = {"index": (1, 2, 3), "middle": (4, 5, 6), "ring": (10, 11, 12), "pinky": (7, 8, 9),
                   "thumb": (13, 14, 15)}
+_FLEX = {
+    "fist": {"index": (1.15, 1.45, 0.8), "middle": (1.25, 1.55, 0.9), "ring": (1.25, 1.55, 0.9),
+             "pinky": (1.25, 1.5, 0.85), "thumb": (-0.2, 0.9, 0.9)},
+    "claw": {"index": (0.0, 1.5, 1.2), "middle": (0.0, 1.55, 1.2), "ring": (0.0, 1.55, 1.2),
+             "pinky": (0.0, 1.55, 1.2), "thumb": (0.2, 0.3, 0.6)},
+    "pinch": {"index": (0.35, 0.8, 0.9), "middle": (0.35, 0.45, 0.3), "ring": (0.35, 0.45, 0.3),
+              "pinky": (0.35, 0.45, 0.3), "thumb": (0.13, 0.08, 0.56)},
+}
+# Extra (joint, component, radians) per pose: abduction and twist.
+_EXTRA = {
+    "spread": ((1, 1, -0.40), (10, 1, 0.30), (7, 1, 0.55), (13, 1, -0.5)),
+    "fist": ((13, 1, 0.4), (13, 2, 0.45), (14, 1, -0.25), (14, 2, 0.25), (15, 1, -0.05)),
+    "pinch": ((13, 2, 0.39), (14, 1, -0.23), (14, 2, 0.2), (15, 2, 0.08)),
+}
+NAMED_POSES = ("flat", "fist", "pinch", "claw", "spread")
 
 
 def named_pose(prior: PosePrior, name: str) -> torch.Tensor:
-    """(1, 16, 3) axis-angle for 'rest', 'fist' or 'spread'."""
+    """(1, 16, 3) axis-angle for 'rest'/'flat' (zero pose), 'fist', 'pinch', 'claw' or 'spread'."""
+    if name not in NAMED_POSES + ("rest",):
+        raise ValueError(f"unknown pose {name!r}: use one of {NAMED_POSES}")
     angles = torch.zeros(1, 16, 3)
-    if name == "fist":
-        for finger, flexes in _FIST.items():
-            for joint, flex in zip(_FINGER_JOINTS[finger], flexes):
-                angles[0, joint, 0] = flex
-    elif name == "spread":
-        for finger, abd in {"index": -0.40, "ring": 0.30, "pinky": 0.55}.items():
-            angles[0, _FINGER_JOINTS[finger][0], 1] = abd
-        angles[0, 13, 1] = -0.5
+    for finger, flexes in _FLEX.get(name, {}).items():
+        for joint, flex in zip(_FINGER_JOINTS[finger], flexes):
+            angles[0, joint, 0] = flex
+    for joint, component, value in _EXTRA.get(name, ()):
+        angles[0, joint, component] = value
     return prior.from_angles(angles)
 
 
@@ -83,6 +96,15 @@ def side_view() -> np.ndarray:
         [[np.cos(0.4), 0, np.sin(0.4)], [0, 1, 0], [-np.sin(0.4), 0, np.cos(0.4)]])
 
 
+def knuckle_view(tilt_deg: float = 35.0) -> np.ndarray:
+    """Look at the back of the hand from above the knuckles: the viewer sits on the dorsal side
+    (-z), tilted ``tilt_deg`` toward the fingers (+y), so a fist shows its row of knuckles."""
+    t = np.deg2rad(tilt_deg)
+    toward = np.array([0.0, np.sin(t), -np.cos(t)])
+    right = np.array([-1.0, 0.0, 0.0])
+    return np.stack([right, np.cross(toward, right), toward])
+
+
 def make_picture(out_path: str, hand_model: str = "open") -> str:
     """Write a grid of hands to ``out_path`` (PNG) and return the path."""
     import matplotlib
@@ -94,14 +116,14 @@ def make_picture(out_path: str, hand_model: str = "open") -> str:
     priors = {"right": PosePrior(right), "left": PosePrior(left)}
     generator = torch.Generator().manual_seed(7)
     sampled = priors["right"].sample(3, generator)
-    panels = [  # (title, side, betas, pose, view); shape panels share one zoom
-        ("rest (zero pose), palm", "right", None, named_pose(priors["right"], "rest"), palm_view()),
-        ("rest, back of hand", "right", None, named_pose(priors["right"], "rest"), palm_view(180 + 25)),
-        ("fist", "right", None, named_pose(priors["right"], "fist"), palm_view(40)),
-        ("fist, side", "right", None, named_pose(priors["right"], "fist"), side_view()),
-        ("spread", "right", None, named_pose(priors["right"], "spread"), palm_view()),
-    ]
-    for i in range(3):
+    panels = []  # (title, side, betas, pose, view); shape panels share one zoom
+    for name in NAMED_POSES:
+        pose = named_pose(priors["right"], name)
+        panels.append((name + (" (zero pose)" if name == "flat" else "") + ", palm", "right", None, pose,
+                       palm_view(40 if name == "fist" else 25)))
+        panels.append((name + ", side", "right", None, pose, side_view()))
+    panels.append(("fist, knuckles", "right", None, named_pose(priors["right"], "fist"), knuckle_view()))
+    for i in range(1):
         panels.append((f"prior sample {i + 1}", "right", None, sampled[i:i + 1], palm_view(30)))
     for beta0 in (-2.0, 2.0):
         betas = torch.zeros(1, right.num_betas)
@@ -120,7 +142,7 @@ def make_picture(out_path: str, hand_model: str = "open") -> str:
     ]
     cols = 4
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.8), dpi=110)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.8), dpi=120)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (title, side, betas, pose, view) in zip(axes.ravel(), panels):
