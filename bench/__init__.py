@@ -1,6 +1,6 @@
 """handcap's benchmark: speed and accuracy side by side with the peers, in one table.
 
-    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement] [--repeat N] [--frames N]
+    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement,perception] [--repeat N] [--frames N]
                     [--out DIR] [--quick]
 
 Sections (each runs in a process of its own and adds rows to one table):
@@ -14,6 +14,9 @@ Sections (each runs in a process of its own and adds rows to one table):
   train      training images/s with training.train's loop, CPU (and GPU)    (bench/train.py)
   accuracy   PA-MPJPE and 3D PCK AUC on held-out synthetic renders          (bench/accuracy.py)
   agreement  2D PCK@0.1/0.2 against MediaPipe's landmarks on ../shared/real_images (bench/accuracy.py)
+  perception handcap's palm detector and hand-landmark network (core/perception) on the CPU:
+             landmark crops/s at batch 1, 32, 256 and palm ms per 192 px image, beside MediaPipe's
+             own runtime on the same models                              (bench/perception.py)
 
 Every timing is the median of ``--repeat`` runs after a warm-up run, with the spread (min-max).
 The table is printed and written atomically to DIR/bench.md and DIR/bench.json (default
@@ -21,4 +24,4 @@ bench/results/) with the date, the machine and the command. ``--quick`` is a smo
 sizes, one run each): its numbers mean nothing.
 """
 
-SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement")
+SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement", "perception")

@@ -27,6 +27,7 @@ SECTION_FUNCTIONS = {        # section -> (module in bench/, its run function, i
     "train": ("train", "run", "rows"),
     "accuracy": ("accuracy", "run_accuracy", "accuracy_rows"),
     "agreement": ("accuracy", "run_agreement", "agreement_rows"),
+    "perception": ("perception", "run", "rows"),
 }
 
 

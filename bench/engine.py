@@ -5,8 +5,10 @@ with OpenCV), runs ``handcap estimate`` on it (the Estimator, as the command lin
 warm up and ``repeat`` times measured, for each shipped model (and the fast one again with
 MediaPipe's lite landmark model, ``--landmarks lite``), and reports per stage (decode,
 detect, crop, network, refine, smooth, write) the milliseconds per frame and end to end the
-frames/s; beside it, MediaPipe's hand tracker alone on the same decoded frames (the reference
-most Blender capture add-ons use). The fit's quality is the mean distance (pixels) between the
+frames/s; beside it, the hand pipeline alone (detect + landmarks, handcap's torch modules, with
+the engine's settings and with MediaPipe's graph exactly) and MediaPipe's hand tracker itself
+(when mediapipe is installed) on the same decoded frames (the reference most Blender capture
+add-ons use). The fit's quality is the mean distance (pixels) between the
 fitted hand's projected keypoints and the landmarks it was fitted to, before smoothing.
 Target (ARCHITECTURE.md): CPU video >= 30 frames/s with the fast model.
 """
@@ -90,14 +92,37 @@ def decoded_frames(video: str) -> list:
     return frames
 
 
-def mediapipe_run(frames: list) -> float:
-    """MediaPipe Hands (tracking mode, the full model, as the engine runs it) alone on decoded frames: seconds."""
+def handcap_detect_run(frames: list, palm_every: int, landmarks: str = "full") -> float:
+    """handcap's hand pipeline (core.perception, torch) alone on decoded frames, tracking as the engine
+    does for a video (one torch thread, as beside the network): seconds. ``palm_every`` 1 is MediaPipe's
+    graph exactly; the engine's default looks for more hands every VIDEO_PALM_EVERY frames."""
+    import torch
     from core.engine.detect import HandDetector
 
-    with HandDetector(max_hands=2, video=True) as detector:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads - 1))
+    try:
+        with HandDetector(max_hands=2, video=True, landmarks=landmarks, palm_every=palm_every) as detector:
+            start = time.perf_counter()
+            for rgb in frames:
+                detector.detect(rgb)
+            return time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+
+
+def mediapipe_run(frames: list) -> float:
+    """MediaPipe Hands 0.10.21 itself (tracking mode, the full models, as the engine used it before it
+    ran them in torch) alone on decoded frames: seconds; None when mediapipe is not installed."""
+    try:
+        import mediapipe as mp
+    except ImportError:
+        return None
+    with mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=2, model_complexity=1,
+                                  min_detection_confidence=0.3, min_tracking_confidence=0.5) as hands:
         start = time.perf_counter()
         for rgb in frames:
-            detector.detect(rgb)
+            hands.process(rgb)
         return time.perf_counter() - start
 
 
@@ -124,8 +149,24 @@ def run(options: Options) -> dict:
                 "fit_error_px": float(np.mean(runs[0]["fit_errors"])) if runs[0]["fit_errors"] else None,
             }
         rgb = decoded_frames(video)
-        mediapipe_run(rgb)
-        result["mediapipe"] = {"fps": rate(len(rgb), [mediapipe_run(rgb) for _ in range(repeat)], "frames/s")}
+        from core.engine.detect import VIDEO_PALM_EVERY
+        result["detect"] = {}
+        runners = {f"handcap, palm detector every {VIDEO_PALM_EVERY} frames while tracking (engine)":
+                   lambda: handcap_detect_run(rgb, VIDEO_PALM_EVERY),
+                   "handcap, MediaPipe's graph exactly (palm detector every frame while < 2 hands)":
+                   lambda: handcap_detect_run(rgb, 1),
+                   "MediaPipe Hands 0.10.21 itself": lambda: mediapipe_run(rgb)}
+        runners = {name: run_once for name, run_once in runners.items() if run_once() is not None}   # + warm-up
+        seconds = {name: [] for name in runners}
+        for _ in range(repeat):                  # interleaved, so that a busy machine's drift hits all alike
+            for name, run_once in runners.items():
+                seconds[name].append(run_once())
+        for name, runs in seconds.items():
+            result["detect"][name] = {"ms_per_frame": ms([s / len(rgb) for s in runs]),
+                                      "fps": rate(len(rgb), runs, "frames/s")}
+        mp = result["detect"].get("MediaPipe Hands 0.10.21 itself")
+        if mp:
+            result["mediapipe"] = {"fps": mp["fps"]}
     return result
 
 
@@ -142,6 +183,9 @@ def rows(result: dict) -> list:
             out.append(Row("engine", f"{name}: {stage}", value, "ms/frame"))
         if model.get("fit_error_px") is not None:
             out.append(Row("engine", f"{name}: fit error (fitted keypoints vs landmarks)", model["fit_error_px"], "px"))
+    for name, detect in result.get("detect", {}).items():
+        out.append(Row("engine", f"detect + landmarks alone, {name}, tracking, 640x480, CPU", detect["ms_per_frame"],
+                       "ms/frame"))
     if mp:
         out.append(Row("engine", "MediaPipe Hands alone (tracking mode, same frames)", mp))
     return out

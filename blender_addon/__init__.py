@@ -8,8 +8,9 @@ Modules: capture_format (the file format; numpy only), naming / rig_math / camer
 (names and numpy math), build_mesh / build_armature / build_camera / keyframes (scene
 building blocks), import_capture (capture -> scene), export_scene (.blend/.fbx/.glb),
 convert + batch (headless), engine (the engine process), regions (hand boxes given instead
-of detection), preferences / properties / ops_import / ops_regions / ops_estimate / panel / addon
-(the UI).
+of detection), exit_codes / output_files / quiet (the rule every command follows: exit codes,
+atomic outputs, no third-party noise; shared with the engine), preferences / properties /
+ops_import / ops_regions / ops_estimate / panel / addon (the UI).
 """
 
 

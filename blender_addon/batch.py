@@ -10,7 +10,8 @@ or with the bpy module (``pip install bpy``)::
 
 Photos and videos go through the engine (``<engine python> -m core estimate``; its Python
 from ``--engine-python``, $HANDCAP_PYTHON or the ``handcap`` command on PATH). Each output is
-written atomically; a bad input is reported and skipped; the exit status is 1 if any failed.
+written atomically; a bad input gets one error line on stderr and is skipped. Exit codes
+(``exit_codes``): 0 all converted, 1 an input failed, 2 usage error, 3 an input had no hand.
 """
 
 from __future__ import annotations
@@ -32,9 +33,17 @@ def _package():
     return importlib.import_module(os.path.basename(here))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, exit code 2 (``exit_codes.USAGE``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv: list) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="batch.py", description="Capture files, photos or videos -> .blend/.fbx/.glb files.")
+    parser = _Parser(
+        prog="batch.py", description="Capture files, photos or videos -> .blend/.fbx/.glb files. Exit codes: 0 every "
+                                     "input converted, 1 an input failed, 2 usage error, 3 an input had no hand.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="capture files (.npz), photos, videos, or folders of them")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
@@ -43,28 +52,39 @@ def parse_args(argv: list) -> argparse.Namespace:
     parser.add_argument("--hand", default="auto", choices=("auto", "left", "right"))
     parser.add_argument("--max-hands", type=int, default=2)
     parser.add_argument("--smoothing", type=float, default=0.5)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--verbose", action="store_true", help="also show Blender's and the libraries' own output")
     return parser.parse_args(argv)
 
 
 def main(argv: list = None) -> int:
-    """Convert every input; print one line each and a summary; 0 if all succeeded, else 1."""
+    """Convert every input; print one line each and a summary (errors on stderr); the exit code
+    follows ``exit_codes``."""
     if argv is None:
         argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
     args = parse_args(argv)
     package = _package()
+    exit_codes = importlib.import_module(package.__name__ + ".exit_codes")
+    output_files = importlib.import_module(package.__name__ + ".output_files")
+    quiet = importlib.import_module(package.__name__ + ".quiet")
+    try:
+        output_files.check_writable_folder(args.output)
+    except output_files.FolderError as e:
+        print(f"batch.py: error: {e}", file=sys.stderr)
+        return exit_codes.USAGE
     convert = importlib.import_module(package.__name__ + ".convert")
     engine = importlib.import_module(package.__name__ + ".engine")
     options = engine.EstimateOptions(hand=args.hand, max_hands=args.max_hands,
                                      smoothing=args.smoothing, device=args.device)
-    results = convert.convert_inputs(args.inputs, args.output, args.format, args.engine_python,
-                                     options)
+    with quiet.quiet_third_party(args.verbose):
+        results = convert.convert_inputs(args.inputs, args.output, args.format, args.engine_python,
+                                         options)
     failed = [r for r in results if r.error]
+    without = [r for r in results if not r.error and not r.hands]
     print(f"handcap batch: {len(results) - len(failed)} converted, {len(failed)} failed"
-          f" ({args.format} files in {os.path.abspath(args.output)})")
-    for r in failed:
-        print(f"  failed: {r.input}: {r.error}")
-    return 1 if failed or not results else 0
+          + (f", no hand in {len(without)}" if without else "")
+          + f" ({args.format} files in {os.path.abspath(args.output)})")
+    return exit_codes.exit_code(len(failed), len(without), len(results))
 
 
 if __name__ == "__main__":

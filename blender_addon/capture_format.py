@@ -43,11 +43,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
+import tokenize
 import zipfile
+import zlib
 from typing import Optional
 
 import numpy as np
+
+from .output_files import atomic_output
 
 FORMAT_NAME = "handcap-capture"
 FORMAT_VERSION = 1
@@ -129,34 +132,32 @@ def save_capture(capture: Capture, path: str) -> None:
     validate_arrays(arrays)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".capture-", suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_capture(path: str) -> Capture:
-    """Read and validate a capture file; raise CaptureError naming the first problem."""
-    if not os.path.isfile(path):
+    """Read and validate a capture file; raise CaptureError naming the file and the first problem."""
+    if not os.path.exists(path):
         raise CaptureError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise CaptureError(f"{path}: not a file")
+    if not zipfile.is_zipfile(path):
+        raise CaptureError(f"{path}: not a capture file (a capture file is an .npz archive; this file is not one)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise CaptureError(f"{path}: not a readable .npz capture file ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+            SyntaxError, tokenize.TokenError) as e:       # the last two: numpy parsing a damaged array header
+        raise CaptureError(f"{path}: not a readable capture file (damaged .npz: {e})") from None
     try:
         validate_arrays(arrays)
+        return _from_arrays(arrays)
     except CaptureError as e:
         raise CaptureError(f"{path}: {e}") from None
-    return _from_arrays(arrays)
+    except (TypeError, ValueError, IndexError, KeyError) as e:      # values validate_arrays has no rule for
+        raise CaptureError(f"{path}: not a valid capture file ({type(e).__name__}: {e})") from None
 
 
 def validate_arrays(arrays: dict) -> None:

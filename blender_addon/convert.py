@@ -2,18 +2,20 @@
 
 ``blend_captures`` is ``handcap blend``: several captures into one scene, one output file.
 ``convert_inputs`` is the batch script: one output per input, going on past failures.
-Both start from an empty scene and write atomically.
+Both start from an empty scene and write atomically; error lines go to stderr, and the exit
+codes are ``exit_codes``'.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tempfile
 
 import bpy
 
-from . import build_camera, engine, export_scene, import_capture
+from . import build_camera, engine, exit_codes, export_scene, import_capture
 from .capture_format import load_capture
 
 CAPTURE_EXTENSIONS = (".npz",)
@@ -22,11 +24,33 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 @dataclasses.dataclass
 class Converted:
-    """One batch input and what became of it."""
+    """One batch input and what became of it: its output and number of hands, or its error."""
 
     input: str
     output: str = ""
     error: str = ""
+    hands: int = 0
+
+
+def error_line(prefix: str, path: str, message: str) -> str:
+    """'<prefix>: error: <path>: <problem>' on one line (the path once, even if the message has it)."""
+    message = " ".join(str(message).split())
+    if not message.startswith(str(path)):
+        message = f"{path}: {message}"
+    return f"{prefix}: error: {message}"
+
+
+def _print_error(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _blend(capture_paths: list, out_path: str) -> tuple:
+    """Capture files -> one scene written to ``out_path``; (the path written, number of hands)."""
+    export_scene.format_of(out_path)
+    captures = [load_capture(path) for path in capture_paths]
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    import_capture.import_captures(captures, list(capture_paths), bpy.context)
+    return export_scene.write_scene(out_path), sum(len(c.tracks) for c in captures)
 
 
 def blend_captures(capture_paths: list, out_path: str) -> str:
@@ -34,11 +58,7 @@ def blend_captures(capture_paths: list, out_path: str) -> str:
 
     Every file is validated before the scene is reset; raises CaptureError / ValueError.
     """
-    export_scene.format_of(out_path)
-    captures = [load_capture(path) for path in capture_paths]
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    import_capture.import_captures(captures, list(capture_paths), bpy.context)
-    return export_scene.write_scene(out_path)
+    return _blend(capture_paths, out_path)[0]
 
 
 def convert_capture(capture_path: str, out_path: str) -> str:
@@ -46,26 +66,29 @@ def convert_capture(capture_path: str, out_path: str) -> str:
     return blend_captures([capture_path], out_path)
 
 
-def convert_many(capture_paths: list, output: str, log=print) -> int:
+def convert_many(capture_paths: list, output: str, log=print, log_error=_print_error) -> int:
     """``handcap blend``: OUT.blend|.fbx|.glb gets every capture in one scene; any other OUT is
-    a folder getting one .blend per capture. Prints what it did; returns an exit status.
+    a folder getting one .blend per capture. Prints what it did (errors on stderr); returns the
+    exit code (``exit_codes``: 3 when a capture holds no hand; its scene has the camera only).
     """
     ext = os.path.splitext(output)[1].lower().lstrip(".")
     if ext and ext not in export_scene.FORMATS and not os.path.isdir(output):
-        log(f"handcap blend: {output}: unknown output type {ext!r} (use .blend, .fbx, .glb or a folder)")
-        return 1
+        log_error(f"handcap blend: error: {output}: unknown output type {ext!r} (use .blend, .fbx, .glb or a folder)")
+        return exit_codes.USAGE
     if ext in export_scene.FORMATS:
         try:
-            written = blend_captures(capture_paths, output)
-        except Exception as e:
-            log(f"handcap blend: {e}")
-            return 1
-        log(f"handcap blend: {len(capture_paths)} capture(s) -> {written}")
-        return 0
-    results = convert_inputs(capture_paths, output, "blend", log=log)
+            written, hands = _blend(capture_paths, output)
+        except Exception as e:               # a capture that cannot be read or built: nothing is written
+            log_error(f"handcap blend: error: {' '.join(str(e).split()) or type(e).__name__}")
+            return exit_codes.FAILED
+        log(f"handcap blend: {len(capture_paths)} capture(s), {hands} hand(s) -> {written}")
+        return exit_codes.OK if hands else exit_codes.NO_HAND
+    results = convert_inputs(capture_paths, output, "blend", log=log, log_error=log_error, prefix="handcap blend")
     failed = [r for r in results if r.error]
-    log(f"handcap blend: {len(results) - len(failed)} converted, {len(failed)} failed")
-    return 1 if failed or not results else 0
+    without = [r for r in results if not r.error and not r.hands]
+    log(f"handcap blend: {len(results) - len(failed)} converted, {len(failed)} failed"
+        + (f", no hand in {len(without)}" if without else ""))
+    return exit_codes.exit_code(len(failed), len(without), len(results))
 
 
 def expand_inputs(inputs: list) -> list:
@@ -82,8 +105,10 @@ def expand_inputs(inputs: list) -> list:
 
 
 def convert_inputs(inputs: list, out_dir: str, fmt: str = "blend", engine_python: str = "",
-                   options: engine.EstimateOptions = None, log=print) -> list:
-    """Each input -> ``out_dir/<stem>.<fmt>``; returns a Converted per input, errors included."""
+                   options: engine.EstimateOptions = None, log=print, log_error=_print_error,
+                   prefix: str = "handcap batch") -> list:
+    """Each input -> ``out_dir/<stem>.<fmt>``; returns a Converted per input, errors included.
+    Progress and results go to ``log``, one error line per failed input to ``log_error``."""
     if fmt not in export_scene.FORMATS:
         raise ValueError(f"unknown format {fmt!r} (use one of {', '.join(export_scene.FORMATS)})")
     results, taken = [], set()
@@ -100,22 +125,22 @@ def convert_inputs(inputs: list, out_dir: str, fmt: str = "blend", engine_python
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path}: no such file")
             if path.lower().endswith(CAPTURE_EXTENSIONS):
-                item.output = blend_captures([path], out)
+                item.output, item.hands = _blend([path], out)
             else:
-                item.output = _estimate_and_blend(path, out, engine_python, options, log)
-            log(f"ok      {path} -> {item.output}")
+                item.output, item.hands = _estimate_and_blend(path, out, engine_python, options, log)
+            log(f"ok      {path} -> {item.output}" + ("" if item.hands else " (no hand found)"))
         except Exception as e:  # one bad input must not stop the batch
-            item.error = str(e) or type(e).__name__
-            log(f"FAILED  {path}: {item.error}")
+            item.error = " ".join(str(e).split()) or type(e).__name__
+            log_error(error_line(prefix, path, item.error))
         results.append(item)
     return results
 
 
-def _estimate_and_blend(path: str, out: str, engine_python: str, options, log) -> str:
-    """Photo/video -> capture file(s) via the engine (in a temporary folder) -> ``out``."""
+def _estimate_and_blend(path: str, out: str, engine_python: str, options, log) -> tuple:
+    """Photo/video -> capture file(s) via the engine (in a temporary folder) -> ``out``; (path, hands)."""
     python = engine.find_engine_python(engine_python)
     with tempfile.TemporaryDirectory(prefix="handcap-") as tmp:
         def show(event, run):
             log(f"        {os.path.basename(path)}: {run.progress.text()}")
         captures = engine.run_estimate(python, path, tmp, options, on_event=show)
-        return blend_captures(captures, out)
+        return _blend(captures, out)

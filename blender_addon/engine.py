@@ -6,6 +6,11 @@ object per stdout line: ``{"stage", "done", "total", "message"}``, the last one
 ``{"stage": "done", "output": PATH}`` (or ``"outputs": [PATH, ...]``); a line with
 ``"stage": "error"`` carries a message for the user. Reader threads move lines into queues so
 the caller (a modal operator's timer, or a plain loop) never blocks: ``EngineRun.poll()``.
+
+The exit code says how it ended (``exit_codes``): 3 is "read fine, no hand found" and not a
+failure. An engine that crashes, is killed, or says nothing for ``stall_timeout`` seconds (it is
+then stopped) ends the run with a message saying why; a run that did not succeed (cancelled
+included) removes the files it had started in its output folder.
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import threading
 import time
 
+from . import exit_codes
 from .regions import box_arguments
 
 ENV_PYTHON = "HANDCAP_PYTHON"
+STALL_TIMEOUT = 600.0       # seconds without a line from the engine before it counts as hung
 NOT_FOUND = ("engine not found: set the engine's Python in the add-on preferences "
              f"(or the {ENV_PYTHON} environment variable)")
 
@@ -127,15 +135,21 @@ class EngineRun:
     """One engine process: start it, ``poll()`` it without blocking, cancel it, read the result.
 
     After it ends: ``outputs`` (capture files written), ``error`` (None on success, else a
-    message for the user), ``cancelled``.
+    message for the user), ``cancelled``, ``no_hand`` (exit code 3: read fine, no hand found).
+    ``out_dir``: the engine's output folder; files that appear there during a run that does not
+    succeed are removed. ``stall_timeout``: seconds without any output line (stdout or stderr)
+    after which the engine is stopped as hung.
     """
 
     STDERR_LINES = 20
 
-    def __init__(self, command: list, cwd: str = None, env: dict = None):
+    def __init__(self, command: list, cwd: str = None, env: dict = None, out_dir: str = None,
+                 stall_timeout: float = STALL_TIMEOUT):
         self.command = list(command)
         self.cwd = cwd
         self.env = env
+        self.out_dir = out_dir
+        self.stall_timeout = stall_timeout
         self.progress = Progress()
         self.outputs = []
         self.error = None
@@ -146,10 +160,15 @@ class EngineRun:
         self._stderr = collections.deque(maxlen=self.STDERR_LINES)
         self._threads = []
         self._engine_error = None
+        self._stalled = None
+        self._before = set()
+        self._last_sign = time.monotonic()
 
     def start(self) -> "EngineRun":
         """Launch the process (EngineError if it cannot be launched at all)."""
         env = dict(os.environ if self.env is None else self.env, PYTHONUNBUFFERED="1")
+        if self.out_dir and os.path.isdir(self.out_dir):
+            self._before = set(os.listdir(self.out_dir))
         try:
             self._process = subprocess.Popen(
                 self.command, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
@@ -157,8 +176,9 @@ class EngineRun:
                 encoding="utf-8", errors="replace")
         except OSError as e:
             raise EngineError(f"cannot start the engine ({self.command[0]}): {e.strerror or e}") from None
+        self._last_sign = time.monotonic()
         for stream, sink in ((self._process.stdout, self._lines.put),
-                             (self._process.stderr, self._stderr.append)):
+                             (self._process.stderr, self._stderr_line)):
             thread = threading.Thread(target=_pump, args=(stream, sink), daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -169,11 +189,21 @@ class EngineRun:
         """True once the process has exited and its output has been read to the end."""
         return self.returncode is not None
 
+    @property
+    def no_hand(self) -> bool:
+        """The engine read its input fine and found no hand in it (exit code 3)."""
+        return self.returncode == exit_codes.NO_HAND
+
+    def _stderr_line(self, line: str) -> None:
+        self._last_sign = time.monotonic()
+        self._stderr.append(line)
+
     def poll(self, on_event=None) -> list:
         """Handle the progress lines that arrived since the last call; never blocks.
 
         Calls ``on_event(event, run)`` after each one and returns the new events (dicts).
-        Sets ``finished`` once the process is over and its output is read.
+        Sets ``finished`` once the process is over and its output is read; stops an engine that
+        has said nothing for ``stall_timeout`` seconds.
         """
         events = []
         while True:
@@ -181,6 +211,7 @@ class EngineRun:
                 line = self._lines.get_nowait()
             except queue.Empty:
                 break
+            self._last_sign = time.monotonic()
             event = _parse(line)
             if event is not None:
                 self._handle(event)
@@ -190,6 +221,11 @@ class EngineRun:
         if self.returncode is None and self._process is not None and self._process.poll() is not None:
             if all(not t.is_alive() for t in self._threads) and self._lines.empty():
                 self._finish(self._process.returncode)
+        if (self.returncode is None and self.stall_timeout and
+                time.monotonic() - self._last_sign > self.stall_timeout):
+            self._stalled = (f"the engine said nothing for {self.stall_timeout:g} s (last: {self.progress.text()}) "
+                             "and was stopped")
+            self._stop()
         return events
 
     def wait(self, timeout: float = None, on_event=None) -> "EngineRun":
@@ -197,18 +233,24 @@ class EngineRun:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.finished:
             self.poll(on_event)
+            if self.finished:
+                break
             if deadline is not None and time.monotonic() > deadline:
-                self.cancel()
-                self.error = f"the engine took longer than {timeout:g} s and was stopped"
+                self._stalled = f"the engine took longer than {timeout:g} s and was stopped"
+                self._stop()
                 break
             time.sleep(0.02)
         return self
 
     def cancel(self) -> None:
-        """Stop the process (terminate, then kill after 3 s) and mark the run cancelled."""
+        """Stop the process (terminate, then kill after 3 s), mark the run cancelled and remove
+        the files it had started."""
         self.cancelled = True
+        self._stop()
+
+    def _stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
+            self._process.terminate()           # the engine exits through its cleanup (SIGTERM)
             try:
                 self._process.wait(3.0)
             except subprocess.TimeoutExpired:
@@ -234,12 +276,30 @@ class EngineRun:
         self.returncode = returncode
         if self.cancelled:
             self.error = "cancelled"
+        elif self._stalled:
+            self.error = self._stalled
         elif self._engine_error:
             self.error = self._engine_error
-        elif returncode != 0:
+        elif returncode not in (exit_codes.OK, exit_codes.NO_HAND):
             self.error = self._stderr_message(returncode)
         elif not self.outputs:
             self.error = "the engine finished without writing a capture file"
+        if self.error:
+            self._remove_partial_files()
+
+    def _remove_partial_files(self) -> None:
+        """Files that appeared in ``out_dir`` during this run (finished or not) are removed: a run
+        that did not succeed leaves the folder as it found it."""
+        if not self.out_dir or not os.path.isdir(self.out_dir):
+            return
+        for name in set(os.listdir(self.out_dir)) - self._before:
+            path = os.path.join(self.out_dir, name)
+            try:
+                if os.path.isfile(path) or os.path.islink(path):
+                    os.unlink(path)
+            except OSError:
+                pass
+        self.outputs = [p for p in self.outputs if os.path.exists(p)]
 
     def _stderr_message(self, returncode: int) -> str:
         lines = [line for line in self._stderr if line.strip()]
@@ -247,15 +307,23 @@ class EngineRun:
         if "No module named core" in text or "No module named 'core'" in text:
             return f"the handcap engine is not installed for {self.command[0]}: {NOT_FOUND}"
         tail = " | ".join(lines[-3:]) if lines else "no error output"
+        if returncode < 0:
+            try:
+                name = signal.Signals(-returncode).name
+            except ValueError:
+                name = f"signal {-returncode}"
+            hint = " (out of memory?)" if name == "SIGKILL" else ""
+            return f"the engine was killed by {name}{hint}: {tail}"
         return f"the engine failed (exit code {returncode}): {tail}"
 
 
 def run_estimate(python: str, input_path: str, out_dir: str, options: EstimateOptions = None,
-                 on_event=None, timeout: float = None) -> list:
-    """Run the engine to completion on one input; the capture files it wrote, or EngineError."""
+                 on_event=None, timeout: float = None, stall_timeout: float = STALL_TIMEOUT) -> list:
+    """Run the engine to completion on one input; the capture files it wrote, or EngineError.
+    A capture file without hands (exit code 3) is returned like any other."""
     os.makedirs(out_dir, exist_ok=True)
     run = EngineRun(estimate_command(python, input_path, out_dir, options or EstimateOptions()),
-                    cwd=out_dir).start()
+                    cwd=out_dir, out_dir=out_dir, stall_timeout=stall_timeout).start()
     run.wait(timeout, on_event)
     if run.error:
         raise EngineError(run.error)

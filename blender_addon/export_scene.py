@@ -7,10 +7,14 @@ and puts bones and shape keys of the active actions into one animation.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import tempfile
 
 import bpy
+
+from . import quiet
+from .output_files import atomic_output
 
 FBX_SETTINGS = dict(
     use_selection=False, object_types={"ARMATURE", "MESH", "CAMERA"},
@@ -47,20 +51,13 @@ def write_scene(path: str) -> str:
     """Write the whole current file/scene to ``path`` in the format its extension names."""
     fmt = format_of(path)
     path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=f".{fmt}")
-    os.close(fd)
-    os.unlink(tmp)                       # Blender would otherwise keep it as a .blend1 backup
-    try:
-        _WRITERS[fmt](tmp)
-        if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
-            raise RuntimeError(f"{path}: the {fmt} writer produced no file")
-        os.replace(tmp, path)
-    finally:
-        for leftover in (tmp, tmp + "1"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    chatter = io.StringIO()                            # Blender's "Saved copy as <temporary name>" and the like
+    with atomic_output(path, create=False) as tmp:     # no file yet: Blender would keep it as a .blend1 backup
+        with contextlib.redirect_stdout(chatter):
+            _WRITERS[fmt](tmp)
+    if not quiet.is_quiet() and chatter.getvalue():
+        print(chatter.getvalue().replace(os.path.basename(tmp), os.path.basename(path)), end="")
     return path
 
 

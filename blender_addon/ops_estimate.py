@@ -2,8 +2,10 @@
 
 From the panel the operator is modal: a timer polls the engine process (``engine.EngineRun``)
 so Blender stays responsive; progress shows in the progress bar, the status bar and the
-panel; ESC or the panel's Cancel button stops the engine. Called from a script or in
-background mode it runs synchronously (``execute``). The import is one undo step.
+panel; ESC or the panel's Cancel button stops the engine and removes the files it had started.
+An engine that crashes, is killed or hangs (``engine.STALL_TIMEOUT``) leaves the scene as it was
+and the reason is reported; "no hand found" (exit code 3) is a warning, not an error. Called from
+a script or in background mode it runs synchronously (``execute``). The import is one undo step.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 
 import bpy
 
-from . import engine, regions
+from . import engine, output_files, regions
 from .ops_import import import_and_report
 from .ops_regions import source_size
 from .preferences import engine_python_preference
@@ -105,9 +107,11 @@ class HANDCAP_OT_estimate(bpy.types.Operator):
             python = engine.find_engine_python(engine_python_preference(context))
             out_dir = (bpy.path.abspath(settings.output_dir) if settings.output_dir
                        else tempfile.mkdtemp(prefix="handcap-"))
+            self._made_dir = None if settings.output_dir else out_dir
             os.makedirs(out_dir, exist_ok=True)
             command = engine.estimate_command(python, path, out_dir, options)
-            self._run = engine.EngineRun(command, cwd=out_dir).start()
+            self._run = engine.EngineRun(command, cwd=out_dir, out_dir=out_dir,
+                                         stall_timeout=engine.STALL_TIMEOUT).start()
         except (engine.EngineError, regions.RegionError, OSError) as e:
             self.report({"ERROR"}, f"Estimate Hand: {e}")
             return False
@@ -122,11 +126,18 @@ class HANDCAP_OT_estimate(bpy.types.Operator):
         _ACTIVE_RUNS.discard(run)
         state = context.window_manager.handcap
         state.running, state.cancel_requested, state.status = False, False, ""
+        made = getattr(self, "_made_dir", None)
+        if (run.cancelled or run.error) and made:
+            output_files.remove_if_empty(made)         # the run removed its files; the folder was ours
         if run.cancelled:
             self.report({"WARNING"}, "Estimate Hand: cancelled")
             return {"CANCELLED"}
         if run.error:
             self.report({"ERROR"}, f"Estimate Hand: {run.error}")
+            return {"CANCELLED"}
+        if run.no_hand:                                  # read fine, nothing to build: the scene stays as it is
+            source = os.path.basename(bpy.path.abspath(self.input_path or context.scene.handcap.input_path))
+            self.report({"WARNING"}, f"Estimate Hand: no hand found in {source}")
             return {"CANCELLED"}
         return import_and_report(self, context, run.outputs)
 

@@ -1,194 +1,354 @@
-"""The `handcap` command line: demo, estimate, blend (also reachable as `python -m core`)."""
+"""The `handcap` command line: demo, estimate, blend, addon-zip (also reachable as `python -m core`).
+
+One rule for every command (README, "Errors and exit codes"): an error is one line on stderr
+naming the input and the problem; the exit code is 0 when every input gave a result, 1 when any
+failed, 2 for a usage error, 3 when everything was read but some input had no hand
+(``blender_addon.exit_codes``). Arguments and output folders are checked before torch or any
+model loads, so a mistake is reported at once. Third-party log lines and warnings stay off the
+terminal unless ``--verbose``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
+import signal
 import sys
+import traceback
+
+from blender_addon import exit_codes
+from blender_addon.output_files import FolderError, check_writable_folder, remove_if_empty
+from blender_addon.quiet import quiet_third_party
+
+from .boxes import BOX_HELP, join_box_values, parse_box  # noqa: F401 (parse_box: the add-on's tests read boxes back)
 
 DEFAULT_DEMO_DIR = os.path.join("out", "demo")
-
-
 DEMO_PHOTO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "demo_hand.jpg")
 SHARED_PHOTOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "real_images")
 
+
+class UsageError(ValueError):
+    """A mistake on the command line found after parsing (a path that does not exist, a folder that
+    cannot be written); reported as one line, exit code 2."""
+
+
+def usage_error(command: str, message: str) -> int:
+    print(f"handcap {command}: error: {message}", file=sys.stderr, flush=True)
+    return exit_codes.USAGE
+
+
+# ------------------------------------------------------------------------------------ demo
 
 def cmd_demo(args) -> int:
     """The main job on a bundled example: photo -> capture file + overlay -> rigged .blend.
 
     The bundled photo is a render of the open hand model made by training.synth (held-out style);
     real photos in ../shared/real_images/ are added when that folder exists."""
+    out = os.path.abspath(args.out)
+    try:
+        created = check_writable_folder(out)
+    except FolderError as e:
+        return usage_error("demo", str(e))
     from .engine.network import EngineError
     from .engine.pipeline import EngineOptions
-    from .engine.run import Estimator, Progress, VideoOptions, expand_inputs
+    from .engine.progress import Progress
+    from .engine.run import Estimator, VideoOptions, expand_inputs
     from .hand_model.picture import make_picture
 
-    out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
     inputs = [DEMO_PHOTO]
     for folder in ("freihand_eval", "in_the_wild"):
         if os.path.isdir(os.path.join(SHARED_PHOTOS, folder)):
             inputs += expand_inputs([os.path.join(SHARED_PHOTOS, folder)])
     print(f"handcap demo: estimating hands in {len(inputs)} photo(s) -> {out}")
     try:
-        estimator = Estimator(EngineOptions(), VideoOptions(), out, overlay=True, progress=Progress("text"))
+        estimator = Estimator(EngineOptions(), VideoOptions(), out, overlay=True,
+                              progress=Progress("text", "handcap demo"), verbose=args.verbose)
     except EngineError as e:
-        print(f"handcap demo: {e}", file=sys.stderr)
-        return 2
+        if created:
+            remove_if_empty(out)
+        return usage_error("demo", str(e))
     try:
         outputs, failed = estimator.run(inputs)
     finally:
         estimator.close()
+    hands = sum(estimator.hands.values())
     print(f"  hand model picture : {make_picture(os.path.join(out, 'hand_model.png'))}")
-    print(f"  capture files      : {len(outputs)} in {out} (*.npz), overlays *_overlay.png")
+    print(f"  capture files      : {len(outputs)} in {out} (*.npz), overlays *_overlay.png; "
+          f"{hands} hand(s) in {len(outputs) - len(estimator.no_hand)} photo(s)"
+          + (f", {failed} photo(s) failed" if failed else ""))
+    if estimator.no_hand:
+        names = ", ".join(os.path.basename(p) for p in estimator.no_hand)
+        print(f"  no hand found in   : {len(estimator.no_hand)} photo(s): {names}")
+    code = exit_codes.exit_code(failed, len(estimator.no_hand), len(inputs))
     capture = outputs[0] if outputs else None
     if capture is None:
-        return 1
-    print(f"  bundled photo      : {DEMO_PHOTO}\n  its capture        : {capture}\n"
+        return exit_codes.FAILED
+    print(f"  bundled photo      : {DEMO_PHOTO} ({estimator.hands[capture]} hand(s))\n  its capture        : {capture}\n"
           f"  its overlay        : {os.path.splitext(capture)[0]}_overlay.png")
     try:
         from blender_addon.convert import convert_capture
     except ImportError as e:
         print(f"  .blend             : skipped, Blender's Python module is not installed ({e});"
               " install with pip install -e '.[blender]'")
-        return 1 if failed else 0
+        return exit_codes.FAILED
     blend_path = os.path.join(out, "demo_hand.blend")
     convert_capture(capture, blend_path)
     print(f"  Blender scene      : {blend_path} (rigged hand posed like the photo, camera with the photo behind)")
-    return 1 if failed else 0
+    return code
+
+
+# -------------------------------------------------------------------------------- estimate
+
+def check_estimate_arguments(args) -> bool:
+    """Everything about the command line that can be checked without torch; UsageError otherwise.
+    The output folder comes last (it may be created); returns whether it was created here."""
+    from .engine.shipped import EngineError, check_weights
+    if args.hand_model != "open":
+        if not os.path.exists(args.hand_model):
+            raise UsageError(f"--hand-model {args.hand_model}: no such file (use 'open', or the path of a MANO_RIGHT.pkl)")
+        raise UsageError(f"--hand-model {args.hand_model}: the shipped networks are trained on the open hand "
+                         "model; a network trained on MANO (training.train with network.hand_model set to "
+                         "the MANO file) is needed for MANO output")
+    try:
+        check_weights(args.weights)
+    except EngineError as e:
+        raise UsageError(str(e)) from None
+    if args.K is not None and not os.path.isfile(args.K):
+        raise UsageError(f"--K {args.K}: no such file")
+    if args.frame_end >= 0 and args.frame_end < args.frame_start:
+        raise UsageError(f"--frame-end {args.frame_end} is before --frame-start {args.frame_start}")
+    try:
+        return check_writable_folder(args.output)
+    except FolderError as e:
+        raise UsageError(f"-o {e}") from None
 
 
 def cmd_estimate(args) -> int:
-    """Photos/videos/folders -> capture files (and overlays); exit 1 if any input failed."""
-    from .engine.network import EngineError
-    from .engine.pipeline import EngineOptions
-    from .engine.run import Estimator, InputError, Progress, VideoOptions
-
+    """Photos/videos/folders -> capture files (and overlays); the exit code follows the README's rule."""
+    from .engine.progress import Progress
     progress = Progress(args.progress)
     try:
-        boxes = tuple(parse_box(b) for b in args.box)
-        if args.hand_model != "open":
-            raise EngineError(f"--hand-model {args.hand_model}: the shipped networks are trained on the open hand "
-                              "model; a network trained on MANO (training.train with network.hand_model set to "
-                              "the MANO file) is needed for MANO output")
+        created = check_estimate_arguments(args)
+    except UsageError as e:
+        progress.error(str(e))
+        return exit_codes.USAGE
+    try:
+        return _estimate(args, progress)
+    finally:
+        if created:
+            remove_if_empty(os.path.abspath(args.output))     # a folder made for outputs that never came
+
+
+def _estimate(args, progress) -> int:
+    from .engine.network import EngineError
+    from .engine.pipeline import EngineOptions
+    from .engine.run import Estimator, InputError, VideoOptions
+    try:
         options = EngineOptions(device=args.device, weights=args.weights, hand=args.hand, max_hands=args.max_hands,
-                                refine=not args.no_refine, fit_steps=args.fit_steps, boxes=boxes, threads=args.threads,
-                                landmarks=args.landmarks)
+                                refine=not args.no_refine, fit_steps=args.fit_steps, boxes=tuple(args.box),
+                                threads=args.threads, landmarks=args.landmarks)
         video = VideoOptions(args.smoothing, args.frame_start, args.frame_end, args.frame_step)
         estimator = Estimator(options, video, args.output, overlay=args.overlay, focal=args.focal, K_file=args.K,
-                              progress=progress)
+                              progress=progress, verbose=args.verbose)
     except (EngineError, InputError, ValueError) as e:
         progress.error(str(e))
-        return 2
+        return exit_codes.USAGE
     try:
         outputs, failed = estimator.run(args.inputs)
     finally:
         estimator.close()
-    lines = [f"  {path}" for path in outputs]
-    progress.finish(outputs, failed, "\n".join([f"handcap estimate: {len(outputs)} capture file(s) in "
-                                                 f"{os.path.abspath(args.output)}" + (f", {failed} input(s) failed" if failed else ""), *lines]))
-    return 1 if failed else 0
+    inputs = len(outputs) + failed
+    no_hand = estimator.no_hand
+    summary = (f"handcap estimate: {len(outputs)} capture file(s) in {os.path.abspath(args.output)}, "
+               f"{sum(estimator.hands.values())} hand(s)" + (f", {failed} input(s) failed" if failed else "")
+               + (f", no hand found in {len(no_hand)}: {', '.join(os.path.basename(p) for p in no_hand)}" if no_hand else ""))
+    progress.finish(outputs, failed, "\n".join([summary, *[f"  {path}" for path in outputs]]), no_hand)
+    return exit_codes.exit_code(failed, len(no_hand), inputs)
 
 
-def parse_box(text: str) -> tuple:
-    """'x0,y0,x1,y1' (pixels) -> a tuple of 4 floats with x0 < x1, y0 < y1."""
-    try:
-        x0, y0, x1, y1 = (float(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--box {text!r}: expected x0,y0,x1,y1 in pixels") from None
-    if not (x1 > x0 and y1 > y0):
-        raise ValueError(f"--box {text!r}: needs x0 < x1 and y0 < y1")
-    return (x0, y0, x1, y1)
-
+# ------------------------------------------------------------------------------- blend, zip
 
 def cmd_blend(args) -> int:
     """Capture file(s) -> .blend / .fbx / .glb with the bpy module, in this process."""
+    output = os.path.abspath(args.output)
+    extension = os.path.splitext(output)[1].lower().lstrip(".")
+    single = extension in ("blend", "fbx", "glb")
+    if extension and not single and not os.path.isdir(output):
+        return usage_error("blend", f"{args.output}: unknown output type {extension!r} (use .blend, .fbx, .glb or a folder)")
+    folder = os.path.dirname(output) if single else output
+    try:
+        created = check_writable_folder(folder)
+    except FolderError as e:
+        return usage_error("blend", str(e))
     try:
         from blender_addon.convert import convert_many
     except ImportError as e:
-        print(f"handcap blend: Blender's Python module is needed: pip install -e '.[blender]' ({e})", file=sys.stderr)
-        return 2
-    return convert_many(args.captures, args.output)
+        if created:
+            remove_if_empty(folder)
+        return usage_error("blend", f"Blender's Python module is needed: pip install -e '.[blender]' ({e})")
+    code = convert_many(args.captures, args.output)
+    if created:
+        remove_if_empty(folder)          # nothing was written into the folder made for it
+    return code
 
 
 def cmd_addon_zip(args) -> int:
     """Build the installable Blender extension zip."""
+    try:
+        check_writable_folder(args.output)
+    except FolderError as e:
+        return usage_error("addon-zip", str(e))
     from .addon_package import build_addon_zip
     try:
         path = build_addon_zip(args.output)
     except RuntimeError as e:
-        print(f"handcap addon-zip: {e}", file=sys.stderr)
-        return 1
+        print(f"handcap addon-zip: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return exit_codes.FAILED
     print(f"{path}\ninstall it in Blender: Edit > Preferences > Get Extensions > Install from Disk...")
-    return 0
+    return exit_codes.OK
+
+
+# ---------------------------------------------------------------------------------- parser
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's rule for usage errors: one line on stderr, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(exit_codes.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def number(kind, low=None, high=None, low_open=False):
+    """An argparse type: ``kind`` (int/float) within [low, high] (low excluded when low_open)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}")
+        if value != value or (low is not None and (value <= low if low_open else value < low)) \
+                or (high is not None and value > high):
+            bound = f"{'above' if low_open else 'at least'} {low}" if low is not None else ""
+            bound += (" and " if bound and high is not None else "") + (f"at most {high}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"{text} is out of range (must be {bound})")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def box(text: str) -> tuple:
+    """argparse type of --box."""
+    try:
+        return parse_box(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--box ")) from None
+
+
+def add_verbose(parser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the log lines and warnings of the libraries underneath, and tracebacks")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .engine.shipped import weights_help
+    parser = Parser(
         prog="handcap",
-        description="3D hand capture from RGB photos and video, delivered as a Blender add-on.")
+        description="3D hand capture from RGB photos and video, delivered as a Blender add-on. Exit codes: 0 every "
+                    "input gave a result, 1 an input failed, 2 usage error, 3 no hand found in an input.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="run the main job on a bundled example and say where the outputs are")
     demo.add_argument("--out", default=DEFAULT_DEMO_DIR, help="output folder (default: %(default)s)")
+    add_verbose(demo)
     demo.set_defaults(func=cmd_demo)
 
     est = sub.add_parser(
         "estimate", help="photos, videos or folders -> capture files (+ overlays)",
         description="Find the hands in photos and videos, estimate their 3D pose and shape, and write one capture "
                     "file (.npz) per input into OUT (turn it into a Blender scene with 'handcap blend' or the "
-                    "add-on). A bad input gets a one-line error and the others go on; the exit code is 1 if any "
-                    "input failed.")
+                    "add-on). A bad input gets a one-line error and the others go on. Exit code: 0 every input "
+                    "gave a result, 1 an input failed, 2 usage error (nothing done), 3 every input was read but "
+                    "one had no hand (its capture file holds no hand).")
     est.add_argument("inputs", nargs="+", metavar="INPUT", help="photos, videos, or folders of them")
     est.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     est.add_argument("--overlay", action="store_true",
-                     help="also write OUT/<name>_overlay.png (photos) or .mp4 (videos): mesh and keypoints drawn on")
+                     help="also write OUT/<name>_overlay.png (photos) or .mp4 (videos): mesh and keypoints drawn on "
+                          "(at most 2048 pixels on the longer side)")
     est.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s (GPU when present)")
-    est.add_argument("--weights", default=None,
-                     help="network weights (.safetensors), or 'fast' / 'accurate' (shipped); default: accurate on a "
-                          "GPU when shipped, else fast")
+    est.add_argument("--weights", default=None, help=weights_help())
     est.add_argument("--hand-model", default="open", metavar="open|PATH",
                      help="hand model of the output: 'open' (shipped) or a MANO_RIGHT.pkl the network was trained with")
     est.add_argument("--hand", choices=["auto", "right", "left"], default="auto",
                      help="which hands to capture (auto: both); with --box, MediaPipe's landmark model tells the "
                           "side of a boxed hand, and this is the side where it cannot (auto: right)")
-    est.add_argument("--max-hands", type=int, default=2, help="at most this many hands per frame (default: %(default)s)")
+    est.add_argument("--max-hands", type=number(int, 1), default=2, help="at most this many hands per frame (default: %(default)s)")
     est.add_argument("--landmarks", choices=["full", "lite"], default="full",
                      help="MediaPipe's landmark model: 'full' (default) or 'lite', about 6 ms per frame faster on a "
                           "2-core CPU but its landmarks, which the fit follows, are less exact")
-    est.add_argument("--box", action="append", default=[], metavar="x0,y0,x1,y1",
-                     help="a hand's region in pixels, used instead of detection (repeat for several hands)")
-    est.add_argument("--focal", type=float, default=None,
+    est.add_argument("--box", action="append", default=[], type=box, metavar=BOX_HELP,
+                     help="a hand's region in pixels, used instead of detection (repeat for several hands); clipped "
+                          "to the image, an error when it lies outside; negative numbers are fine")
+    est.add_argument("--focal", type=number(float, 0, low_open=True), default=None,
                      help="focal length in pixels (default: 50 degrees field of view across the longer side)")
-    est.add_argument("--K", default=None, metavar="FILE", help="3x3 intrinsics in pixels (.npy or text)")
+    est.add_argument("--K", default=None, metavar="FILE", help="3x3 intrinsics in pixels (.npy, .json or text) for every input (default: "
+                          "PHOTO_K.npy or PHOTO_K.json beside PHOTO.jpg when there, else --focal, else a 50 degree view)")
     est.add_argument("--no-refine", action="store_true", help="skip fitting the hand to the 2D keypoints")
-    est.add_argument("--fit-steps", type=int, default=30, help="refinement steps (default: %(default)s)")
-    est.add_argument("--smoothing", type=float, default=0.5,
+    est.add_argument("--fit-steps", type=number(int, 0), default=30, help="refinement steps (default: %(default)s)")
+    est.add_argument("--smoothing", type=number(float, 0, 1), default=0.5,
                      help="video: temporal smoothing from 0 (none) to 1 (strongest), zero lag (default: %(default)s)")
-    est.add_argument("--frame-start", type=int, default=0, help="video: first frame, 0-based")
-    est.add_argument("--frame-end", type=int, default=-1, help="video: last frame, inclusive (-1: the end)")
-    est.add_argument("--frame-step", type=int, default=1, help="video: use every n-th frame")
-    est.add_argument("--threads", type=int, default=0, help="CPU threads for the network (0: all cores)")
+    est.add_argument("--frame-start", type=number(int, 0), default=0, help="video: first frame, 0-based")
+    est.add_argument("--frame-end", type=number(int, -1), default=-1, help="video: last frame, inclusive (-1: the end)")
+    est.add_argument("--frame-step", type=number(int, 1), default=1, help="video: use every n-th frame")
+    est.add_argument("--threads", type=number(int, 0), default=0, help="CPU threads for the network (0: all cores)")
     est.add_argument("--progress", choices=["text", "json"], default="text",
                      help="'json' prints one JSON object per line (stage, done, total, message) for the add-on")
+    add_verbose(est)
     est.set_defaults(func=cmd_estimate)
 
     blend = sub.add_parser("blend", help="capture file(s) -> .blend, .fbx or .glb (chosen by the extension of OUT)")
     blend.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture files (.npz)")
     blend.add_argument("-o", "--output", required=True, metavar="OUT",
                        help="OUT.blend|.fbx|.glb for one capture, or a folder (one .blend each)")
+    add_verbose(blend)
     blend.set_defaults(func=cmd_blend)
 
     addon = sub.add_parser("addon-zip", help="build the installable Blender extension zip")
     addon.add_argument("-o", "--output", default="dist", help="output folder (default: %(default)s)")
+    add_verbose(addon)
     addon.set_defaults(func=cmd_addon_zip)
     return parser
 
 
+@contextlib.contextmanager
+def exit_on_sigterm():
+    """SIGTERM (the add-on's Cancel, a job scheduler) ends the command like Ctrl-C does: through
+    every ``finally``, so temporary output files are removed."""
+    try:
+        before = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    except ValueError:                   # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(join_box_values(argv))
+    verbose = getattr(args, "verbose", False)
+    try:
+        with quiet_third_party(verbose), exit_on_sigterm():
+            return args.func(args)
+    except KeyboardInterrupt:
+        print(f"handcap {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:               # a bug: one line (the traceback with --verbose)
+        if verbose:
+            traceback.print_exc()
+        print(f"handcap {args.command}: error: unexpected {type(e).__name__}: {' '.join(str(e).split())} "
+              "(run again with --verbose for the details)", file=sys.stderr)
+        return exit_codes.FAILED
 
 
 if __name__ == "__main__":

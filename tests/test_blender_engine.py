@@ -19,15 +19,20 @@ def fake(tmp_path, monkeypatch):
     """A fake ``core`` first on PYTHONPATH, a capture for it to hand back, a photo to 'estimate'."""
     monkeypatch.setenv("PYTHONPATH", make_fake_engine(tmp_path))
     monkeypatch.setenv("FAKE_ENGINE_CAPTURE", save(toy_capture(frames=3), tmp_path / "made.npz"))
+    monkeypatch.setenv("FAKE_ENGINE_EMPTY", save(toy_capture(frames=1, sides=()), tmp_path / "empty.npz"))
     monkeypatch.setenv("FAKE_ENGINE_MODE", "ok")
     photo = write_png(tmp_path / "photo.png")
     out = tmp_path / "out"
     return photo, str(out)
 
 
-def run(photo, out, **options):
+def run(photo, out, stall_timeout=engine.STALL_TIMEOUT, **options):
     command = engine.estimate_command(sys.executable, photo, out, engine.EstimateOptions(**options))
-    return engine.EngineRun(command, cwd=str(os.path.dirname(out))).start()
+    os.makedirs(out, exist_ok=True)
+    return engine.EngineRun(command, cwd=str(os.path.dirname(out)), out_dir=out, stall_timeout=stall_timeout).start()
+
+
+PARTIAL = ".photo.npz.x1y2z3.handcap-tmp.npz"     # the fake engine's half-written output
 
 
 def test_progress_outputs_and_options(fake):
@@ -72,6 +77,7 @@ def test_cancel_stops_the_process(fake, monkeypatch):
     assert time.monotonic() - t < 5
     assert r.finished and r.cancelled and r.error == "cancelled"
     assert r._process.poll() is not None
+    assert os.listdir(fake[1]) == []                 # its partial output and argv.json are gone
 
 
 def test_crash_reports_the_last_stderr_lines(fake, monkeypatch):
@@ -82,11 +88,40 @@ def test_crash_reports_the_last_stderr_lines(fake, monkeypatch):
 
 
 def test_engine_error_line_is_the_message(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_ENGINE_MODE", "error")
+    r = run(*fake).wait(timeout=60)
+    assert r.returncode == 1 and r.error == f"{fake[0]}: not a readable image (corrupt or not an image)"
+    with pytest.raises(engine.EngineError, match="not a readable image"):
+        engine.run_estimate(sys.executable, fake[0], fake[1])
+
+
+def test_no_hand_is_not_a_failure(fake, monkeypatch):
+    """Exit code 3: the photo was read and had no hand; its capture (without hands) comes back."""
     monkeypatch.setenv("FAKE_ENGINE_MODE", "nohand")
     r = run(*fake).wait(timeout=60)
-    assert r.error == "no hand found in photo.png"
-    with pytest.raises(engine.EngineError, match="no hand found"):
-        engine.run_estimate(sys.executable, fake[0], fake[1])
+    assert r.returncode == 3 and r.no_hand and r.error is None
+    assert r.outputs == [os.path.join(fake[1], "photo.npz")] and os.path.isfile(r.outputs[0])
+    assert engine.run_estimate(sys.executable, fake[0], fake[1]) == r.outputs
+
+
+def test_killed_engine_says_so_and_leaves_nothing(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_ENGINE_MODE", "killed")
+    r = run(*fake).wait(timeout=60)
+    assert r.returncode == -9 and r.outputs == []
+    assert r.error.startswith("the engine was killed by SIGKILL (out of memory?)"), r.error
+    assert os.listdir(fake[1]) == []
+
+
+def test_hung_engine_is_stopped_after_the_stall_timeout(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_ENGINE_MODE", "hang")
+    t = time.monotonic()
+    r = run(*fake, stall_timeout=1.5).wait(timeout=60)
+    assert time.monotonic() - t < 15 and r._process.poll() is not None
+    assert r.error == "the engine said nothing for 1.5 s (last: track 1/3: hang) and was stopped"
+    assert os.listdir(fake[1]) == []
+    with pytest.raises(engine.EngineError, match="took longer than 1 s and was stopped"):
+        engine.run_estimate(sys.executable, fake[0], fake[1], timeout=1)
+    assert os.listdir(fake[1]) == []
 
 
 def test_engine_not_installed(tmp_path, monkeypatch):
@@ -150,17 +185,34 @@ def test_estimate_operator_builds_the_hand(addon, fake, monkeypatch):
     assert json.load(open(os.path.join(out, "argv.json")))[-2:] == ["--hand", "right"]
 
 
-@pytest.mark.parametrize("mode,message", [("nohand", "no hand found in photo.png"),
-                                          ("crash", "model exploded")])
+@pytest.mark.parametrize("mode,message", [("error", "photo.png: not a readable image"),
+                                          ("crash", "exit code 1.*model exploded"),
+                                          ("killed", "killed by SIGKILL"),
+                                          ("hang", "said nothing for 1.5 s")])
 def test_estimate_operator_reports_engine_errors(addon, fake, monkeypatch, mode, message):
+    """A failing, crashing, killed or hung engine: the scene stays as it was, the report says why,
+    and the output folder is left as it was found."""
     bpy = addon
     monkeypatch.setenv(engine.ENV_PYTHON, sys.executable)
     monkeypatch.setenv("FAKE_ENGINE_MODE", mode)
+    monkeypatch.setattr(engine, "STALL_TIMEOUT", 1.5)
+    os.makedirs(fake[1])
+    bpy.context.scene.handcap.output_dir = fake[1]
     before = scene_fingerprint()
     with pytest.raises(RuntimeError, match=message):
         bpy.ops.handcap.estimate(input_path=fake[0])
     assert scene_fingerprint() == before
     assert not bpy.context.window_manager.handcap.running
+    assert os.listdir(fake[1]) == []
+
+
+def test_estimate_operator_no_hand_is_a_warning(addon, fake, monkeypatch):
+    bpy = addon
+    monkeypatch.setenv(engine.ENV_PYTHON, sys.executable)
+    monkeypatch.setenv("FAKE_ENGINE_MODE", "nohand")
+    before = scene_fingerprint()
+    assert bpy.ops.handcap.estimate(input_path=fake[0]) == {"CANCELLED"}     # no exception: not an error
+    assert scene_fingerprint() == before and not bpy.context.window_manager.handcap.running
 
 
 def test_estimate_operator_without_engine_or_input(addon, tmp_path, monkeypatch):
@@ -240,6 +292,20 @@ def test_modal_loop_cancels(addon, fake, monkeypatch, how):
     assert result == {"CANCELLED"} and driver.reports == [({"WARNING"}, "Estimate Hand: cancelled")]
     assert driver._run._process.poll() is not None
     assert not bpy.context.window_manager.handcap.running and scene_fingerprint() == before
+    assert not os.path.exists(driver._run.out_dir)   # its partial file removed, then its own temporary folder
+
+
+def test_modal_loop_no_hand_warns_and_builds_nothing(addon, fake, monkeypatch):
+    bpy = addon
+    monkeypatch.setenv(engine.ENV_PYTHON, sys.executable)
+    monkeypatch.setenv("FAKE_ENGINE_MODE", "nohand")
+    before = scene_fingerprint()
+    bpy.context.scene.handcap.input_path = fake[0]
+    driver = ModalDriver()
+    assert driver._start(bpy.context)
+    assert driver.loop(bpy.context) == {"CANCELLED"}
+    assert driver.reports == [({"WARNING"}, "Estimate Hand: no hand found in photo.png")]
+    assert scene_fingerprint() == before and not bpy.context.window_manager.handcap.running
 
 
 class RecordingLayout:

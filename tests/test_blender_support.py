@@ -326,20 +326,32 @@ with open(os.path.join(out, "argv.json"), "w") as f:
 def say(**event):
     print(json.dumps(event), flush=True)
 
+def partial():
+    """A temporary output file, as the real engine has one open while it writes."""
+    with open(os.path.join(out, ".photo.npz.x1y2z3.handcap-tmp.npz"), "wb") as f:
+        f.write(b"PK half a capture")
+
 print("loading weights (a line that is not JSON)", flush=True)
 say(stage="detect", done=0, total=3, message="")
+target = os.path.join(out, os.path.splitext(os.path.basename(source))[0] + ".npz")
 if mode == "crash":
     print("some warning on stderr", file=sys.stderr)
     raise RuntimeError("model exploded")
-if mode == "nohand":
-    say(stage="error", done=0, total=3, message=f"no hand found in {os.path.basename(source)}")
-    sys.exit(2)
-if mode == "slow":
-    say(stage="track", done=1, total=3, message="slow")
+if mode == "error":
+    say(stage="error", done=0, total=0, message=f"{source}: not a readable image (corrupt or not an image)")
+    sys.exit(1)
+if mode == "nohand":                     # read fine, no hand: a capture without hands, exit code 3
+    shutil.copyfile(os.environ["FAKE_ENGINE_EMPTY"], target)
+    say(stage="done", done=1, total=1, message="", outputs=[target], failed=0, no_hand=[source])
+    sys.exit(3)
+if mode in ("slow", "hang", "killed"):
+    partial()
+    say(stage="track", done=1, total=3, message=mode)
+    if mode == "killed":
+        os.kill(os.getpid(), 9)
     time.sleep(60)
 for i in range(1, 4):
     say(stage="track", done=i, total=3, message=f"frame {i}")
-target = os.path.join(out, os.path.splitext(os.path.basename(source))[0] + ".npz")
 shutil.copyfile(os.environ["FAKE_ENGINE_CAPTURE"], target)
 say(stage="done", done=3, total=3, message="", output=target)
 '''

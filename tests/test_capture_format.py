@@ -81,8 +81,19 @@ def test_unreadable_files(tmp_path):
         load_capture(str(tmp_path / "nope.npz"))
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"")
-    with pytest.raises(CaptureError, match="not a readable .npz"):
+    with pytest.raises(CaptureError, match="not a capture file"):
         load_capture(str(junk))
+    text = tmp_path / "text.npz"                 # before: "pickled data when allow_pickle=False"
+    text.write_text("hello")
+    with pytest.raises(CaptureError, match=r"text.npz: not a capture file \(a capture file is an .npz archive"):
+        load_capture(str(text))
+    good = tmp_path / "good.npz"
+    np.savez_compressed(good, format=np.array("handcap-capture"))
+    damaged = bytearray(good.read_bytes())
+    damaged[len(damaged) // 3] ^= 0xFF            # inside the compressed data: zlib or CRC error
+    good.write_bytes(bytes(damaged))
+    with pytest.raises(CaptureError, match="not a readable capture file|not a capture file"):
+        load_capture(str(good))
 
 
 def test_invalid_capture_is_not_written(tmp_path, open_right):

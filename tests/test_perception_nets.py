@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.perception import HandLandmarkNet, PalmDetector, load_hand_landmarks, load_palm_detector
+from core.perception import (HandLandmarkNet, PalmDetector, PoseDetector, load_hand_landmarks, load_palm_detector,
+                             load_pose_detector)
+from core.perception.layers import SameConv2d, pointwise, same_padding
 
 from .conftest import REAL_IMAGES
 
@@ -23,8 +25,14 @@ FREIHAND_CROP = os.path.join(REAL_IMAGES, "freihand_eval", "2299.jpg")       # 2
 WILD_PHOTO = os.path.join(REAL_IMAGES, "in_the_wild", "wild_1.jpg")
 
 
-def _images(size: int, real_photo: str, count: int = 2) -> np.ndarray:
-    """(N, size, size, 3) uint8 RGB: random images, plus the real photo squashed to size (if present)."""
+def _logit_error(logits: np.ndarray, reference: np.ndarray) -> float:
+    """Largest |difference| / max(1, |logit|): large negative logits carry float32 rounding."""
+    return float((np.abs(logits - reference) / np.maximum(1.0, np.abs(reference))).max())
+
+
+def _images(size: int, real_photo: str, count: int = 9) -> np.ndarray:
+    """(N, size, size, 3) uint8 RGB: random images, plus the real photo squashed to size (if present).
+    N > CPU_CHUNK (8), so the batch runs in slices on the CPU."""
     images = list(np.random.default_rng(size).integers(0, 256, (count, size, size, 3), dtype=np.uint8))
     if os.path.isfile(real_photo):
         import cv2
@@ -32,18 +40,20 @@ def _images(size: int, real_photo: str, count: int = 2) -> np.ndarray:
     return np.ascontiguousarray(np.stack(images))
 
 
-def _reference(relative: str, size: int, num_outputs: int, images: np.ndarray) -> list[np.ndarray]:
+def _reference(relative: str, size: int, num_outputs: int, images: np.ndarray,
+               float_range=(0.0, 1.0)) -> list[np.ndarray]:
     pytest.importorskip("mediapipe")
     from core.perception.reference import MediaPipeModel
-    model = MediaPipeModel(relative, size, num_outputs)
+    model = MediaPipeModel(relative, size, num_outputs, float_range=float_range)
     try:
         return model(images)
     finally:
         model.close()
 
 
-def _tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+def _tensor(images: np.ndarray, float_range=(0.0, 1.0)) -> torch.Tensor:
+    lo, hi = float_range
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() * ((hi - lo) / 255.0) + lo
 
 
 @pytest.mark.parametrize("variant", ["full", "lite"])
@@ -54,8 +64,20 @@ def test_palm_detector_matches_mediapipe(variant):
         boxes, scores = load_palm_detector(variant)(_tensor(images))
     assert boxes.shape == (len(images), 2016, 18) and scores.shape == (len(images), 2016)
     assert np.abs(boxes.reshape(len(images), -1).numpy() - boxes_ref).max() / 192 < TOLERANCE
-    assert np.abs(scores.numpy() - scores_ref).max() < TOLERANCE
+    assert _logit_error(scores.numpy(), scores_ref) < TOLERANCE
     if os.path.isfile(WILD_PHOTO):        # the photo has hands: some anchor must be confident
+        assert scores_ref[-1].max() > 0
+
+
+def test_pose_detector_matches_mediapipe():
+    images = _images(224, WILD_PHOTO)
+    boxes_ref, scores_ref = _reference("pose_detection/pose_detection.tflite", 224, 2, images, (-1.0, 1.0))
+    with torch.no_grad():
+        boxes, scores = load_pose_detector()(_tensor(images, PoseDetector.INPUT_RANGE))
+    assert boxes.shape == (len(images), 2254, 12) and scores.shape == (len(images), 2254)
+    assert np.abs(boxes.reshape(len(images), -1).numpy() - boxes_ref).max() / 224 < TOLERANCE
+    assert _logit_error(scores.numpy(), scores_ref) < TOLERANCE
+    if os.path.isfile(WILD_PHOTO):        # people in the photo: some anchor must be confident
         assert scores_ref[-1].max() > 0
 
 
@@ -79,6 +101,7 @@ def test_hand_landmarks_match_mediapipe(variant):
 
 def test_input_ranges_and_shape_errors():
     assert PalmDetector.INPUT_RANGE == (0.0, 1.0) and HandLandmarkNet.INPUT_RANGE == (0.0, 1.0)
+    assert PoseDetector.INPUT_RANGE == (-1.0, 1.0)
     with pytest.raises(ValueError):
         PalmDetector("lite")(torch.zeros(1, 3, 224, 224))
     with pytest.raises(ValueError):
@@ -111,3 +134,34 @@ def test_converter_refuses_a_graph_that_does_not_fit():
     assert len(map_weights(graph, PalmDetector("full"))) == len(PalmDetector("full").state_dict())
     with pytest.raises(ConversionError):
         map_weights(graph, PalmDetector("lite"))
+    with pytest.raises(ConversionError):        # same layer count and shapes, different padding
+        map_weights(read_tflite(mediapipe_model_path("hand_landmark/hand_landmark_full.tflite")),
+                    _with_symmetric_stem(HandLandmarkNet("full")))
+
+
+def _with_symmetric_stem(net: HandLandmarkNet) -> HandLandmarkNet:
+    net.stem = torch.nn.Conv2d(3, 24, 3, 2, 1)
+    return net
+
+
+@pytest.mark.parametrize("size", [16, 15, 7])
+@pytest.mark.parametrize("kernel,stride,groups", [(3, 2, 1), (5, 2, 4), (3, 1, 4), (5, 1, 1)])
+def test_same_conv_is_tensorflows_same_padding(size, kernel, stride, groups):
+    """Against the definition: pad (before, after) = SAME's split of the total, then a VALID convolution."""
+    torch.manual_seed(size)
+    conv = SameConv2d(4, 8, kernel, stride, groups).requires_grad_(False)
+    x = torch.rand(2, 4, size, size)
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    assert same_padding(size, kernel, stride) == (total // 2, total - total // 2)
+    padded = torch.nn.functional.pad(x, (total // 2, total - total // 2) * 2)
+    expected = torch.nn.functional.conv2d(padded, conv.weight, conv.bias, stride, 0, 1, groups)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        torch.testing.assert_close(conv(x.contiguous(memory_format=layout)), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pointwise_matches_a_1x1_convolution():
+    layer = pointwise(6, 5).requires_grad_(False)
+    x = torch.rand(3, 6, 4, 7)
+    expected = torch.nn.functional.conv2d(x, layer.weight, layer.bias)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        torch.testing.assert_close(layer(x.contiguous(memory_format=layout)), expected, rtol=1e-5, atol=1e-5)

@@ -1,17 +1,19 @@
-"""Find hands in a full photo or frame with MediaPipe Hands (0.10.21, trained on real photos).
+"""Find hands in a full photo or frame: MediaPipe Hands' pipeline (0.10.21's palm detector, hand
+regions and landmark model, trained on real photos) as handcap's own torch modules (``core.perception``).
 
-MediaPipe gives, per hand, 21 landmarks in the FreiHAND/OpenPose order our networks use and a
-handedness label. Its label assumes a mirrored (selfie) image, so for an ordinary photo "Left"
-means the person's right hand: ``Detection.side`` is the real side.
+It gives, per hand, 21 landmarks in the FreiHAND/OpenPose order our networks use, world landmarks
+(metres) and a side. MediaPipe's handedness label assumes a mirrored (selfie) image;
+``Detection.side`` is the person's real hand in an ordinary photo.
 
 A photo is looked at in up to three passes, each only when the one before found nothing:
-  1. MediaPipe Hands (palm detector, then the landmark model) on the photo;
+  1. the palm detector, then the landmark model in the palms' regions (``HandTracker``);
   2. the same on ``search_views``: the photo shrunk inside a border and turned (close-ups, hands far
      from upright);
-  3. ``RegionSweep``: MediaPipe's landmark model alone, on square windows of the photo at several
-     sizes, positions and turns, kept only when it still finds the hand after re-centring and in
-     perturbed views. The palm detector misses hands whose palm it cannot see (gloves, hands around
-     an instrument or an object); the landmark model, given the right window, does not.
+  3. ``RegionSweep``: the landmark model alone, on square windows of the photo at several sizes,
+     positions and turns, kept only when it still finds the hand after re-centring and in perturbed
+     views. The palm detector misses hands whose palm it cannot see (gloves, hands around an
+     instrument or an object); the landmark model, given the right window, does not.
+This module is the engine-facing layer; the pipeline itself is in ``core.perception``.
 """
 
 from __future__ import annotations
@@ -19,15 +21,21 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import os
 from typing import Optional
 
 import cv2
 import numpy as np
+import torch
+
+from core.perception.hand_landmarker import Hand, HandLandmarker
+from core.perception.hand_tracker import HandTracker, load_networks
+from core.perception.regions import Region
 
 DETECT_MAX_SIDE = 1280          # larger images are scaled down for detection (MediaPipe works at 192-256 px)
 DUPLICATE_IOU = 0.5             # two detections overlapping more than this are one hand
 DUPLICATE_CONTAINED = 0.8
+BF16_ON_GPU = False             # bfloat16 moved the landmarks by 0.67 crop px on average (tolerance 0.5): float32
+VIDEO_PALM_EVERY = 4            # video: while a hand is tracked, the palm detector looks for more every n-th frame
 
 
 @dataclasses.dataclass
@@ -70,32 +78,33 @@ def drop_duplicates(detections: list[Detection], iou: float = DUPLICATE_IOU) -> 
     return kept
 
 
-LANDMARK_MODELS = {"full": 1, "lite": 0}   # name -> MediaPipe's model_complexity
+LANDMARK_MODELS = ("full", "lite")   # MediaPipe's model sizes (model_complexity 1, 0): palm detector and landmark model
 
 
 class HandDetector:
-    """MediaPipe Hands: ``detect(rgb) -> [Detection]`` for one photo or successive video frames.
+    """MediaPipe Hands' pipeline (``core.perception``): ``detect(rgb) -> [Detection]`` for one photo or
+    successive video frames.
 
-    max_hands: at most this many hands per image; min_confidence: MediaPipe's detection threshold;
+    max_hands: at most this many hands per image; min_confidence: the palm detector's threshold;
     video: track landmarks from frame to frame (faster; frames must be given in order).
-    landmarks: MediaPipe's landmark model, "full" or "lite" (on a 2-core CPU about 6 ms per frame
-    faster; its landmarks were 22% further from the truth on held-out synthetic renders).
+    landmarks: the model size, "full" or "lite" (on a 2-core CPU faster; its landmarks were 22% further
+    from the truth on held-out synthetic renders). device: where the networks run ("cpu", "cuda").
+    palm_every: video only, see ``core.perception.hand_tracker`` (default VIDEO_PALM_EVERY; 1 is
+    MediaPipe's graph exactly).
     """
 
-    def __init__(self, max_hands: int = 2, min_confidence: float = 0.3, video: bool = False, landmarks: str = "full"):
-        os.environ.setdefault("GLOG_minloglevel", "2")      # MediaPipe's C++ logging: errors only
-        import mediapipe as mp
-        self.max_hands = max_hands
-        self._hands = mp.solutions.hands.Hands(static_image_mode=not video, max_num_hands=max_hands,
-                                               model_complexity=LANDMARK_MODELS[landmarks],
-                                               min_detection_confidence=min_confidence,
-                                               min_tracking_confidence=0.5)
+    def __init__(self, max_hands: int = 2, min_confidence: float = 0.3, video: bool = False, landmarks: str = "full",
+                 device="cpu", palm_every: int = VIDEO_PALM_EVERY):
+        if landmarks not in LANDMARK_MODELS:
+            raise ValueError(f"landmarks must be one of {LANDMARK_MODELS}, got {landmarks!r}")
+        self.max_hands, self.device = max_hands, device
+        self._tracker = HandTracker.load(max_hands, min_confidence, video, landmarks, device, bf16=_bf16(device),
+                                         palm_every=palm_every)
         self._sweep = None          # RegionSweep, made on first need (photos only)
 
     def close(self) -> None:
-        self._hands.close()
-        if self._sweep is not None:
-            self._sweep.close()
+        """Nothing to free (the networks are shared, see ``core.perception.hand_tracker.load_networks``);
+        kept so that a detector is used as a context manager."""
 
     def __enter__(self):
         return self
@@ -105,48 +114,45 @@ class HandDetector:
 
     def detect(self, rgb: np.ndarray, search: bool = False) -> list[Detection]:
         """(H, W, 3) uint8 RGB -> the hands in it, best first. With ``search``, a photo where the first
-        pass finds nothing is searched again, first in ``search_views`` (MediaPipe's palm detector
-        misses hands that fill the frame, and hands far from upright), then by ``RegionSweep``."""
+        pass finds nothing is searched again, first in ``search_views`` (the palm detector misses hands
+        that fill the frame, and hands far from upright), then by ``RegionSweep``."""
         found = self._detect(rgb)
         for view, to_source in (search_views(rgb) if search and not found else []):
             for d in self._detect(view):
-                points = to_source(d.keypoints_2d)
-                found.append(_from_points(points, d.side, d.score, "search"))
+                found.append(_from_points(to_source(d.keypoints_2d), d.side, d.score, "search"))
             if found:
                 break
         if search and not found:
             if self._sweep is None:
-                self._sweep = RegionSweep()
+                self._sweep = RegionSweep(device=self.device)
             small, scale = _detection_view(rgb)
-            found = [_from_points(d.keypoints_2d / scale, d.side, d.score, d.source)
+            found = [_from_points(d.keypoints_2d / scale, d.side, d.score, d.source, world=d.world_landmarks)
                      for d in self._sweep.find(small, self.max_hands)]
         return drop_duplicates(found)[:self.max_hands]
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
         height, width = rgb.shape[:2]
         small, _ = _detection_view(rgb)
-        result = self._hands.process(small)
-        detections = []
-        worlds = result.multi_hand_world_landmarks or [None] * len(result.multi_hand_landmarks or [])
-        for landmarks, handedness, world in zip(result.multi_hand_landmarks or [], result.multi_handedness or [], worlds):
-            points = np.array([(p.x * width, p.y * height) for p in landmarks.landmark], np.float64)   # (21, 2)
-            label = handedness.classification[0]
-            detection = _from_points(points, _real_side(label.label), float(label.score))
-            if world is not None:
-                detection.world_landmarks = np.array([(p.x, p.y, p.z) for p in world.landmark], np.float64)
-            detections.append(detection)
+        to_full = np.array([width / small.shape[1], height / small.shape[0]])
+        detections = [_from_hand(hand, to_full) for hand in self._tracker(small)]
         return drop_duplicates(detections)[:self.max_hands]
 
 
-def _real_side(mediapipe_label: str) -> str:
-    """MediaPipe's handedness label (which assumes a mirrored image) -> the person's hand."""
-    return "right" if mediapipe_label == "Left" else "left"
+def _bf16(device) -> bool:
+    """Whether the landmark model runs under bfloat16 autocast: on a GPU, where BF16_ON_GPU allows it."""
+    return torch.device(device).type == "cuda" and BF16_ON_GPU
 
 
-def _from_points(points: np.ndarray, side: str, score: float, source: str = "mediapipe") -> Detection:
+def _from_hand(hand: Hand, to_full=(1.0, 1.0), source: str = "mediapipe") -> Detection:
+    """A detection from a ``core.perception`` hand, its pixels scaled by ``to_full`` (2,)."""
+    return _from_points(hand.landmarks[:, :2] * to_full, hand.side, hand.side_score, source, world=hand.world)
+
+
+def _from_points(points: np.ndarray, side: str, score: float, source: str = "mediapipe",
+                 world: Optional[np.ndarray] = None) -> Detection:
     """A detection from (21, 2) landmarks in pixels; its box is theirs."""
     return Detection(box=np.concatenate([points.min(0), points.max(0)]), side=side, score=score,
-                     keypoints_2d=points, source=source)
+                     keypoints_2d=points, source=source, world_landmarks=world)
 
 
 def _detection_view(rgb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -187,27 +193,11 @@ SWEEP_SCALES = (1.0, 0.6)       # window sides, fractions of the photo's short s
                                 # small ones are the palm detector's strength, and small windows of
                                 # clutter are where the landmark model sees hands that are not there)
 SWEEP_TURNS = 4                 # window rotations tried: 0, 90, 180, 270 degrees
-SWEEP_RECENTRE = 2              # re-centrings of a window on the landmarks it found
+SWEEP_RECENTRE = 3              # re-centrings of a window on the landmarks it found (whatever their presence)
 CHECK_VIEWS = ((0.35, 1.0, 0.0), (-0.35, 1.0, 0.0), (0.0, 0.8, 0.0), (0.0, 1.25, 0.0),
                (0.0, 1.0, 0.15), (0.0, 1.0, -0.15))   # (turn rad, size factor, shift in window sides)
 CHECK_MIN_FOUND = 4             # of the CHECK_VIEWS, at least this many must find the hand again ...
 CHECK_MAX_SHIFT = 0.10          # ... with landmarks (median over views) within this fraction of the hand's size
-
-_LANDMARK_GRAPH = """
-input_stream: "IMAGE:image"
-input_stream: "ROI:roi"
-output_stream: "LANDMARKS:landmarks"
-output_stream: "HANDEDNESS:handedness"
-node {
-  calculator: "HandLandmarkCpu"
-  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
-  input_stream: "IMAGE:image"
-  input_stream: "ROI:roi"
-  output_stream: "LANDMARKS:landmarks"
-  output_stream: "HANDEDNESS:handedness"
-}
-"""
-
 
 @dataclasses.dataclass
 class Window:
@@ -249,95 +239,104 @@ def sweep_windows(height: int, width: int, scales=SWEEP_SCALES, turns: int = SWE
 
 
 class RegionSweep:
-    """MediaPipe's hand-landmark model run on chosen windows of a photo (MediaPipe's own
-    ``HandLandmarkCpu`` graph, the one its tracker runs, fed our windows instead of the palm
-    detector's). The model outputs landmarks only when its hand-presence score passes 0.5, so
-    each window is a hand / no-hand test."""
+    """The landmark model alone on chosen windows of a photo (what MediaPipe's tracker runs, fed our
+    windows instead of the palm detector's regions), many windows per forward pass. The model finds
+    a hand only where its presence score passes 0.5, so each window is a hand / no-hand test."""
 
-    def __init__(self):
-        import mediapipe as mp
-        from google.protobuf import text_format
-        from mediapipe.framework import calculator_pb2
-        from mediapipe.python import packet_creator, packet_getter
-        from mediapipe.python._framework_bindings import calculator_graph, image_frame, resource_util
-        resource_util.set_resource_dir(os.path.dirname(os.path.dirname(mp.__file__)))
-        self._packets, self._getter, self._image_format = packet_creator, packet_getter, image_frame.ImageFormat.SRGB
-        config = text_format.Parse(_LANDMARK_GRAPH, calculator_pb2.CalculatorGraphConfig())
-        self._graph = calculator_graph.CalculatorGraph(graph_config=config)
-        self._out = {}
-        for stream in ("landmarks", "handedness"):
-            self._graph.observe_output_stream(
-                stream, lambda name, packet: self._out.__setitem__(name, self._getter.get_proto(packet)))
-        self._graph.start_run(input_side_packets={"model_complexity": packet_creator.create_int(1)})
-        self._time = 0
+    def __init__(self, device="cpu", landmarker: Optional[HandLandmarker] = None):
+        if landmarker is None:
+            landmarker = HandLandmarker(load_networks("full", str(device))[1], bf16=_bf16(device))
+        self.landmarker = landmarker
+        self._any = HandLandmarker(landmarker.net, min_presence=-1.0, bf16=landmarker.bf16)   # every window's landmarks
 
     def close(self) -> None:
-        self._graph.close()
+        """Nothing to free; kept for symmetry with ``HandDetector``."""
 
-    def probe(self, rgb: np.ndarray, image_packet, window: Window) -> Optional[Detection]:
-        """The hand MediaPipe's landmark model finds in ``window`` of ``rgb`` (H, W, 3), or None."""
-        from mediapipe.framework.formats import rect_pb2
-        height, width = rgb.shape[:2]
-        roi = rect_pb2.NormalizedRect(x_center=window.cx / width, y_center=window.cy / height,
-                                      width=window.size / width, height=window.size / height, rotation=window.rotation)
-        self._out.clear()
-        self._time += 1
-        self._graph.add_packet_to_input_stream("image", image_packet.at(self._time))
-        self._graph.add_packet_to_input_stream("roi", self._packets.create_proto(roi).at(self._time))
-        self._graph.wait_until_idle()
-        if "landmarks" not in self._out:
-            return None
-        points = np.array([(p.x * width, p.y * height) for p in self._out["landmarks"].landmark], np.float64)
-        label = self._out["handedness"].classification[0]
-        return _from_points(points, _real_side(label.label), float(label.score), "sweep")
+    def probe(self, rgb: np.ndarray, window: "Window") -> Optional[Detection]:
+        """The hand the landmark model finds in ``window`` of ``rgb`` (H, W, 3), or None."""
+        return self.probe_many(rgb, [window])[0]
+
+    def probe_many(self, rgb: np.ndarray, windows: list) -> list[Optional[Detection]]:
+        """``probe`` for many windows of one photo in one batch."""
+        regions = [Region(w.cx, w.cy, w.size, w.size, w.rotation) for w in windows]
+        return [None if h is None else _from_hand(h, source="sweep") for h in self.landmarker.look(rgb, regions)]
 
     def find(self, rgb: np.ndarray, max_hands: int = 2) -> list[Detection]:
-        """(H, W, 3) uint8 RGB -> hands found by sweeping ``sweep_windows``, best first. A window's
-        find counts when it survives SWEEP_RECENTRE re-centrings and ``is_stable``."""
-        image_packet = self._packets.create_image_frame(image_format=self._image_format, data=rgb)
+        """(H, W, 3) uint8 RGB -> hands found by sweeping ``sweep_windows``, best first. A window where
+        the model finds a hand is re-centred up to SWEEP_RECENTRE times on the landmarks it gives
+        (followed even where the presence score dips below 0.5 on the way: near a hard hand it wavers);
+        the first re-centred window that holds the hand and passes ``is_stable`` is the window's find.
+        Windows whose centre lies in a hand found from an earlier window are passed over. Each stage runs
+        for all windows in one batch; the choice then goes through the windows in order, as a
+        window-by-window sweep would."""
+        windows = sweep_windows(*rgb.shape[:2])
+        hands = self.probe_many(rgb, windows)
+        chosen = [None] * len(windows)
+        for _ in range(SWEEP_RECENTRE):
+            hands, present = self._recentred(rgb, hands)
+            ask = [i for i, h in enumerate(hands) if present[i] and chosen[i] is None]
+            for i, stable in zip(ask, self.are_stable(rgb, [hands[i] for i in ask])):
+                if stable:
+                    chosen[i] = hands[i]
+            hands = [None if c is not None else h for h, c in zip(hands, chosen)]     # settled windows stop
         found = []
-        for window in sweep_windows(*rgb.shape[:2]):
+        for i, window in enumerate(windows):
             if any(_inside(window, d.box) for d in found):
                 continue                  # that hand is found already
-            hand = self.probe(rgb, image_packet, window)
-            for _ in range(SWEEP_RECENTRE):
-                if hand is not None:
-                    hand = self.probe(rgb, image_packet, window_from_landmarks(hand.keypoints_2d))
-            if hand is not None and self.is_stable(rgb, image_packet, hand):
-                found = drop_duplicates(found + [hand])
+            if chosen[i] is not None:
+                found = drop_duplicates(found + [chosen[i]])
                 if len(found) >= max_hands:
                     break
         return found
 
+    def _recentred(self, rgb: np.ndarray, hands: list) -> tuple[list, list]:
+        """Each hand (None: none) looked for again in ``window_from_landmarks`` of its landmarks ->
+        (the model's hands there whatever their presence score, whether each is present)."""
+        index = [i for i, h in enumerate(hands) if h is not None]
+        windows = [window_from_landmarks(hands[i].keypoints_2d) for i in index]
+        regions = [Region(w.cx, w.cy, w.size, w.size, w.rotation) for w in windows]
+        hands, present = list(hands), [False] * len(hands)
+        for i, hand in zip(index, self._any.look(rgb, regions)):
+            hands[i] = _from_hand(hand, source="sweep")
+            present[i] = hand.presence > self.landmarker.min_presence
+        return hands, present
+
     def look_in(self, rgb: np.ndarray, box) -> Optional[Detection]:
         """The hand in a box the user drew, (4,) x0, y0, x1, y1 pixels of ``rgb`` (H, W, 3): the
-        landmark model's find in a window around the box (tried at SWEEP_TURNS turns, then
-        re-centred once), with its side and landmarks; None when it sees no hand there."""
+        landmark model's find in a window around the box (tried at SWEEP_TURNS turns, the first that
+        finds it re-centred once), with its side and landmarks; None when it sees no hand there."""
         small, scale = _detection_view(rgb)
         x0, y0, x1, y1 = (float(v) * scale for v in box)
-        image_packet = self._packets.create_image_frame(image_format=self._image_format, data=small)
-        for turn in range(SWEEP_TURNS):
-            rotation = (turn * 2 * math.pi / SWEEP_TURNS + math.pi) % (2 * math.pi) - math.pi
-            window = Window((x0 + x1) / 2, (y0 + y1) / 2, 1.5 * max(x1 - x0, y1 - y0), rotation)
-            hand = self.probe(small, image_packet, window)
+        windows = [Window((x0 + x1) / 2, (y0 + y1) / 2, 1.5 * max(x1 - x0, y1 - y0),
+                          (turn * 2 * math.pi / SWEEP_TURNS + math.pi) % (2 * math.pi) - math.pi)
+                   for turn in range(SWEEP_TURNS)]
+        for hand in self.probe_many(small, windows):
             if hand is not None:
-                hand = self.probe(small, image_packet, window_from_landmarks(hand.keypoints_2d)) or hand
+                hand = self.probe(small, window_from_landmarks(hand.keypoints_2d)) or hand
                 return _from_points(hand.keypoints_2d / scale, hand.side, hand.score, "box")
         return None
 
-    def is_stable(self, rgb: np.ndarray, image_packet, hand: Detection) -> bool:
+    def is_stable(self, rgb: np.ndarray, hand: Detection) -> bool:
         """Whether the landmark model finds the same hand in views turned, scaled and shifted around
         it (CHECK_VIEWS): a real hand is found again in place; shapes it merely mistakes for a hand
         tend to vanish or move."""
-        home = window_from_landmarks(hand.keypoints_2d)
-        hand_size = float(np.linalg.norm(hand.box[2:] - hand.box[:2]))
-        shifts = []
-        for turn, factor, shift in CHECK_VIEWS:
-            view = Window(home.cx + shift * home.size, home.cy, home.size * factor, home.rotation + turn)
-            again = self.probe(rgb, image_packet, view)
-            shifts.append(np.inf if again is None else
-                          float(np.linalg.norm(again.keypoints_2d - hand.keypoints_2d, axis=1).mean()) / hand_size)
-        return sum(np.isfinite(shifts)) >= CHECK_MIN_FOUND and float(np.median(shifts)) <= CHECK_MAX_SHIFT
+        return self.are_stable(rgb, [hand])[0]
+
+    def are_stable(self, rgb: np.ndarray, hands: list[Detection]) -> list[bool]:
+        """``is_stable`` for many hands of one photo in one batch."""
+        views = []
+        for hand in hands:
+            home = window_from_landmarks(hand.keypoints_2d)
+            views += [Window(home.cx + shift * home.size, home.cy, home.size * factor, home.rotation + turn)
+                      for turn, factor, shift in CHECK_VIEWS]
+        again = self.probe_many(rgb, views)
+        verdicts = []
+        for k, hand in enumerate(hands):
+            hand_size = float(np.linalg.norm(hand.box[2:] - hand.box[:2]))
+            shifts = [np.inf if a is None else float(np.linalg.norm(a.keypoints_2d - hand.keypoints_2d, axis=1).mean()) / hand_size
+                      for a in again[k * len(CHECK_VIEWS):(k + 1) * len(CHECK_VIEWS)]]
+            verdicts.append(sum(np.isfinite(shifts)) >= CHECK_MIN_FOUND and float(np.median(shifts)) <= CHECK_MAX_SHIFT)
+        return verdicts
 
 
 def _inside(window: Window, box: np.ndarray) -> bool:

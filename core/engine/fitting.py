@@ -18,11 +18,19 @@ import numpy as np
 import torch
 
 from core.hand_model import HandLayer, PosePrior
+from core.hand_model.model import KEYPOINT_BONES
 from core.hand_model.rotations import mirror_axis_angle
 
 FIT_STEPS = 30
 HUBER_PIXELS = 0.05     # of the hand box: the 2D term is quadratic below, linear above
-WEIGHTS = {"keypoints_2d": 1.0, "joints_3d": 0.3, "pose_prior": 0.002, "shape_prior": 0.001}
+WEIGHTS = {"keypoints_2d": 1.0, "bones_3d": 0.3, "pose_prior": 0.002, "shape_prior": 0.001}
+BONE_START, BONE_END = (list(index) for index in zip(*KEYPOINT_BONES))
+
+
+def bone_directions(keypoints: torch.Tensor) -> torch.Tensor:
+    """(N, 21, 3) keypoints -> (N, 20, 3) unit directions of the 20 bones (KEYPOINT_BONES)."""
+    bones = keypoints[:, BONE_END] - keypoints[:, BONE_START]
+    return bones / bones.norm(dim=-1, keepdim=True).clamp(min=1e-9)
 
 
 def mirror_intrinsics(K: np.ndarray, width: int) -> np.ndarray:
@@ -72,8 +80,10 @@ class HandFitter(torch.nn.Module):
     """Fit pose, shape and wrist position of right hands to 2D keypoints, batched (Adam).
 
     The 2D term pulls the projected keypoints onto the targets (Huber, in units of the hand's box
-    side), the 3D term keeps the root-relative joints near the network's (depth is what 2D cannot
-    tell), the pose prior and a shape prior keep the hand plausible.
+    side); the 3D term turns the 20 bones toward 3D evidence (the landmark network's world
+    landmarks, or the network's joints), by direction only, since that evidence's scale and joint
+    definitions are not the model's: it says what 2D cannot, which way each bone points in depth;
+    the pose prior and a shape prior keep the hand plausible.
     """
 
     def __init__(self, layer: HandLayer, prior: PosePrior, steps: int = FIT_STEPS, weights: dict = None):
@@ -91,12 +101,27 @@ class HandFitter(torch.nn.Module):
         rest position, so the wrist keypoint is rest_joints[0] + transl whatever the pose."""
         return wrist - self.layer(betas).rest_joints[:, 0]
 
+    def energy(self, pose: torch.Tensor, betas: torch.Tensor, wrist: torch.Tensor, K: torch.Tensor,
+               targets: torch.Tensor, target_weights: torch.Tensor, evidence_3d: torch.Tensor,
+               box_side: torch.Tensor) -> torch.Tensor:
+        """(N,) what the fit minimises, per hand (arguments as ``forward``'s): how badly the hand
+        explains the 2D keypoints and the 3D bone directions, plus how unnatural its pose and shape are."""
+        points = self.keypoints(pose, betas, wrist)
+        error = (project_points(points, K) - targets).norm(dim=-1) / box_side[:, None]
+        huber = torch.where(error < HUBER_PIXELS, 0.5 * error ** 2, HUBER_PIXELS * (error - 0.5 * HUBER_PIXELS))
+        loss_2d = (huber * target_weights).sum(1) / target_weights.sum(1).clamp(min=1e-6)
+        loss_3d = (1.0 - (bone_directions(points) * bone_directions(evidence_3d)).sum(-1)).mean(1)   # 1 - cos
+        w = self.weights
+        return (w["keypoints_2d"] * loss_2d / HUBER_PIXELS ** 2 + w["bones_3d"] * 100.0 * loss_3d
+                + w["pose_prior"] * self.prior.score(pose) + w["shape_prior"] * (betas ** 2).sum(1))
+
     def forward(self, pose: torch.Tensor, betas: torch.Tensor, wrist: torch.Tensor, K: torch.Tensor,
-                targets: torch.Tensor, target_weights: torch.Tensor, joints_rel: torch.Tensor,
+                targets: torch.Tensor, target_weights: torch.Tensor, evidence_3d: torch.Tensor,
                 box_side: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """pose (N, 16, 3), betas (N, B), wrist (N, 3): start values; K (N, 3, 3); targets (N, 21, 2)
-        pixels with target_weights (N, 21) in [0, 1]; joints_rel (N, 21, 3) the network's root-relative
-        joints; box_side (N,) pixels. Returns the fitted (pose, betas, wrist)."""
+        pixels with target_weights (N, 21) in [0, 1]; evidence_3d (N, 21, 3) 3D keypoints in the
+        camera's axes (any origin and scale: only their bone directions count); box_side (N,) pixels.
+        Returns the fitted (pose, betas, wrist)."""
         if self.steps <= 0:
             return pose, betas, wrist
         # the wrist as (x/z, y/z, log z): steps of one size move it evenly in the image and in depth
@@ -106,21 +131,11 @@ class HandFitter(torch.nn.Module):
         betas = betas.clone().requires_grad_()
         optimizer = torch.optim.Adam([{"params": [pose], "lr": 0.03}, {"params": [betas], "lr": 0.05},
                                       {"params": [ray, log_depth], "lr": 0.01}])
-        norm = target_weights.sum(1).clamp(min=1e-6)
-        w = self.weights
         with torch.enable_grad():
             for _ in range(self.steps):
                 depth = log_depth.exp()
                 wrist_now = torch.cat([ray * depth[:, None], depth[:, None]], dim=1)
-                points = self.keypoints(pose, betas, wrist_now)
-                pixels = project_points(points, K)
-                error = (pixels - targets).norm(dim=-1) / box_side[:, None]
-                huber = torch.where(error < HUBER_PIXELS, 0.5 * error ** 2, HUBER_PIXELS * (error - 0.5 * HUBER_PIXELS))
-                loss_2d = (huber * target_weights).sum(1) / norm
-                rel = points - points[:, :1]
-                loss_3d = ((rel - joints_rel) ** 2).sum(-1).mean(1) / 0.01 ** 2 * 1e-3   # (cm^2) / 1000
-                loss = (w["keypoints_2d"] * loss_2d / HUBER_PIXELS ** 2 + w["joints_3d"] * loss_3d
-                        + w["pose_prior"] * self.prior.score(pose) + w["shape_prior"] * (betas ** 2).sum(1)).sum()
+                loss = self.energy(pose, betas, wrist_now, K, targets, target_weights, evidence_3d, box_side).sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

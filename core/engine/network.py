@@ -19,13 +19,7 @@ from core.crops import in_plane_linear, normalize_image
 from core.hand_model.rotations import matrix_to_axis_angle
 from core.networks import keypoints_from_heatmaps, load_weights
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
-SHIPPED = {"trunk": "hamr_trunk.safetensors", "fast": "hamr_fast.safetensors", "accurate": "hamr_accurate.safetensors"}
-DEFAULT_ORDER = {"cpu": ("trunk", "fast"), "cuda": ("trunk", "accurate", "fast")}  # the first shipped one wins
-
-
-class EngineError(RuntimeError):
-    """Something the user must fix (no weights, no GPU, a wrong weights file); message for the user."""
+from .shipped import DEFAULT_ORDER, SHIPPED, WEIGHTS_DIR, EngineError, check_weights, missing_weights  # noqa: F401
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -40,18 +34,15 @@ def resolve_device(setting: str) -> torch.device:
 def resolve_weights(spec: Optional[str], device: torch.device) -> str:
     """A weights path from --weights: a file, a name in SHIPPED ('trunk', 'fast', 'accurate'), or None
     (the first shipped of DEFAULT_ORDER for the device: trunk)."""
+    check_weights(spec)
     if spec and spec not in SHIPPED:
-        if not os.path.isfile(spec):
-            raise EngineError(f"--weights {spec}: no such file")
         return spec
     names = [spec] if spec else list(DEFAULT_ORDER["cuda" if device.type == "cuda" else "cpu"])
     for name in names:
         path = os.path.join(WEIGHTS_DIR, SHIPPED[name])
         if os.path.isfile(path):
             return path
-    raise EngineError(f"no trained weights: {os.path.join(WEIGHTS_DIR, SHIPPED[names[-1]])} is missing. "
-                      "Train a model (python -m training.train --config configs/hamr_trunk.toml) "
-                      "and pass --weights runs/hamr_trunk/weights.safetensors")
+    raise missing_weights(names[-1])
 
 
 class HandNetwork:
@@ -60,7 +51,10 @@ class HandNetwork:
     def __init__(self, weights: str, device: torch.device, threads: int = 0):
         if device.type == "cpu" and threads:
             torch.set_num_threads(threads)
-        self.model, self.config = load_weights(weights, device="cpu")
+        try:
+            self.model, self.config = load_weights(weights, device="cpu")
+        except Exception as e:   # safetensors, JSON and shape errors alike: the file is not usable weights
+            raise EngineError(f"--weights {weights}: not a handcap weights file ({type(e).__name__}: {e})") from None
         if self.config.arch != "hamr":
             raise EngineError(f"{weights}: a {self.config.arch} network; the engine needs a HAMR network "
                               "(it outputs the hand model's pose and shape)")

@@ -46,13 +46,18 @@ def draw_keypoints(bgr: np.ndarray, keypoints_2d: np.ndarray) -> None:
         cv2.circle(bgr, tuple(p), thickness + 1, (255, 255, 255), -1, cv2.LINE_AA)
 
 
-def draw_tracks(bgr: np.ndarray, tracks: list[HandTrack], vertices: list[np.ndarray], K: np.ndarray, row: list) -> np.ndarray:
+def draw_tracks(bgr: np.ndarray, tracks: list[HandTrack], vertices: list[np.ndarray], K: np.ndarray, row: list,
+                scale: tuple = (1.0, 1.0)) -> np.ndarray:
     """One frame's overlay: for each track whose row ``row[t]`` (or None) is valid, its mesh
-    ``vertices[t][row]`` (camera space) and keypoints. Returns a new image."""
+    ``vertices[t][row]`` (camera space) and keypoints. ``scale``: (x, y) pixels of ``bgr`` per
+    pixel of the image K and the keypoints belong to (below 1 for an overlay drawn smaller).
+    Returns a new image."""
     out = bgr.copy()
+    factor = np.array(scale, np.float64)
+    K = np.diag([factor[0], factor[1], 1.0]) @ np.asarray(K, np.float64)
     for track, verts, r in zip(tracks, vertices, row):
         if r is None or not track.valid[r]:
             continue
         draw_mesh(out, verts[r], track.faces, K, MESH_COLOUR[track.side])
-        draw_keypoints(out, track.keypoints_2d[r])
+        draw_keypoints(out, track.keypoints_2d[r] * factor)
     return out

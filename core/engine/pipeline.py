@@ -19,6 +19,7 @@ import torch
 
 from core.crops import CROP_MARGIN, crop_matrix, crop_to_source, cut_crop, keypoint_box, upright_angle
 from core.hand_model import HandLayer, PosePrior, load_hand_model
+from core.hand_model.inverse_kinematics import pose_from_keypoints
 
 from .detect import LANDMARK_MODELS, Detection, HandDetector, RegionSweep
 from .fitting import FIT_STEPS, HandFitter, align_to_keypoints, mirror_intrinsics, mirror_to_left, project_points, wrist_position
@@ -26,6 +27,8 @@ from .network import HandNetwork, resolve_device, resolve_weights
 from .timing import StageTimes
 
 SIDES = ("auto", "right", "left")
+OTHER_SIDE = {"right": "left", "left": "right"}
+SIDE_SURE = 0.8      # a side the detector calls with less confidence is decided by fitting both sides
 
 
 @dataclasses.dataclass
@@ -39,7 +42,7 @@ class EngineOptions:
     refine: bool = True                  # fit to the 2D keypoints after the network
     fit_steps: int = FIT_STEPS
     min_confidence: float = 0.3          # detector threshold
-    landmarks: str = "full"              # MediaPipe's landmark model: full | lite (faster, less exact)
+    landmarks: str = "full"              # MediaPipe's hand models (palm detector + landmarks): full | lite (faster, less exact)
     boxes: tuple = ()                    # (x0, y0, x1, y1) pixels: use these regions instead of detection
     threads: int = 0                     # CPU threads for torch (0: torch's default)
 
@@ -57,6 +60,23 @@ class HandEstimate:
     joints_3d: np.ndarray      # (21, 3) camera space
     keypoints_2d: np.ndarray   # (21, 2) pixels
     source: str = "mediapipe"  # where the hand was found: "mediapipe" | "box" | "search"
+    side_confidence: float = 1.0   # probability that ``side`` is right: the detector's, or the fit's when it decided
+
+
+def choose_sides(count: int, unsure: list[int], energy: np.ndarray, scores: list[float]) -> tuple[list[int], list[float]]:
+    """Which of the fitted hands to keep, and how sure each one's side is.
+
+    Hands 0..count-1 are the detections as the detector called them; hand count + n is detection
+    ``unsure[n]`` fitted as the other side. Of each such pair the one with the lower fit ``energy``
+    (N,) is kept, its side confidence exp(-E) / (exp(-E) + exp(-E_other)); the other hands keep
+    their detector ``scores``. Returns (kept indices, side confidences), in detection order."""
+    chosen, confidence = list(range(count)), list(scores[:count])
+    for n, i in enumerate(unsure):
+        j = count + n
+        keep, drop = (i, j) if energy[i] <= energy[j] else (j, i)
+        chosen[i] = keep
+        confidence[i] = float(1.0 / (1.0 + np.exp(np.clip(energy[keep] - energy[drop], -50.0, 50.0))))
+    return chosen, confidence
 
 
 class Engine:
@@ -75,8 +95,8 @@ class Engine:
         if options.landmarks not in LANDMARK_MODELS:
             raise ValueError(f"landmarks must be one of {sorted(LANDMARK_MODELS)}, got {options.landmarks!r}")
         self.detector = None if options.boxes else HandDetector(options.max_hands, options.min_confidence,
-                                                                  landmarks=options.landmarks)
-        self.box_looker = RegionSweep() if options.boxes else None
+                                                                  landmarks=options.landmarks, device=self.device)
+        self.box_looker = RegionSweep(device=self.device) if options.boxes else None
         self.times = StageTimes()
 
     def close(self) -> None:
@@ -87,22 +107,31 @@ class Engine:
     def video_detector(self) -> Optional[HandDetector]:
         """A detector that tracks from frame to frame, for one video (None with user boxes)."""
         o = self.options
-        return None if o.boxes else HandDetector(o.max_hands, o.min_confidence, video=True, landmarks=o.landmarks)
+        return None if o.boxes else HandDetector(o.max_hands, o.min_confidence, video=True, landmarks=o.landmarks,
+                                                 device=self.device)
 
-    def detect(self, rgb: np.ndarray, detector: Optional[HandDetector] = None) -> list[Detection]:
-        """The hands to estimate in one frame: the user's boxes, or the finds of ``detector`` (default:
-        the engine's photo detector), filtered by side."""
-        if self.options.boxes:
+    def detect(self, rgb: np.ndarray, detector: Optional[HandDetector] = None, boxes: Optional[tuple] = None) -> list[Detection]:
+        """The hands to estimate in one frame: the user's boxes (``boxes`` in this frame's pixels, clipped
+        to it by the caller; default: the options' boxes), or the finds of ``detector`` (default: the
+        engine's photo detector), filtered by side."""
+        boxes = self.options.boxes if boxes is None else boxes
+        if boxes:
             with self.times("detect"):
-                return [self._in_box(rgb, np.asarray(b, np.float64)) for b in self.options.boxes]
+                return [self._in_box(rgb, np.asarray(b, np.float64)) for b in boxes]
         with self.times("detect"):
             found = (detector or self.detector).detect(rgb, search=detector is None)
         if self.options.hand != "auto":
             found = [d for d in found if d.side == self.options.hand]
         return found
 
+    def _side_unsure(self, detection: Detection) -> bool:
+        """Whether to fit this hand as both sides: its landmarks are there, the detector's side call
+        is weak, and the user did not fix the side with --hand."""
+        return (self.options.hand == "auto" and self.options.refine and detection.keypoints_2d is not None
+                and detection.score < SIDE_SURE)
+
     def _in_box(self, rgb: np.ndarray, box: np.ndarray) -> Detection:
-        """A user's (4,) box: MediaPipe's landmark model looks inside it for the hand's side and
+        """A user's (4,) box: the landmark model looks inside it for the hand's side and
         landmarks. Where it sees none (or a hand of the side --hand excludes), the box is used as it
         is, as the --hand side (right when auto)."""
         found = self.box_looker.look_in(rgb, box)
@@ -119,14 +148,21 @@ class Engine:
         items = [(f, d) for f, found in enumerate(detections) for d in found]
         if not items:
             return [[] for _ in frames]
+        # a hand whose side the detector is unsure of is also tried as the other side (see choose_sides)
+        unsure = [i for i, (_, d) in enumerate(items) if self._side_unsure(d)]
+        items += [(items[i][0], dataclasses.replace(items[i][1], side=OTHER_SIDE[items[i][1].side])) for i in unsure]
         with self.times("crop"):
             crops, matrices, centres, sides, Ks, angles = self._crops(frames, items, K)
         with self.times("network"):
             out = self.network.predict(crops, angles=angles)
         with self.times("refine"):
-            pose, betas, transl, joints, keypoints = self._place_and_refine(frames, items, out, matrices, centres, sides, Ks)
+            pose, betas, transl, joints, keypoints, energy = self._place_and_refine(frames, items, out, matrices,
+                                                                                    centres, sides, Ks)
+        chosen, confidence = choose_sides(len(items) - len(unsure), unsure, energy,
+                                          [d.score for _, d in items])
         results = [[] for _ in frames]
-        for i, (f, d) in enumerate(items):
+        for i, side_confidence in zip(chosen, confidence):
+            f, d = items[i]
             p, t, j, k = pose[i], transl[i], joints[i], keypoints[i]
             if d.side == "left":
                 p, t = mirror_to_left(p, t)
@@ -135,7 +171,8 @@ class Engine:
             results[f].append(HandEstimate(side=d.side, score=d.score, box=np.asarray(d.box, np.float64),
                                            pose=p.astype(np.float32), betas=betas[i].astype(np.float32),
                                            transl=t.astype(np.float32), joints_3d=j.astype(np.float32),
-                                           keypoints_2d=k.astype(np.float32), source=d.source))
+                                           keypoints_2d=k.astype(np.float32), source=d.source,
+                                           side_confidence=float(side_confidence)))
         return results
 
     def _crops(self, frames, items, K):
@@ -161,9 +198,32 @@ class Engine:
             mirrored_K.append(mirror_intrinsics(K, width) if left else np.asarray(K, np.float64))
         return np.stack(crops), matrices, np.asarray(centres), np.asarray(sides), np.stack(mirrored_K), np.asarray(angles)
 
+    def _evidence_3d(self, items, out, pose_init: np.ndarray) -> np.ndarray:
+        """(N, 21, 3) root-relative 3D keypoints in the right-hand frame that the fit turns the bones
+        toward: the landmark network's world landmarks where the detection has them (then the start
+        pose is the model posed onto them, in place in ``pose_init``), else the network's joints."""
+        evidence = np.array(out["joints_3d"], np.float64, copy=True)
+        have = [i for i, (_, d) in enumerate(items) if getattr(d, "world_landmarks", None) is not None]
+        if not have:
+            return evidence
+        for i in have:
+            world = np.asarray(items[i][1].world_landmarks, np.float64)
+            world = world - world[0]
+            evidence[i] = world * np.array([-1.0, 1.0, 1.0]) if items[i][1].side == "left" else world
+        with torch.no_grad():
+            betas = torch.as_tensor(out["betas"][have], dtype=torch.float32, device=self.device)
+            rest = self.layer(betas, keypoints_only=True).keypoints
+            pose = pose_from_keypoints(rest, torch.as_tensor(evidence[have], dtype=torch.float32, device=self.device))
+            posed = self.layer(betas, pose, keypoints_only=True).keypoints
+        pose_init[have] = pose.cpu().numpy()
+        # PnP needs the model's own keypoints (its bone lengths): the start hand, root-relative
+        evidence[have] = (posed - posed[:, :1]).cpu().numpy()
+        return evidence
+
     def _place_and_refine(self, frames, items, out, matrices, centres, sides, Ks):
-        """Network output -> (pose, betas, layer transl, camera-space keypoints, pixels) of right hands
-        in the right-hand frame: weak perspective to the camera, PnP to the 2D keypoints, then the fit."""
+        """Network output -> (pose, betas, layer transl, camera-space keypoints, pixels, fit energy) of
+        right hands in the right-hand frame: weak perspective to the camera, PnP to the 2D keypoints,
+        then the fit."""
         size = self.network.input_size
         wrists = np.stack([wrist_position(out["camera"][i:i + 1], centres[i:i + 1], sides[i:i + 1], Ks[i])[0]
                            for i in range(len(items))])
@@ -181,23 +241,26 @@ class Engine:
             weights.append(weight)
 
         pose_init = out["pose"].copy()
-        for i in range(len(items)):          # the network's hand, turned and placed to match the 2D keypoints
-            aligned = align_to_keypoints(out["joints_3d"][i], targets[i], weights[i], Ks[i]) if self.options.refine else None
+        evidence = self._evidence_3d(items, out, pose_init)
+        for i in range(len(items)):          # the start hand, turned and placed to match the 2D keypoints
+            aligned = align_to_keypoints(evidence[i], targets[i], weights[i], Ks[i]) if self.options.refine else None
             if aligned is not None:
                 rotation, wrists[i] = aligned
                 root = rotation @ cv2.Rodrigues(pose_init[i, 0].astype(np.float64))[0]
                 pose_init[i, 0] = cv2.Rodrigues(root)[0][:, 0]
-                out["joints_3d"][i] = out["joints_3d"][i] @ rotation.T
+                evidence[i] = evidence[i] @ rotation.T
 
         def tensor(a):
             return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=self.device)
 
         K_t = tensor(Ks)
         pose, betas, wrist = self.fitter(tensor(pose_init), tensor(out["betas"]), tensor(wrists), K_t,
-                                         tensor(targets), tensor(weights), tensor(out["joints_3d"]), tensor(sides / CROP_MARGIN))
+                                         tensor(targets), tensor(weights), tensor(evidence), tensor(sides / CROP_MARGIN))
         with torch.no_grad():
             joints = self.fitter.keypoints(pose, betas, wrist)
             keypoints = project_points(joints, K_t)
             transl = self.fitter.translation(betas, wrist)
+            energy = self.fitter.energy(pose, betas, wrist, K_t, tensor(targets), tensor(weights), tensor(evidence),
+                                        tensor(sides / CROP_MARGIN))
         return (pose.cpu().numpy(), betas.cpu().numpy(), transl.cpu().numpy(), joints.cpu().numpy(),
-                keypoints.cpu().numpy())
+                keypoints.cpu().numpy(), energy.cpu().numpy())

@@ -3,29 +3,32 @@
 Each input is read and checked first (unreadable, empty, unsupported, too large -> one clear
 error line, and the next file goes on); outputs are written to temporary files and renamed, so a
 failure leaves nothing half-written. Progress goes to stderr as a bar, or with ``--progress json``
-as one JSON object per stdout line: {"stage", "done", "total", "message"}; the last line is
-{"stage": "done", "outputs": [...], "failed": n}. A file that fails gives {"stage": "error", ...}.
+as one JSON object per stdout line (``core.engine.progress``). Photos larger than WORK_MAX_SIDE are
+decoded smaller, and overlays are at most OVERLAY_MAX_SIDE, so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import os
-import sys
-import tempfile
-import time
+import traceback
+import warnings
 from typing import Iterator, Optional
 
 import cv2
 import numpy as np
 import torch
 
+from blender_addon.output_files import atomic_output
+from core.boxes import clip_boxes
 from core.capture import Capture, default_intrinsics, save_capture, track_from_layer
 from core.hand_model import HandLayer, load_hand_model
 
 from .pipeline import Engine, EngineOptions, HandEstimate
+from .progress import Progress
 from .read_ahead import ReadAhead
 from .tracking import Tracker, smooth, smooth_rotations
 from . import overlay as draw
@@ -36,6 +39,9 @@ MAX_PIXELS = 250_000_000           # larger images are refused (decoding alone w
 FRAME_CHUNK = 32                   # video frames whose hands go through the network and the fit together
 CHUNK_PIXELS = 32 * 1920 * 1080    # ... fewer for large frames (a chunk of 4K frames is 8)
 MAX_BAD_FRAMES = 25                # consecutive undecodable frames that end a video
+MIN_SIDE = 16                      # smaller images and frames are refused (no hand to see)
+WORK_MAX_SIDE = 4096               # larger photos are decoded at 1/2, 1/4 or 1/8 size (memory bounded)
+OVERLAY_MAX_SIDE = 2048            # overlays are drawn and written at most this large
 
 
 class InputError(ValueError):
@@ -118,32 +124,102 @@ def to_rgb8(image: np.ndarray, path: str) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_image(path: str) -> np.ndarray:
-    """A photo file -> (H, W, 3) uint8 RGB, or InputError with the reason."""
-    with open(path, "rb") as f:
-        data = np.frombuffer(f.read(), np.uint8)
-    header = cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8)   # cheap size check before the full decode
-    if header is None:
+REDUCED_COLOR = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
+    """cv2.imdecode, None where it fails (it returns None for most broken files but raises for some)."""
+    try:
+        image = cv2.imdecode(data, flags)
+    except cv2.error:
+        return None
+    return image if image is not None and image.size else None
+
+
+def header_size(data: np.ndarray) -> Optional[tuple[int, int]]:
+    """(width, height) of an encoded image from its header alone (Pillow reads no pixels), or None."""
+    from PIL import Image
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")            # Pillow warns about large images; MAX_PIXELS is our limit
+        try:
+            with Image.open(io.BytesIO(data.tobytes())) as image:
+                return tuple(int(v) for v in image.size)
+        except Exception:                          # a format Pillow does not know, or a broken header
+            return None
+
+
+def read_image(path: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """A photo file -> (its pixels as (h, w, 3) uint8 RGB, its full (width, height)), or InputError.
+
+    A photo whose longer side exceeds WORK_MAX_SIDE is decoded at 1/2, 1/4 or 1/8 of its size (JPEG
+    decodes straight to the smaller size), so memory stays bounded: the engine works on the smaller
+    picture with intrinsics scaled to it, and the capture file describes the full photo."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the file ({e.strerror or e})") from None
+    header = decode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8)   # cheap size check before the full decode
+    if header is None and decode(data, cv2.IMREAD_UNCHANGED) is None:
         raise InputError(f"{path}: not a readable image (corrupt or not an image)")
-    if header.size * 64 > MAX_PIXELS:
+    if header is not None and header.size * 64 > MAX_PIXELS:
         raise InputError(f"{path}: image too large (about {header.shape[1] * 8} x {header.shape[0] * 8} pixels; "
                          f"at most {MAX_PIXELS // 1_000_000} megapixels)")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if image is None:
+    size = header_size(data) if header is not None and max(header.shape) * 8 > WORK_MAX_SIDE else None
+    if size is None or max(size) <= WORK_MAX_SIDE:      # (no header: under 8 pixels on a side, reduced decoding fails)
+        image = decode(data, cv2.IMREAD_UNCHANGED)
+        if image is None or image.size == 0:
+            raise InputError(f"{path}: not a readable image (corrupt or not an image)")
+        rgb = to_rgb8(image, path)
+        check_size(path, rgb.shape[1], rgb.shape[0])
+        return rgb, (rgb.shape[1], rgb.shape[0])
+    factor = next((f for f in (2, 4) if max(size) <= f * WORK_MAX_SIDE), 8)
+    image = decode(data, REDUCED_COLOR[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None or image.size == 0:
         raise InputError(f"{path}: not a readable image (corrupt or not an image)")
-    return to_rgb8(image, path)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size
+
+
+def check_size(path: str, width: int, height: int, what: str = "image") -> None:
+    """InputError for an image or frame too small to hold a hand (MIN_SIDE)."""
+    if min(width, height) < MIN_SIDE:
+        raise InputError(f"{path}: {what} too small ({width} x {height} pixels; at least {MIN_SIDE} on each side)")
+
+
+def scaled_intrinsics(K: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
+    """(3, 3) K of a picture resized by (scale_x, scale_y): the same camera, other pixels."""
+    return (np.diag([scale_x, scale_y, 1.0]) @ np.asarray(K, np.float64)).astype(np.float32)
+
+
+def overlay_scale(width: int, height: int) -> float:
+    """Overlay pixels per image pixel: 1, or less so that the longer side is OVERLAY_MAX_SIDE."""
+    return min(1.0, OVERLAY_MAX_SIDE / max(width, height))
+
+
+SIDECAR_K = ("_K.npy", "_K.json")   # PHOTO_K.npy / PHOTO_K.json beside PHOTO.jpg: that photo's intrinsics
+
+
+def sidecar_intrinsics(path: str) -> Optional[str]:
+    """The intrinsics file shipped beside a photo or video (``<stem>_K.npy`` or ``<stem>_K.json``,
+    3x3 pixels, as FreiHAND-style crops come), or None."""
+    stem = os.path.splitext(path)[0]
+    return next((stem + suffix for suffix in SIDECAR_K if os.path.isfile(stem + suffix)), None)
 
 
 def intrinsics(width: int, height: int, focal: Optional[float] = None, K_file: Optional[str] = None) -> np.ndarray:
-    """(3, 3) K: from a .npy/.txt file (3x3), else from --focal (pixels, principal point at the
+    """(3, 3) K: from a .npy/.json/.txt file (3x3), else from --focal (pixels, principal point at the
     centre), else the documented default (50 degrees across the longer side)."""
     if K_file:
         try:
-            K = np.load(K_file) if K_file.endswith(".npy") else np.loadtxt(K_file)
-        except (OSError, ValueError) as e:
+            if K_file.endswith(".json"):
+                with open(K_file) as f:
+                    K = np.asarray(json.load(f), np.float64)
+            else:
+                K = np.load(K_file) if K_file.endswith(".npy") else np.loadtxt(K_file)
+        except (OSError, ValueError, TypeError) as e:
             raise InputError(f"{K_file}: cannot read intrinsics ({e})") from None
-        if np.shape(K) != (3, 3):
-            raise InputError(f"{K_file}: intrinsics must be a 3x3 matrix, got shape {np.shape(K)}")
+        if np.shape(K) != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+            raise InputError(f"{K_file}: intrinsics must be a finite 3x3 matrix with positive focal lengths, "
+                             f"got {np.array2string(np.asarray(K), separator=',') if np.size(K) <= 9 else np.shape(K)}")
         return np.asarray(K, np.float32)
     if focal:
         return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float32)
@@ -159,48 +235,6 @@ def output_path(out_dir: str, source: str, suffix: str, taken: set) -> str:
         path = os.path.join(out_dir, f"{stem}_{n}{suffix}")
     taken.add(path)
     return path
-
-
-# ----------------------------------------------------------------------------------- progress
-
-class Progress:
-    """Progress for people (a line per step on stderr) or for the add-on (JSON lines on stdout)."""
-
-    def __init__(self, mode: str = "text"):
-        self.json = mode == "json"
-        self._last = 0.0
-        self._open = False          # a text progress line is waiting for its end of line
-
-    def update(self, stage: str, done: int, total: int, message: str = "", force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < 0.25 and done < total:
-            return
-        self._last = now
-        if self.json:
-            print(json.dumps({"stage": stage, "done": done, "total": total, "message": message}), flush=True)
-        else:
-            print(f"\r{stage}: {done}/{total} {message}"[:200].ljust(60), end="" if done < total else "\n",
-                  file=sys.stderr, flush=True)
-            self._open = done < total
-
-    def _end_line(self) -> None:
-        """End an open progress line, so that the next message starts a line of its own."""
-        if self._open:
-            print(file=sys.stderr, flush=True)
-            self._open = False
-
-    def error(self, message: str) -> None:
-        if self.json:
-            print(json.dumps({"stage": "error", "done": 0, "total": 0, "message": message}), flush=True)
-        self._end_line()
-        print(f"handcap estimate: error: {message}", file=sys.stderr, flush=True)
-
-    def finish(self, outputs: list[str], failed: int, message: str) -> None:
-        if self.json:
-            print(json.dumps({"stage": "done", "outputs": outputs, "failed": failed, "message": message}), flush=True)
-        else:
-            self._end_line()
-            print(message, file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------- tracks
@@ -249,17 +283,22 @@ class TrackBuilder:
 
 class Estimator:
     """Runs the engine over files. One Engine (network, hand model) serves all photos; videos get
-    their own detector in tracking mode."""
+    their own detector in tracking mode. After ``run``: ``no_hand`` lists the inputs read fine but
+    without a hand, ``hands`` the number of hands (tracks) in each capture file written."""
 
     def __init__(self, options: EngineOptions, video: VideoOptions, out_dir: str, overlay: bool = False,
-                 focal: Optional[float] = None, K_file: Optional[str] = None, progress: Progress = None):
+                 focal: Optional[float] = None, K_file: Optional[str] = None, progress: Progress = None,
+                 verbose: bool = False):
         self.options, self.video, self.out_dir, self.overlay = options, video, out_dir, overlay
-        self.focal = focal
+        self.focal, self.verbose = focal, verbose
         self.K_fixed = intrinsics(1, 1, K_file=K_file) if K_file else None   # a bad file fails here, once
         self.progress = progress or Progress()
         self.engine = Engine(options)
         self.builder = TrackBuilder(self.engine.network.config.hand_model, self.engine.device)
         self.taken: set = set()
+        self.no_hand: list[str] = []
+        self.hands: dict[str, int] = {}
+        self._written: list[str] = []      # files written for the input being processed
 
     def close(self) -> None:
         self.engine.close()
@@ -271,36 +310,87 @@ class Estimator:
         outputs, failed = [], 0
         for i, path in enumerate(files):
             self.progress.update("file", i, len(files), os.path.basename(path), force=True)
+            self._written = []
             try:
                 kind = check_file(path)
                 outputs.append(self.photo(path) if kind == "image" else self.movie(path))
             except InputError as e:
                 failed += 1
+                self._forget(path)
                 self.progress.error(str(e))
+            except Exception as e:       # a library failing on this input: one line, and the others go on
+                failed += 1
+                self._forget(path)
+                self.progress.error(f"{path}: cannot be processed ({type(e).__name__}: {e})")
+                if self.verbose:
+                    traceback.print_exc()
+            except BaseException:        # Ctrl-C, SIGTERM: this input's finished files go too
+                self._forget(path)
+                raise
         if not files:
             failed += 1
             self.progress.error("no photos or videos in the inputs given")
         return outputs, failed
 
-    def _K(self, width: int, height: int) -> np.ndarray:
-        return self.K_fixed if self.K_fixed is not None else intrinsics(width, height, self.focal)
+    def _forget(self, path: str) -> None:
+        """An input failed after some of its files were written (say the capture, then not the
+        overlay): remove them, so a failed input leaves nothing."""
+        for written in self._written:
+            with contextlib.suppress(OSError):
+                os.unlink(written)
+            self.hands.pop(written, None)
+        self._written = []
+        if path in self.no_hand:
+            self.no_hand.remove(path)
+
+    def _K(self, width: int, height: int, source: str) -> np.ndarray:
+        """The intrinsics for one input: --K, else --focal, else the file beside it, else the default."""
+        if self.K_fixed is not None:
+            return self.K_fixed
+        sidecar = None if self.focal else sidecar_intrinsics(source)
+        return intrinsics(width, height, self.focal, K_file=sidecar)
+
+    def _boxes(self, path: str, width: int, height: int, scale_x: float = 1.0, scale_y: float = 1.0):
+        """The user's boxes clipped to a width x height image, in pixels of a picture scaled by
+        (scale_x, scale_y); None without boxes (detection); InputError for a box outside the image."""
+        if not self.options.boxes:
+            return None
+        try:
+            boxes = clip_boxes(self.options.boxes, width, height)
+        except ValueError as e:
+            raise InputError(f"{path}: {e}") from None
+        return tuple((x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y) for x0, y0, x1, y1 in boxes)
 
     def photo(self, path: str) -> str:
-        rgb = read_image(path)
-        height, width = rgb.shape[:2]
-        K = self._K(width, height)
+        rgb, (width, height) = read_image(path)
+        scale_x, scale_y = rgb.shape[1] / width, rgb.shape[0] / height      # 1 unless a large photo
+        K = self._K(width, height, path)
+        boxes = self._boxes(path, width, height, scale_x, scale_y)
         self.progress.update("estimate", 0, 1, os.path.basename(path), force=True)
-        hands = self.engine.estimate_frames([rgb], K)[0]
+        hands = self.engine.estimate_frames([rgb], scaled_intrinsics(K, scale_x, scale_y),
+                                            [self.engine.detect(rgb, boxes=boxes)])[0]
         tracks = [self.builder.build(h.side, [0], [h], K, 0.0, 0.0) for h in hands]
         capture_path = self._save(path, tracks, K, width, height, 0.0)
         if self.overlay:
-            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-            image = draw.draw_tracks(bgr, tracks, [self.builder.vertices(t) for t in tracks], K, [0] * len(tracks))
-            overlay_path = output_path(self.out_dir, path, "_overlay.png", self.taken)
-            write_image(overlay_path, image)
+            self._photo_overlay(path, rgb, tracks, K, width, height)
+        if not hands:
+            self.no_hand.append(path)
         found = ", ".join(f"{h.side} ({h.source} {h.score:.2f})" for h in hands) or "no hand found"
         self.progress.update("estimate", 1, 1, f"{os.path.basename(path)}: {found}", force=True)
         return capture_path
+
+    def _photo_overlay(self, path: str, rgb: np.ndarray, tracks, K, width: int, height: int) -> None:
+        """OUT/<stem>_overlay.png, at most OVERLAY_MAX_SIDE pixels on its longer side."""
+        scale = overlay_scale(width, height)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if (bgr.shape[1], bgr.shape[0]) != size:
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        image = draw.draw_tracks(bgr, tracks, [self.builder.vertices(t) for t in tracks], K, [0] * len(tracks),
+                                 scale=(size[0] / width, size[1] / height))
+        overlay_path = output_path(self.out_dir, path, "_overlay.png", self.taken)
+        write_image(overlay_path, image)
+        self._written.append(overlay_path)
 
     def movie(self, path: str) -> str:
         video = cv2.VideoCapture(path)
@@ -313,20 +403,33 @@ class Estimator:
 
     def _movie(self, path: str, video) -> str:
         fps = video.get(cv2.CAP_PROP_FPS) or 30.0
-        count = int(video.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if not np.isfinite(fps) or fps <= 0 or fps > 10_000:
+            fps = 30.0
+        count = max(0, int(video.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         v = self.video
         last = count - 1 if v.frame_end < 0 else min(v.frame_end, count - 1) if count else v.frame_end
         total = len(range(v.frame_start, last + 1, max(1, v.frame_step))) if count else 0
         detector = self.engine.video_detector() if v.frame_step == 1 else None   # tracks landmarks between frames
         tracker, frames_done, K = Tracker(), [], None
         chunk = []
-        detected = ((index, rgb, self.engine.detect(rgb, detector)) for index, rgb in self._frames(video, count))
+
+        def detected():
+            boxes = None
+            for index, rgb in self._frames(video, count):
+                if self.options.boxes and boxes is None:
+                    boxes = self._boxes(path, rgb.shape[1], rgb.shape[0])
+                yield index, rgb, self.engine.detect(rgb, detector, boxes=boxes)
+
         try:
-            with ReadAhead(detected, depth=2 * FRAME_CHUNK) as ahead, torch_threads(self._video_threads()):
+            with ReadAhead(detected(), depth=2 * FRAME_CHUNK) as ahead, torch_threads(self._video_threads()):
                 for item in ahead:
                     if K is None:
                         height, width = item[1].shape[:2]
-                        K = self._K(width, height)
+                        check_size(path, width, height, "video frame")
+                        K = self._K(width, height, path)
+                    elif item[1].shape[:2] != (height, width):
+                        raise InputError(f"{path}: frame {item[0]} is {item[1].shape[1]} x {item[1].shape[0]}, "
+                                         f"the first was {width} x {height}")
                     chunk.append(item)
                     if len(chunk) == chunk_size(width, height):
                         self._video_chunk(tracker, chunk, K, frames_done)
@@ -340,6 +443,9 @@ class Estimator:
         if not frames_done:
             raise InputError(f"{path}: no frame could be decoded")
         self.progress.update("video", len(frames_done), len(frames_done), os.path.basename(path), force=True)
+        if total > len(frames_done):
+            self.progress.warning(f"{path}: {total - len(frames_done)} of {total} frames could not be decoded "
+                                  f"and were skipped ({len(frames_done)} used)")
         tracks = []
         with self.engine.times("smooth"):
             for t in tracker.tracks:
@@ -351,6 +457,8 @@ class Estimator:
             capture_path = self._save(path, tracks, K, width, height, fps / max(1, v.frame_step))
         if self.overlay:
             self._video_overlay(path, tracks, K, frames_done, fps / max(1, v.frame_step))
+        if not tracks:
+            self.no_hand.append(path)
         return capture_path
 
     def _video_threads(self) -> int:
@@ -368,7 +476,7 @@ class Estimator:
             with self.engine.times("decode"):
                 ok, bgr = video.read()
             index += 1
-            if not ok:
+            if not ok or bgr is None or bgr.size == 0:
                 if count and index < count and bad < MAX_BAD_FRAMES:
                     bad += 1
                     continue
@@ -379,7 +487,7 @@ class Estimator:
             if v.frame_end >= 0 and index > v.frame_end:
                 return
             with self.engine.times("decode"):
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                rgb = to_rgb8(bgr, "frame") if bgr.ndim != 3 or bgr.shape[2] != 3 else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             yield index, rgb
 
     def _video_chunk(self, tracker, chunk, K, frames_done) -> None:
@@ -391,49 +499,53 @@ class Estimator:
             frames_done.append(index)
 
     def _video_overlay(self, path: str, tracks, K, frames_done: list[int], fps: float) -> None:
-        """Re-read the processed frames and write OUT/<stem>_overlay.mp4 (mp4v)."""
+        """Re-read the processed frames and write OUT/<stem>_overlay.mp4 (mp4v), at most
+        OVERLAY_MAX_SIDE pixels on its longer side."""
         vertices = [self.builder.vertices(t) for t in tracks]
         rows = [{int(f): r for r, f in enumerate(t.frame_index)} for t in tracks]
         final = output_path(self.out_dir, path, "_overlay.mp4", self.taken)
-        tmp = final + ".tmp.mp4"
         video, writer, wanted, index = cv2.VideoCapture(path), None, set(frames_done), -1
         try:
-            while True:
-                ok, bgr = video.read()
-                index += 1
-                if not ok:
-                    if index <= max(frames_done):
+            with atomic_output(final, create=False) as tmp:
+                while True:
+                    ok, bgr = video.read()
+                    index += 1
+                    if not ok or bgr is None:
+                        if index <= max(frames_done):
+                            continue
+                        break
+                    if index not in wanted or bgr.ndim != 3 or bgr.shape[2] != 3:
                         continue
-                    break
-                if index not in wanted:
-                    continue
-                if writer is None:
-                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (bgr.shape[1], bgr.shape[0]))
-                writer.write(draw.draw_tracks(bgr, tracks, vertices, K, [r.get(index) for r in rows]))
+                    height, width = bgr.shape[:2]
+                    scale = overlay_scale(width, height)
+                    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                    if writer is None:
+                        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+                    if scale < 1:
+                        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+                    writer.write(draw.draw_tracks(bgr, tracks, vertices, K, [r.get(index) for r in rows],
+                                                  scale=(size[0] / width, size[1] / height)))
+                if writer is not None:
+                    writer.release()
+                    writer = None
+            self._written.append(final)
         finally:
             video.release()
             if writer is not None:
                 writer.release()
-        if os.path.exists(tmp):
-            os.replace(tmp, final)
 
     def _save(self, source: str, tracks, K, width: int, height: int, fps: float) -> str:
         capture = Capture(hand_model=self.builder.layers["right"].model.name, source_path=os.path.abspath(source),
                           image_size=np.array([width, height]), K=K, fps=fps, tracks=tracks)
         path = output_path(self.out_dir, source, ".npz", self.taken)
         save_capture(capture, path)
+        self._written.append(path)
+        self.hands[path] = len(tracks)
         return path
 
 
 def write_image(path: str, bgr: np.ndarray) -> None:
-    """PNG/JPEG written to a temporary file in the same folder, then renamed."""
-    extension = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(suffix=extension, dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
-    try:
+    """PNG/JPEG written to a temporary file in the same folder, then renamed (usual permissions)."""
+    with atomic_output(path, create=False) as tmp:
         if not cv2.imwrite(tmp, bgr):
             raise InputError(f"{path}: cannot write the image")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

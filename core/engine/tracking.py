@@ -3,6 +3,10 @@
 Association is greedy per frame: a hand joins the live track of the same side whose last box
 overlaps it most (IoU >= MIN_IOU, or centres closer than a box side); a track unseen for
 MAX_GAP frames ends. Frames where a track has no hand stay invalid (nothing is invented).
+A hand that matches no track of its side but covers the place of the other side's hand of the
+frame before is that hand with its side misread, unless it keeps the new side FLIP_CONFIRM frames:
+such a flip is held as a tentative track and dropped when it does not last (the hand's own track
+just misses those frames).
 
 Smoothing is a One Euro filter (Casiez et al. 2012) run forwards and backwards and averaged, so
 an offline video gets no lag. ``strength`` in [0, 1] is the one knob: 0 = off; higher lowers
@@ -23,6 +27,8 @@ from .pipeline import HandEstimate
 
 MIN_IOU = 0.1
 MAX_GAP = 15  # frames
+FLIP_IOU = 0.5       # overlap with the other side's hand of the frame before that makes a side flip
+FLIP_CONFIRM = 3     # frames a flipped side must last to become a track of its own
 
 
 @dataclasses.dataclass
@@ -33,6 +39,7 @@ class Track:
     frames: dict = dataclasses.field(default_factory=dict)   # frame number -> HandEstimate
     last_box: np.ndarray = None
     last_frame: int = -1
+    tentative: bool = False      # a side flip not yet confirmed (see the module docstring)
 
 
 def _close(track: Track, hand: HandEstimate) -> float:
@@ -49,10 +56,15 @@ class Tracker:
     """Feed ``update(frame, hands)`` in frame order; ``tracks`` holds every track made."""
 
     def __init__(self):
-        self.tracks: list[Track] = []
+        self._tracks: list[Track] = []
+
+    @property
+    def tracks(self) -> list[Track]:
+        """The tracks made so far, side flips that did not last left out."""
+        return [t for t in self._tracks if not t.tentative]
 
     def update(self, frame: int, hands: list[HandEstimate]) -> None:
-        live = [t for t in self.tracks if frame - t.last_frame <= MAX_GAP]
+        live = [t for t in self._tracks if frame - t.last_frame <= MAX_GAP]
         pairs = sorted(((_close(t, h), ti, hi) for ti, t in enumerate(live) for hi, h in enumerate(hands)
                         if t.side == h.side), reverse=True)
         used_tracks, used_hands = set(), set()
@@ -64,14 +76,18 @@ class Tracker:
             used_hands.add(hi)
         for hi, hand in enumerate(hands):
             if hi not in used_hands:
-                track = Track(side=hand.side)
-                self.tracks.append(track)
+                flipped = any(t.side != hand.side and not t.tentative and t.last_frame == frame - 1
+                              and box_iou(t.last_box, hand.box) >= FLIP_IOU for t in live)
+                track = Track(side=hand.side, tentative=flipped)
+                self._tracks.append(track)
                 self._add(track, frame, hand)
 
     @staticmethod
     def _add(track: Track, frame: int, hand: HandEstimate) -> None:
         track.frames[frame] = hand
         track.last_box, track.last_frame = hand.box, frame
+        if track.tentative and len(track.frames) >= FLIP_CONFIRM:
+            track.tentative = False
 
 
 def one_euro(values: np.ndarray, fps: float, min_cutoff: float, beta: float = 0.5, d_cutoff: float = 1.0) -> np.ndarray:

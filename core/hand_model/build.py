@@ -341,9 +341,10 @@ def fit_joint_regressor(verts: np.ndarray, joints: np.ndarray, template: np.ndar
     every training shape. verts (N, V, 3), joints (N, 16, 3); candidates per joint are the
     REGRESSOR_CANDIDATES template vertices nearest to its template position.
 
-    Finger joints lie inside the mesh: their rows are non-negative (on the simplex). The wrist
-    lies just outside it (the mesh ends at a tilted cut, see BUILD_REPORT.md), which no convex
-    combination reaches, so its row is affine: signed weights, lightly ridge-regularised.
+    Finger joints lie well inside the mesh: their rows are non-negative (on the simplex). The
+    wrist lies near the tilted cut that ends the mesh (see BUILD_REPORT.md), where the nearest
+    vertices surround it on one side only, so its row is affine: signed weights, lightly
+    ridge-regularised (0.2 mm mean held-out error with the wrist inside, 0.7 mm at the cut).
     """
     regressor = np.zeros((len(JOINT_NAMES), template.shape[0]))
     for j, position in enumerate(template_joints):

@@ -142,9 +142,11 @@ class PosePrior(torch.nn.Module):
         for f, name in enumerate(("index", "middle", "ring", "pinky")):
             mcp, pip, dip = _FINGERS[name]
             c = curl[:, f]
-            angles[:, mcp, 0] = c * 1.45 + 0.10 * torch.randn(n, generator=g)
-            angles[:, pip, 0] = c * 1.70 + 0.10 * torch.randn(n, generator=g)
-            angles[:, dip, 0] = angles[:, pip, 0] * uniform(n, low=0.5, high=0.8)   # DIP follows PIP
+            # a full curl (c = 1) is the named fist of core.hand_model.picture: fingers onto the palm,
+            # not through it (the anatomical full range would bury this mesh's thick fingertips in the palm)
+            angles[:, mcp, 0] = c * 1.25 + 0.10 * torch.randn(n, generator=g)
+            angles[:, pip, 0] = c * 1.55 + 0.10 * torch.randn(n, generator=g)
+            angles[:, dip, 0] = angles[:, pip, 0] * uniform(n, low=0.45, high=0.65)  # DIP follows PIP
             angles[:, mcp, 1] = _SPREAD[name] * spread[:, f] + 0.05 * torch.randn(n, generator=g)
             angles[:, mcp, 2] = 0.05 * torch.randn(n, generator=g)
         t1, t2, t3 = _FINGERS["thumb"]

@@ -1,4 +1,5 @@
-"""handcap's own real-photo networks: MediaPipe 0.10.21's hand models as batched torch modules.
+"""handcap's own real-photo networks: MediaPipe 0.10.21's hand and person-detector models as
+batched torch modules.
 
 Contract for the pipeline (stable; see each module's docstring for the details):
 
@@ -11,8 +12,13 @@ Contract for the pipeline (stable; see each module's docstring for the details):
   -> ``LandmarkOutput(landmarks (B, 21, 3) crop px, presence (B,) probability, handedness (B,)
   probability of MediaPipe's "Right", world (B, 21, 3) metres)``; with ``features=True`` also a
   dict of NCHW feature maps.
+* ``load_pose_detector(device="cpu") -> PoseDetector`` (eval mode): MediaPipe's person detector,
+  ``forward(image (B, 3, 224, 224) RGB in PoseDetector.INPUT_RANGE = (-1, 1))`` -> ``(boxes
+  (B, 2254, 12) raw regressors in 224 px input pixels relative to the anchors, scores (B, 2254)
+  raw logits)``: every person, before suppression.
 
-The weights under ``weights/`` were converted from the .tflite files of the mediapipe 0.10.21
+On the CPU the modules run a large batch in slices of ``CPU_CHUNK`` images (faster; the result
+is the same). The weights under ``weights/`` were converted from the .tflite files of the mediapipe 0.10.21
 wheel by ``python -m core.perception.convert`` (Apache-2.0; see ``weights/LICENSE`` and
 ``weights/NOTICE``). Nothing here imports mediapipe; ``reference.py`` and ``convert.py`` (maintainer
 and test tools) do.
@@ -26,11 +32,12 @@ import torch
 
 from .hand_landmarks import HandLandmarkNet, LandmarkOutput
 from .palm_detector import PalmDetector
+from .pose_detector import PoseDetector
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 
-__all__ = ["HandLandmarkNet", "LandmarkOutput", "PalmDetector", "load_hand_landmarks", "load_palm_detector",
-           "WEIGHTS_DIR"]
+__all__ = ["HandLandmarkNet", "LandmarkOutput", "PalmDetector", "PoseDetector", "load_hand_landmarks",
+           "load_palm_detector", "load_pose_detector", "WEIGHTS_DIR"]
 
 
 def _load(module: torch.nn.Module, file_name: str, device) -> torch.nn.Module:
@@ -51,3 +58,8 @@ def load_palm_detector(variant: str = "full", device="cpu") -> PalmDetector:
 def load_hand_landmarks(variant: str = "full", device="cpu") -> HandLandmarkNet:
     """MediaPipe's hand-landmark network ("full" or "lite") with the shipped weights, in eval mode."""
     return _load(HandLandmarkNet(variant), f"hand_landmark_{variant}.safetensors", device)
+
+
+def load_pose_detector(device="cpu") -> PoseDetector:
+    """MediaPipe's person detector (BlazePose detector) with the shipped weights, in eval mode."""
+    return _load(PoseDetector(), "pose_detection.safetensors", device)

@@ -1,11 +1,13 @@
-"""``python -m core.perception.convert``: turn MediaPipe's hand models into handcap's weights.
+"""``python -m core.perception.convert``: turn MediaPipe's hand and person-detector models into
+handcap's weights.
 
 Maintainer tool, run once. It reads the .tflite files inside the installed ``mediapipe==0.10.21``
 wheel with the ``tflite`` flatbuffer reader (no TensorFlow), maps each weight-carrying operator
-onto the matching layer of handcap's own torch module (``PalmDetector``, ``HandLandmarkNet``) in
+onto the matching layer of handcap's own torch module (``PalmDetector``, ``HandLandmarkNet``,
+``PoseDetector``) in
 graph execution order (checked: operator kind, kernel, stride, channels; any mismatch stops the
 conversion), transposes TensorFlow's NHWC kernels to torch's layout, keeps float16 storage where
-the model stores float16 (the loader upcasts), runs the converted module beside MediaPipe's own
+the model stores float16 (the loader upcasts; sparse kernels are stored dense), runs the converted module beside MediaPipe's own
 TFLite runtime on random and real images, prints the largest differences, and only then writes
 ``core/perception/weights/<model>.safetensors`` (temp file + rename).
 
@@ -28,13 +30,15 @@ from torch import nn
 
 from . import WEIGHTS_DIR
 from .hand_landmarks import HandLandmarkNet
+from .layers import SameConv2d
 from .palm_detector import PalmDetector
+from .pose_detector import PoseDetector
 from .tflite_graph import TfliteGraph, TfliteOp, read_tflite
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REAL_IMAGES = os.path.join(os.path.dirname(REPO), "shared", "real_images")
 MEDIAPIPE_VERSION = "0.10.21"
-TOLERANCE = 1e-3       # on pixel outputs divided by the input size, logits, probabilities, metres
+TOLERANCE = 1e-3       # pixel outputs / input size, logits / max(1, |logit|), probabilities, metres
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,7 @@ NETWORKS = {
     "palm_detection_lite": Network("palm_detection/palm_detection_lite.tflite", lambda: PalmDetector("lite"), 192, 2),
     "hand_landmark_full": Network("hand_landmark/hand_landmark_full.tflite", lambda: HandLandmarkNet("full"), 224, 4),
     "hand_landmark_lite": Network("hand_landmark/hand_landmark_lite.tflite", lambda: HandLandmarkNet("lite"), 224, 4),
+    "pose_detection": Network("pose_detection/pose_detection.tflite", PoseDetector, 224, 2),
 }
 
 
@@ -60,6 +65,24 @@ class ConversionError(RuntimeError):
 def _check(condition: bool, where: str, message: str) -> None:
     if not condition:
         raise ConversionError(f"{where}: {message}")
+
+
+def _check_padding(graph: TfliteGraph, op: TfliteOp, layer: nn.Conv2d, where: str) -> None:
+    """The layer pads as the graph does: SAME -> a SameConv2d (or stride 1 with kernel // 2);
+    VALID after a PAD operator -> a plain convolution with that (symmetric) padding."""
+    k, pad = layer.kernel_size[0], layer.padding[0]
+    if k == 1:
+        _check(pad == 0, where, "a 1x1 layer must not pad")
+    elif op.options["padding"] == "SAME":
+        _check(isinstance(layer, SameConv2d) or (layer.stride == (1, 1) and pad == k // 2), where,
+               "the graph pads SAME, the module's layer does not")
+    else:
+        producer = graph.producer(op.inputs[0])
+        _check(producer is not None and producer.kind == "PAD" and 1 in producer.constants, where,
+               "VALID convolution without a PAD before it")
+        pads = producer.constants[1].tolist()
+        _check(not isinstance(layer, SameConv2d) and pads == [[0, 0], [pad, pad], [pad, pad], [0, 0]], where,
+               f"graph pads {pads}, the module's layer pads {pad} on every side")
 
 
 def _conv_tensors(op: TfliteOp, layer: nn.Module, name: str) -> dict[str, np.ndarray]:
@@ -80,7 +103,6 @@ def _conv_tensors(op: TfliteOp, layer: nn.Module, name: str) -> dict[str, np.nda
     _check(tuple(bias.shape) == tuple(layer.bias.shape), where, f"bias {bias.shape} vs module {tuple(layer.bias.shape)}")
     _check(op.options["stride"] == tuple(layer.stride), where, f"stride {op.options['stride']} vs module {layer.stride}")
     _check(op.options["dilation"] == (1, 1), where, "dilation is not supported")
-    _check(op.options["padding"] == "SAME" or layer.kernel_size == (1, 1), where, "VALID padding on a kernel > 1")
     return {f"{name}.weight": np.ascontiguousarray(weight), f"{name}.bias": bias}
 
 
@@ -118,7 +140,11 @@ def map_weights(graph: TfliteGraph, module: nn.Module) -> dict[str, np.ndarray]:
     tensors: dict[str, np.ndarray] = {}
     for op, layer in zip(weighted, layers):
         name = names[id(layer)]
-        tensors.update(_prelu_tensors(op, layer, name) if op.kind == "PRELU" else _conv_tensors(op, layer, name))
+        if op.kind == "PRELU":
+            tensors.update(_prelu_tensors(op, layer, name))
+        else:
+            tensors.update(_conv_tensors(op, layer, name))
+            _check_padding(graph, op, layer, f"op {op.index} {op.kind} -> {name}")
     outputs = module.tflite_outputs() if hasattr(module, "tflite_outputs") else {}
     for op in (op for op in graph.ops if op.kind == "FULLY_CONNECTED"):
         tensor = op.outputs[0]
@@ -147,19 +173,24 @@ def check_images(size: int, count: int = 4, seed: int = 0) -> np.ndarray:
 
 
 def torch_outputs(module: nn.Module, images: np.ndarray) -> list[np.ndarray]:
-    """The module's outputs flattened per image, in the TFLite graph's output order."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    """The module's outputs flattened per image, in the TFLite graph's output order (8-bit
+    values mapped onto the module's INPUT_RANGE, as MediaPipe's graphs do)."""
+    lo, hi = module.INPUT_RANGE
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() * ((hi - lo) / 255.0) + lo
     with torch.no_grad():
         out = module(x)
     return [t.reshape(len(images), -1).numpy() for t in out]
 
 
 def differences(network: Network, ours: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, float]:
-    """Largest absolute differences per output; pixel outputs divided by the input size."""
-    if isinstance(network.build(), PalmDetector):
-        names, scales = ("boxes/size", "score_logits"), (network.size, 1.0)
-    else:
-        names, scales = ("landmarks/size", "presence", "handedness", "world_m"), (network.size, 1.0, 1.0, 1.0)
+    """Largest differences per output: pixel outputs divided by the input size; score logits
+    relative to max(1, |logit|) (a logit of -200 carries float32 rounding of 1e-4 .. 1e-3, and
+    MediaPipe clips logits to +-100 before its sigmoid); probabilities and metres absolute."""
+    if isinstance(network.build(), (PalmDetector, PoseDetector)):
+        boxes, logits = ours
+        return {"boxes/size": float(np.abs(boxes - reference[0]).max() / network.size),
+                "score_logits_rel": float((np.abs(logits - reference[1]) / np.maximum(1, np.abs(reference[1]))).max())}
+    names, scales = ("landmarks/size", "presence", "handedness", "world_m"), (network.size, 1.0, 1.0, 1.0)
     return {n: float(np.abs(a - b).max() / s) for n, a, b, s in zip(names, ours, reference, scales)}
 
 
@@ -176,7 +207,7 @@ def convert(name: str, out_dir: str, check_only: bool = False) -> dict[str, floa
     module.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()})
     module.eval()
     images = check_images(network.size)
-    reference = MediaPipeModel(network.source, network.size, network.num_outputs)
+    reference = MediaPipeModel(network.source, network.size, network.num_outputs, float_range=module.INPUT_RANGE)
     try:
         diffs = differences(network, torch_outputs(module, images), reference(images))
     finally:
@@ -203,10 +234,11 @@ def convert(name: str, out_dir: str, check_only: bool = False) -> dict[str, floa
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m core.perception.convert",
-        description="Convert MediaPipe 0.10.21's hand models (.tflite inside the installed mediapipe wheel) "
+        description="Convert MediaPipe 0.10.21's hand and person-detector models (.tflite inside the installed "
+                    "mediapipe wheel) "
                     "into handcap's torch weights (safetensors), after checking the converted modules "
                     f"against MediaPipe's own TFLite runtime (largest difference must stay below {TOLERANCE}: "
-                    "pixel outputs divided by the input size, logits, probabilities, metres). Needs mediapipe "
+                    "pixel outputs divided by the input size, score logits relative to max(1, |logit|), probabilities, metres). Needs mediapipe "
                     "and the tflite flatbuffer reader; a maintainer runs it once and commits the result.")
     parser.add_argument("networks", nargs="*", metavar="NETWORK", help=f"which to convert (default: all of {', '.join(sorted(NETWORKS))})")
     parser.add_argument("--out", default=WEIGHTS_DIR, help="output folder (default: core/perception/weights)")

@@ -16,7 +16,9 @@ Contract (the pipeline relies on it; do not change):
 * ``features=True`` returns ``(LandmarkOutput, features)`` where ``features`` is a dict of NCHW
   maps named ``"s{stride}_c{channels}"``: the output of each resolution of the trunk
   (strides 2, 4, 8, 16, 32) plus ``"head_c{channels}"``, the 7x7 map that is averaged into the
-  embedding (a pretrained trunk for HAMR).
+  embedding (a pretrained trunk for HAMR). "full": s2_c16 (112 px), s4_c24 (56), s8_c40 (28),
+  s16_c112 (14), s32_c192 (7), head_c1152 (7); "lite": s2_c16, s4_c16, s8_c24, s16_c64,
+  s32_c112, head_c672. The maps are channels-last in memory.
 
 Architecture (read from the .tflite graph by ``core.perception.convert``): a MobileNetV2-style
 trunk of :class:`InvertedResidual` blocks with ReLU6, a 1x1 + depthwise 3x3 head, a global mean
@@ -76,8 +78,8 @@ class InvertedResidual(nn.Module):
             raise ValueError(f"shortcut {shortcut!r} does not fit {in_channels}->{out_channels}, stride {stride}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu6(self.expand(x)) if self.expand is not None else x
-        y = self.project(F.relu6(self.dw(y)))
+        y = F.relu6(self.expand(x), inplace=True) if self.expand is not None else x
+        y = self.project(F.relu6(self.dw(y), inplace=True))
         if self.shortcut == "id":
             y = y + x
         elif self.shortcut == "pool":
@@ -93,6 +95,71 @@ class HandLandmarkNet(nn.Module):
 
     INPUT_SIZE = 224
     INPUT_RANGE = (0.0, 1.0)
+    CPU_CHUNK = 8              # crops per slice on the CPU (see forward)
+
+    def __init__(self, variant: str = "full"):
+        super().__init__()
+        if variant not in BLOCKS:
+            raise ValueError(f"hand landmark variant must be one of {sorted(BLOCKS)}, not {variant!r}")
+        self.variant = variant
+        self.stem = SameConv2d(3, 24, 3, 2)                              # 224 -> 112 px
+        blocks, channels = [InvertedResidual(24, None, 16, 3, 1)], 16
+        for expanded, out, kernel, stride, shortcut in BLOCKS[variant]:
+            blocks.append(InvertedResidual(channels, expanded, out, kernel, stride, shortcut))
+            channels = out
+        self.blocks = nn.ModuleList(blocks)
+        head = HEAD_CHANNELS[variant]
+        self.head_expand = pointwise(channels, head)
+        self.head_dw = depthwise(head, 3)
+        self.handedness = nn.Linear(head, 1)
+        self.presence = nn.Linear(head, 1)
+        self.landmarks = nn.Linear(head, NUM_LANDMARKS * 3)
+        self.world = nn.Linear(head, NUM_LANDMARKS * 3)
+
+    def forward(self, image: torch.Tensor, features: bool = False):
+        """image (B, 3, 224, 224) RGB in [0, 1] -> LandmarkOutput (and the feature maps if
+        ``features``). On the CPU a large batch runs in slices of ``CPU_CHUNK`` crops (the
+        activations of a slice stay in cache: 2.2x the crops/s of one batch of 256 measured)."""
+        if image.ndim != 4 or image.shape[1:] != (3, self.INPUT_SIZE, self.INPUT_SIZE):
+            raise ValueError(f"HandLandmarkNet expects (B, 3, 224, 224) RGB, got {tuple(image.shape)}")
+        if image.device.type != "cpu" or image.shape[0] <= self.CPU_CHUNK:
+            return self._forward(image, features)
+        parts = [self._forward(part, features) for part in image.split(self.CPU_CHUNK)]
+        if not features:
+            return LandmarkOutput(*(torch.cat(field) for field in zip(*parts)))
+        out = LandmarkOutput(*(torch.cat(field) for field in zip(*(p[0] for p in parts))))
+        return out, {name: torch.cat([p[1][name] for p in parts]) for name in parts[0][1]}
+
+    def _forward(self, image: torch.Tensor, features: bool):
+        maps = {}
+        x = F.relu6(self.stem(image.contiguous(memory_format=torch.channels_last)), inplace=True)
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            last_at_this_size = i + 1 == len(self.blocks) or self.blocks[i + 1].dw.stride[0] > 1
+            if features and last_at_this_size:
+                maps[f"s{self.INPUT_SIZE // x.shape[-1]}_c{x.shape[1]}"] = x
+        x = F.relu6(self.head_dw(F.relu6(self.head_expand(x), inplace=True)), inplace=True)   # (B, head, 7, 7)
+        if features:
+            maps[f"head_c{x.shape[1]}"] = x
+        embedding = x.mean((2, 3))                                       # (B, head)
+        batch = image.shape[0]
+        out = LandmarkOutput(
+            landmarks=self.landmarks(embedding).view(batch, NUM_LANDMARKS, 3),
+            presence=torch.sigmoid(self.presence(embedding)).view(batch),
+            handedness=torch.sigmoid(self.handedness(embedding)).view(batch),
+            world=self.world(embedding).view(batch, NUM_LANDMARKS, 3))
+        return (out, maps) if features else out
+
+    def tflite_layers(self) -> list[nn.Module]:
+        return ([self.expand] if self.expand is not None else []) + [self.dw, self.project]
+
+
+class HandLandmarkNet(nn.Module):
+    """(B, 3, 224, 224) RGB in [0, 1] -> :class:`LandmarkOutput` (+ feature maps on request)."""
+
+    INPUT_SIZE = 224
+    INPUT_RANGE = (0.0, 1.0)
+    CPU_CHUNK = 8              # crops per slice on the CPU (see forward)
 
     def __init__(self, variant: str = "full"):
         super().__init__()
@@ -117,13 +184,13 @@ class HandLandmarkNet(nn.Module):
         if image.ndim != 4 or image.shape[1:] != (3, self.INPUT_SIZE, self.INPUT_SIZE):
             raise ValueError(f"HandLandmarkNet expects (B, 3, 224, 224) RGB, got {tuple(image.shape)}")
         maps = {}
-        x = F.relu6(self.stem(image))
+        x = F.relu6(self.stem(image.contiguous(memory_format=torch.channels_last)), inplace=True)
         for i, block in enumerate(self.blocks):
             x = block(x)
             last_at_this_size = i + 1 == len(self.blocks) or self.blocks[i + 1].dw.stride[0] > 1
             if features and last_at_this_size:
                 maps[f"s{self.INPUT_SIZE // x.shape[-1]}_c{x.shape[1]}"] = x
-        x = F.relu6(self.head_dw(F.relu6(self.head_expand(x))))         # (B, head, 7, 7)
+        x = F.relu6(self.head_dw(F.relu6(self.head_expand(x), inplace=True)), inplace=True)         # (B, head, 7, 7)
         if features:
             maps[f"head_c{x.shape[1]}"] = x
         embedding = x.mean((2, 3))                                       # (B, head)

@@ -107,6 +107,7 @@ class PalmDetector(nn.Module):
     INPUT_SIZE = 192
     INPUT_RANGE = (0.0, 1.0)
     NUM_ANCHORS = 2016
+    CPU_CHUNK = 8              # images per slice on the CPU (see forward)
 
     def __init__(self, variant: str = "full"):
         super().__init__()
@@ -130,9 +131,17 @@ class PalmDetector(nn.Module):
         self.head24 = DetectionHead(c[2], 2)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image (B, 3, 192, 192) RGB in [0, 1] -> boxes (B, 2016, 18), score logits (B, 2016).
+        On the CPU a large batch runs in slices of ``CPU_CHUNK`` images (cache-sized activations)."""
         if image.ndim != 4 or image.shape[1:] != (3, self.INPUT_SIZE, self.INPUT_SIZE):
             raise ValueError(f"PalmDetector expects (B, 3, 192, 192) RGB, got {tuple(image.shape)}")
-        x = self.stem_act(self.stem(image))
+        if image.device.type != "cpu" or image.shape[0] <= self.CPU_CHUNK:
+            return self._forward(image)
+        boxes, scores = zip(*(self._forward(part) for part in image.split(self.CPU_CHUNK)))
+        return torch.cat(boxes), torch.cat(scores)
+
+    def _forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.stem_act(self.stem(image.contiguous(memory_format=torch.channels_last)))
         x = self.stage96(x)
         f24 = self.stage24(self.stage48(x))                   # (B, 128, 24, 24)
         f12 = self.stage12(f24)                               # (B, 256, 12, 12)

@@ -2,7 +2,7 @@
 needs the ``mediapipe`` package, which handcap does not need at run time).
 
 A tiny calculator graph feeds an 8-bit RGB image through ``ImageToTensorCalculator`` (same size,
-so no resampling; values scaled to [0, 1]) into ``InferenceCalculator`` and returns every output
+so no resampling; values scaled to the model's input range) into ``InferenceCalculator`` and returns every output
 tensor as a flat float array. This is the independent reference the converted torch modules are
 checked against.
 """
@@ -18,9 +18,9 @@ input_stream: "image"
 node {{ calculator: "ImageToTensorCalculator" input_stream: "IMAGE:image" output_stream: "TENSORS:input"
   options {{ [mediapipe.ImageToTensorCalculatorOptions.ext] {{
     output_tensor_width: {size} output_tensor_height: {size} keep_aspect_ratio: false
-    output_tensor_float_range {{ min: 0.0 max: 1.0 }} border_mode: BORDER_ZERO }} }} }}
+    output_tensor_float_range {{ min: {lo} max: {hi} }} border_mode: BORDER_ZERO }} }} }}
 node {{ calculator: "InferenceCalculator" input_stream: "TENSORS:input" output_stream: "TENSORS:output"
-  options {{ [mediapipe.InferenceCalculatorOptions.ext] {{ model_path: "{model}" delegate {{ xnnpack {{}} }} }} }} }}
+  options {{ [mediapipe.InferenceCalculatorOptions.ext] {{ model_path: "{model}" delegate {{ xnnpack {{ {threads} }} }} }} }} }}
 node {{ calculator: "SplitTensorVectorCalculator" input_stream: "output" {split_outputs}
   options {{ [mediapipe.SplitVectorCalculatorOptions.ext] {{ {ranges} }} }} }}
 {to_floats}
@@ -36,9 +36,12 @@ def mediapipe_model_path(relative: str) -> str:
 
 class MediaPipeModel:
     """Run one of the wheel's models (``relative`` as for :func:`mediapipe_model_path`) with
-    ``num_outputs`` output tensors on square ``size`` px RGB images."""
+    ``num_outputs`` output tensors on square ``size`` px RGB images, with XNNPACK on ``threads``
+    CPU threads (0: MediaPipe's default, as its own graphs run it); 8-bit values are mapped
+    linearly onto ``float_range`` as the model's MediaPipe graph does."""
 
-    def __init__(self, relative: str, size: int, num_outputs: int):
+    def __init__(self, relative: str, size: int, num_outputs: int, threads: int = 0,
+                 float_range: tuple[float, float] = (0.0, 1.0)):
         import mediapipe
         from google.protobuf import text_format
         from mediapipe.framework import calculator_pb2
@@ -48,7 +51,7 @@ class MediaPipeModel:
         self.size, self.num_outputs = size, num_outputs
         self._create, self._format = packet_creator.create_image_frame, image_frame.ImageFormat.SRGB
         text = _GRAPH.format(
-            size=size, model=f"mediapipe/modules/{relative}",
+            size=size, lo=float(float_range[0]), hi=float(float_range[1]), model=f"mediapipe/modules/{relative}", threads=f"num_threads: {threads}" if threads else "",
             split_outputs=" ".join(f'output_stream: "t{i}"' for i in range(num_outputs)),
             ranges=" ".join(f"ranges {{ begin: {i} end: {i + 1} }}" for i in range(num_outputs)),
             to_floats="\n".join(f'node {{ calculator: "TensorsToFloatsCalculator" input_stream: "TENSORS:t{i}" '

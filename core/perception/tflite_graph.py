@@ -2,9 +2,10 @@
 and constant inputs as numpy arrays (maintainer tool; needs the ``tflite`` package, not TensorFlow).
 
 Constant weights that the graph stores as float16 behind a DEQUANTIZE operator are returned as
-float16 arrays (``TfliteOp.constants``), so the converter can keep their storage; DEQUANTIZE
-operators themselves are folded away. DENSIFY (sparse constants) is not supported: the graphs
-converted here do not need it, and it fails loudly when met.
+float16 arrays (``TfliteOp.constants``), so the converter can keep their storage; sparse constants
+behind DENSIFY (dense outer dimensions, one compressed-sparse-row innermost dimension, as the pose
+detector stores its 1x1 kernels) are expanded to dense arrays. DEQUANTIZE and DENSIFY operators
+themselves are folded away; any other sparse layout fails loudly.
 """
 
 from __future__ import annotations
@@ -94,7 +95,33 @@ def read_tflite(path: str) -> TfliteGraph:
             raise ValueError(f"{path}: tensor {t} has unsupported type {tensor.Type()}")
         return np.frombuffer(data.tobytes(), dtype=_DTYPES[tensor.Type()]).reshape(shape(t))
 
-    folded: dict[int, np.ndarray] = {}         # DEQUANTIZE output tensor -> float16 source
+    def densify(t: int) -> np.ndarray:
+        """The dense value of sparse constant tensor ``t`` (dense dims, then one CSR dim)."""
+        tensor = graph.Tensors(t)
+        sparsity, dense_shape = tensor.Sparsity(), shape(t)
+        dims = [sparsity.DimMetadata(d) for d in range(sparsity.DimMetadataLength())]
+        order = sparsity.TraversalOrderAsNumpy().tolist()
+        if (order != list(range(len(dense_shape))) or sparsity.BlockMapLength() or len(dims) != len(dense_shape)
+                or any(d.Format() != 0 for d in dims[:-1]) or dims[-1].Format() != 1):
+            raise NotImplementedError(f"{path}: tensor {t} has a sparse layout this reader does not handle")
+        vectors = {1: tflite.Int32Vector, 2: tflite.Uint16Vector, 3: tflite.Uint8Vector}
+
+        def array(kind: int, table) -> np.ndarray:
+            vector = vectors[kind]()
+            vector.Init(table.Bytes, table.Pos)
+            return vector.ValuesAsNumpy().astype(np.int64)
+
+        segments = array(dims[-1].ArraySegmentsType(), dims[-1].ArraySegments())
+        indices = array(dims[-1].ArrayIndicesType(), dims[-1].ArrayIndices())
+        values = np.frombuffer(model.Buffers(tensor.Buffer()).DataAsNumpy().tobytes(), dtype=_DTYPES[tensor.Type()])
+        rows, columns = int(np.prod(dense_shape[:-1])), dense_shape[-1]
+        if len(segments) != rows + 1 or segments[-1] != len(indices) or len(values) != len(indices):
+            raise ValueError(f"{path}: sparse tensor {t} is inconsistent")
+        dense = np.zeros((rows, columns), values.dtype)
+        dense[np.repeat(np.arange(rows), np.diff(segments)), indices] = values
+        return dense.reshape(dense_shape)
+
+    folded: dict[int, np.ndarray] = {}         # DEQUANTIZE / DENSIFY output tensor -> its constant value
     ops: list[TfliteOp] = []
     for k in range(graph.OperatorsLength()):
         op = graph.Operators(k)
@@ -102,9 +129,10 @@ def read_tflite(path: str) -> TfliteGraph:
         kind = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "UNKNOWN")
         inputs, outputs = [int(i) for i in op.InputsAsNumpy()], [int(o) for o in op.OutputsAsNumpy()]
         if kind == "DENSIFY":
-            raise NotImplementedError(f"{path}: sparse (DENSIFY) constants are not supported")
+            folded[outputs[0]] = densify(inputs[0])
+            continue
         if kind == "DEQUANTIZE":
-            source = constant(inputs[0])
+            source = folded[inputs[0]] if inputs[0] in folded else constant(inputs[0])
             if source is None or source.dtype != np.float16:
                 raise ValueError(f"{path}: DEQUANTIZE op {k} is not a float16 constant")
             folded[outputs[0]] = source
