@@ -45,7 +45,7 @@ def run_accuracy(options: Options) -> dict:
     def evaluate(model, config, name):
         if amp:
             model = model.to(memory_format=torch.channels_last)
-        scores = evaluate_crops(model, CropSamples(raw, make_eval_transform(config.input_size)), 32, device, amp, desc=name)
+        scores = evaluate_crops(model, CropSamples(raw, make_eval_transform(config.input_size, config.input_normalization, config.upright_crops)), 32, device, amp, desc=name)
         return {k: scores[k] for k in keys if k in scores}
 
     for name in MODELS:

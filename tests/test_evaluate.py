@@ -24,8 +24,8 @@ SIZE = 64
 class FakeEvalTransform:
     """Raw sample of exactly SIZE pixels, right hands only -> crop sample: normalise, make root-relative."""
 
-    def __init__(self, size: int):
-        assert size == SIZE
+    def __init__(self, size: int, normalization: str = "imagenet", upright: bool = False):
+        assert size == SIZE and normalization == "imagenet" and not upright
         self.size = size
 
     def __call__(self, raw: dict) -> dict:

@@ -52,11 +52,12 @@ from core.torchvision_compat import torchvision  # noqa: F401  (makes torchvisio
 from torchvision.transforms import v2
 
 from core.crops import (CROP_MARGIN, crop_matrix, in_plane_linear, keypoint_box, normalize_image,  # noqa: F401
-                        normalize_keypoints)
+                        normalize_keypoints, upright_angle)
 
 from .sample import ROOT
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+UPRIGHT_JITTER_DEG = 30.0  # rotation jitter about the upright crop for upright-crop networks (see TrainTransform)
 
 
 def _uniform(low: float, high: float) -> float:
@@ -69,12 +70,14 @@ def _chance(p: float) -> bool:
 
 def crop_sample(raw: dict, size: int, centre: np.ndarray, side: float, angle: float, flip: bool,
                 image: Optional[np.ndarray] = None,
-                appearance: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> dict:
+                appearance: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                normalization: str = "imagenet") -> dict:
     """Cut one crop sample out of a raw sample.
 
     centre (2,) / side: crop box in raw pixels; angle: radians; flip: mirror horizontally.
     image: (H, W, 3) uint8 to use instead of raw["image"] (e.g. with a new background);
     appearance: applied to the (S, S, 3) uint8 crop before normalisation.
+    normalization: the network's input normalisation (core.crops.normalize_image).
     """
     raw = {key: torch.as_tensor(value) for key, value in raw.items()}
     matrix = crop_matrix(np.asarray(centre, np.float64), side, size, angle, flip)
@@ -99,7 +102,7 @@ def crop_sample(raw: dict, size: int, centre: np.ndarray, side: float, angle: fl
         pose[0] = matrix_to_axis_angle(rotation @ axis_angle_to_matrix(pose[0]))
 
     return {
-        "image": normalize_image(crop),
+        "image": normalize_image(crop, normalization),
         "mask": torch.from_numpy(np.clip(mask, 0.0, 1.0)),
         "keypoints_2d": torch.from_numpy(normalize_keypoints(keypoints, size)).float(),
         "joints_3d": torch.from_numpy(joints).float(),
@@ -114,14 +117,18 @@ def crop_sample(raw: dict, size: int, centre: np.ndarray, side: float, angle: fl
 
 
 class EvalTransform:
-    """Deterministic crop: the keypoint box, no rotation, left hands flipped to right."""
+    """Deterministic crop: the keypoint box, no rotation (``upright``: turned upright by the keypoints,
+    core.crops.upright_angle), left hands flipped to right."""
 
-    def __init__(self, size: int = 128, margin: float = CROP_MARGIN):
-        self.size, self.margin = size, margin
+    def __init__(self, size: int = 128, margin: float = CROP_MARGIN, normalization: str = "imagenet",
+                 upright: bool = False):
+        self.size, self.margin, self.normalization, self.upright = size, margin, normalization, upright
 
     def __call__(self, raw: dict) -> dict:
-        centre, side = keypoint_box(np.asarray(raw["keypoints_2d"]), self.margin)
-        return crop_sample(raw, self.size, centre, side, 0.0, bool(raw["is_left"]))
+        keypoints, flip = np.asarray(raw["keypoints_2d"]), bool(raw["is_left"])
+        centre, side = keypoint_box(keypoints, self.margin)
+        angle = upright_angle(keypoints, flip) if self.upright else 0.0
+        return crop_sample(raw, self.size, centre, side, angle, flip, normalization=self.normalization)
 
 
 class TrainTransform:
@@ -131,14 +138,18 @@ class TrainTransform:
     translation_jitter: centre + U(-j, j) x side per axis; color_jitter: (brightness, contrast,
     saturation, hue) for ``v2.ColorJitter`` or None; flip_prob: mirror the canonical crop into a left
     hand (0 for right-hand-model networks); occluder_prob / background_prob: chance of each;
-    backgrounds: None (procedural only) or a folder of images, used for half of the replacements.
+    backgrounds: None (procedural only) or a folder of images, used for half of the replacements;
+    normalization: the network's input normalisation (``NetworkConfig.input_normalization``);
+    upright: turn the crop upright first (core.crops.upright_angle, for upright-crop networks), then
+    rotate by U(-rotation_deg, rotation_deg) as jitter.
     """
 
     def __init__(self, size: int = 128, rotation_deg: float = 180.0, scale_jitter: float = 0.15,
                  translation_jitter: float = 0.1, color_jitter: Optional[Sequence[float]] = (0.4, 0.4, 0.4, 0.05),
                  flip_prob: float = 0.0, occluder_prob: float = 0.3, background_prob: float = 0.5,
-                 backgrounds: Optional[str] = None, margin: float = CROP_MARGIN):
-        self.size, self.margin = size, margin
+                 backgrounds: Optional[str] = None, margin: float = CROP_MARGIN, normalization: str = "imagenet",
+                 upright: bool = False):
+        self.size, self.margin, self.normalization, self.upright = size, margin, normalization, upright
         self.rotation, self.scale_jitter, self.translation_jitter = math.radians(rotation_deg), scale_jitter, translation_jitter
         self.flip_prob, self.occluder_prob, self.background_prob = flip_prob, occluder_prob, background_prob
         self.color = v2.ColorJitter(*color_jitter) if color_jitter else None
@@ -156,9 +167,12 @@ class TrainTransform:
         centre, side = keypoint_box(np.asarray(raw["keypoints_2d"]), self.margin)
         side *= _uniform(1.0 - self.scale_jitter, 1.0 + self.scale_jitter)
         centre = centre + side * np.array([_uniform(-1, 1), _uniform(-1, 1)]) * self.translation_jitter
-        angle = _uniform(-self.rotation, self.rotation)
         flip = bool(raw["is_left"]) != _chance(self.flip_prob)
-        return crop_sample(raw, self.size, centre, side, angle, flip, image=image, appearance=self._appearance)
+        angle = _uniform(-self.rotation, self.rotation)
+        if self.upright:
+            angle += upright_angle(np.asarray(raw["keypoints_2d"]), flip)
+        return crop_sample(raw, self.size, centre, side, angle, flip, image=image, appearance=self._appearance,
+                           normalization=self.normalization)
 
     def _background(self, height: int, width: int) -> np.ndarray:
         if self.backgrounds and _chance(0.5):

@@ -10,8 +10,9 @@ SPEC:
                 overlay PNGs of its predicted keypoints (and mesh) go to <JSON stem>_overlays/<model>/.
 
 Protocol with ground truth: each raw sample (training/sample.py) becomes a crop sample through
-``training.augment.EvalTransform(input_size)`` (a crop around the GT keypoints; left hands
-flipped to right hands). Predictions are compared with the crop sample's targets in that
+``training.augment.EvalTransform`` at the network's input size, normalisation and crop angle (a crop
+around the GT keypoints, turned upright by them for upright-crop networks; left hands flipped to
+right hands). Predictions are compared with the crop sample's targets in that
 right-hand frame: for a left hand both are the mirror images of the real hand, so no prediction
 is flipped back, and Procrustes-aligned 3D metrics equal those in the original frame. 2D PCK
 compares projected keypoints (and HAMR's heatmap keypoints) in crop coordinates, threshold 5 %
@@ -85,10 +86,10 @@ RAW_SOURCES = {"synthetic": open_synthetic, "freihand": open_freihand}
 """kind -> function(value) returning a map-style dataset of raw samples."""
 
 
-def make_eval_transform(size: int):
+def make_eval_transform(size: int, normalization: str = "imagenet", upright: bool = False):
     """Raw sample -> crop sample of ``size`` pixels (training.augment.EvalTransform)."""
     from training.augment import EvalTransform
-    return EvalTransform(size)
+    return EvalTransform(size, normalization=normalization, upright=upright)
 
 
 class CropSamples(Dataset):
@@ -168,7 +169,7 @@ def evaluate_crops(model: torch.nn.Module, crops: Dataset, batch_size: int, devi
     return result
 
 
-def load_square(path: str, size: int) -> tuple[torch.Tensor, np.ndarray, tuple[int, int, int]]:
+def load_square(path: str, size: int, normalization: str = "imagenet") -> tuple[torch.Tensor, np.ndarray, tuple[int, int, int]]:
     """An image file -> normalised (3, size, size) tensor of the whole image padded to a square,
     the BGR image, and (side, x0, y0): the square's side and the image's offset in it, pixels."""
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -180,7 +181,7 @@ def load_square(path: str, size: int) -> tuple[torch.Tensor, np.ndarray, tuple[i
     square = np.zeros((side, side, 3), np.uint8)
     square[y0:y0 + h, x0:x0 + w] = bgr
     rgb = cv2.cvtColor(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    image = normalize_image(rgb)
+    image = normalize_image(rgb, normalization)
     return image, bgr, (side, x0, y0)
 
 
@@ -216,7 +217,8 @@ def estimate_images(model: torch.nn.Module, config, paths: list[str], out_dir: s
     faces = model.hand_layer.faces.cpu().numpy() if hasattr(model, "hand_layer") else None
     with tqdm(total=len(paths), desc=desc, unit="img", file=sys.stderr) as progress:
         for start in range(0, len(paths), batch_size):
-            loaded = [load_square(p, config.input_size) for p in paths[start:start + batch_size]]
+            loaded = [load_square(p, config.input_size, config.input_normalization)
+                      for p in paths[start:start + batch_size]]
             out = run_network(model, torch.stack([image for image, _, _ in loaded]), device, amp)
             for i, (path, (_, bgr, (side, x0, y0))) in enumerate(zip(paths[start:], loaded)):
                 keypoints = crop_to_pixels(out["keypoints_2d"][i], side, x0, y0)
@@ -248,7 +250,7 @@ def evaluate_one(path: str, name: str, kind: str, raw, images: list, args, devic
         out_dir = os.path.join(os.path.splitext(os.path.abspath(args.json))[0] + "_overlays", name.replace(os.sep, "_"))
         entry.update(estimate_images(model, config, images, out_dir, args.batch_size, device, amp, desc=name))
     else:
-        crops = CropSamples(raw, make_eval_transform(config.input_size))
+        crops = CropSamples(raw, make_eval_transform(config.input_size, config.input_normalization, config.upright_crops))
         entry.update(evaluate_crops(model, crops, args.batch_size, device, amp, args.workers, desc=name))
     print_entry(entry)
     return entry

@@ -18,7 +18,8 @@ The training transform (``training.augment``) turns a raw sample into a "crop sa
 network: a square crop of ``size`` pixels around the hand, **always a right hand** (left hands
 are flipped horizontally, with 3D x negated and the pose mirrored), with:
 
-  image         float32 (3, S, S)   normalised with IMAGE_MEAN / IMAGE_STD
+  image         float32 (3, S, S)   normalised as the network declares (NetworkConfig.input_normalization:
+                                    IMAGE_MEAN / IMAGE_STD for the ResNets, [0, 1] for the landmark trunk)
   mask          float32 (S, S)
   keypoints_2d  float32 (21, 2)     crop coordinates normalised to [-1, 1] (-1 = left/top edge)
   joints_3d     float32 (21, 3)     metres, root-relative (wrist at 0), camera orientation after

@@ -112,7 +112,9 @@ def build_loss(cfg: TrainConfig, device):
 
 
 def to_device(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    """Tensors of a batch (and of dicts inside it, e.g. cached trunk outputs) moved to ``device``."""
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else to_device(v, device) if isinstance(v, dict)
+            else v for k, v in batch.items()}
 
 
 class MetricsLog:
@@ -166,6 +168,8 @@ def train(cfg: TrainConfig, restart: bool = False) -> str:
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     loss_fn = build_loss(cfg, device)
+    if hasattr(_unwrap(model), "training_vertices"):   # the mesh is only needed by the silhouette loss
+        _unwrap(model).training_vertices = cfg.loss.get("silhouette", 0.0) > 0
 
     stream = make_train_stream(cfg, rank=rank, world_size=world, start_step=step)
     loader = DataLoader(stream, batch_size=cfg.optim.batch_size, num_workers=cfg.data.workers,
@@ -188,16 +192,20 @@ def train(cfg: TrainConfig, restart: bool = False) -> str:
         batch = to_device(batch, device)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
-        images = batch["image"].contiguous(memory_format=torch.channels_last)
+        if "trunk" in batch:       # a feature cache (training.cache_features): the frozen trunk's outputs
+            inputs, count = batch["trunk"], len(batch["joints_3d"])
+        else:
+            inputs = batch["image"].contiguous(memory_format=torch.channels_last)
+            count = inputs.shape[0]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            prediction = model(images)
+            prediction = model(inputs)
         loss, terms = loss_fn(_float32(prediction), batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
         step += 1
-        window_images += images.shape[0] * world
+        window_images += count * world
         for k, v in {"loss": loss.detach(), **terms}.items():
             sums[k] = sums.get(k, 0.0) + float(v)
         if main_process:

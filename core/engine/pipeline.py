@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from core.crops import CROP_MARGIN, crop_matrix, crop_to_source, cut_crop, keypoint_box
+from core.crops import CROP_MARGIN, crop_matrix, crop_to_source, cut_crop, keypoint_box, upright_angle
 from core.hand_model import HandLayer, PosePrior, load_hand_model
 from core.hand_model.inverse_kinematics import pose_from_keypoints
 
@@ -152,9 +152,9 @@ class Engine:
         unsure = [i for i, (_, d) in enumerate(items) if self._side_unsure(d)]
         items += [(items[i][0], dataclasses.replace(items[i][1], side=OTHER_SIDE[items[i][1].side])) for i in unsure]
         with self.times("crop"):
-            crops, matrices, centres, sides, Ks = self._crops(frames, items, K)
+            crops, matrices, centres, sides, Ks, angles = self._crops(frames, items, K)
         with self.times("network"):
-            out = self.network.predict(crops)
+            out = self.network.predict(crops, angles=angles)
         with self.times("refine"):
             pose, betas, transl, joints, keypoints, energy = self._place_and_refine(frames, items, out, matrices,
                                                                                     centres, sides, Ks)
@@ -177,9 +177,11 @@ class Engine:
 
     def _crops(self, frames, items, K):
         """Right-hand crops (N, S, S, 3) of the detections, their crop matrices, and in the right-hand
-        frame: crop centres (N, 2), sides (N,) pixels, intrinsics (N, 3, 3)."""
+        frame: crop centres (N, 2), sides (N,) pixels, intrinsics (N, 3, 3); and the angles (N,) the
+        crops were cut at (upright by the landmarks for an upright-crop network; the matrices are
+        those of angle 0, the frame HandNetwork.predict answers in)."""
         size = self.network.input_size
-        crops, matrices, centres, sides, mirrored_K = [], [], [], [], []
+        crops, matrices, centres, sides, mirrored_K, angles = [], [], [], [], [], []
         for f, d in items:
             width = frames[f].shape[1]
             points = d.keypoints_2d if d.keypoints_2d is not None else d.box.reshape(2, 2)
@@ -187,12 +189,14 @@ class Engine:
             centre, side = keypoint_box(points, margin)
             left = d.side == "left"
             matrix = crop_matrix(centre, side, size, 0.0, flip=left)
-            crops.append(cut_crop(frames[f], matrix, size))
+            angle = upright_angle(d.keypoints_2d, left) if self.network.upright and d.keypoints_2d is not None else 0.0
+            crops.append(cut_crop(frames[f], crop_matrix(centre, side, size, angle, flip=left) if angle else matrix, size))
+            angles.append(angle)
             matrices.append(matrix)
             centres.append([width - 1 - centre[0], centre[1]] if left else centre)
             sides.append(side)
             mirrored_K.append(mirror_intrinsics(K, width) if left else np.asarray(K, np.float64))
-        return np.stack(crops), matrices, np.asarray(centres), np.asarray(sides), np.stack(mirrored_K)
+        return np.stack(crops), matrices, np.asarray(centres), np.asarray(sides), np.stack(mirrored_K), np.asarray(angles)
 
     def _evidence_3d(self, items, out, pose_init: np.ndarray) -> np.ndarray:
         """(N, 21, 3) root-relative 3D keypoints in the right-hand frame that the fit turns the bones

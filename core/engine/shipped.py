@@ -11,8 +11,11 @@ import os
 from typing import Optional
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
-SHIPPED = {"fast": "hamr_fast.safetensors", "accurate": "hamr_accurate.safetensors"}
-TRAIN_CONFIG = {"fast": "configs/hamr_fast.toml", "accurate": "configs/hamr_accurate.toml"}
+SHIPPED = {"trunk": "hamr_trunk.safetensors", "fast": "hamr_fast.safetensors", "accurate": "hamr_accurate.safetensors"}
+TRAIN_CONFIG = {"trunk": "configs/hamr_trunk.toml", "fast": "configs/hamr_fast.toml",
+                "accurate": "configs/hamr_accurate.toml"}
+DEFAULT_ORDER = {"cpu": ("trunk", "fast"), "cuda": ("trunk", "accurate", "fast")}
+"""--weights left out: the first of these that is shipped, per device type."""
 
 
 class EngineError(RuntimeError):
@@ -32,7 +35,7 @@ def weights_help() -> str:
             f"({', '.join(shipped) or 'none'} shipped here")
     if missing:
         text += f"; {', '.join(missing)} not shipped: train it with python -m training.train"
-    return text + "); default: accurate on a GPU when shipped, else fast"
+    return text + "); default: the first shipped of trunk, fast (on a GPU: trunk, accurate, fast)"
 
 
 def missing_weights(name: str) -> EngineError:
@@ -49,7 +52,7 @@ def check_weights(spec: Optional[str]) -> None:
     """EngineError for a --weights value that names no existing file and no shipped network."""
     if not spec:
         if not shipped_names():
-            raise missing_weights("fast")
+            raise missing_weights(DEFAULT_ORDER["cpu"][0])
         return
     if spec in SHIPPED:
         if spec not in shipped_names():

@@ -7,6 +7,12 @@ regressor (HMR-style error feedback) for hand pose, shape and a weak-perspective
     -> MLP with error feedback: params += MLP([features, params]), num_iterations times
     -> right-hand layer -> vertices, 21 keypoints (root-relative metres) -> weak-perspective 2D.
 
+With ``backbone="mediapipe_hand"`` the trunk is MediaPipe's frozen hand-landmark network and HAMR's
+2D stage is the trunk's own 21 landmarks (core.networks.landmark_trunk):
+    upright crops (B, 3, 224, 224) in [0, 1] -> landmark trunk -> [embedding, 2D landmarks, world
+    landmarks] -> the same iterative regressor and hand layer (``heatmaps`` is then empty).
+``forward`` then also takes the trunk's cached outputs (a dict) instead of crops.
+
 For speed on a GPU: ``model.to(memory_format=torch.channels_last)``, channels-last inputs and
 ``torch.autocast("cuda", torch.bfloat16)``; the hand layer and projection always run in float32.
 """
@@ -23,6 +29,7 @@ from core.hand_model.rotations import rot6d_to_matrix
 from . import camera as cam
 from .backbone import ResNetTrunk
 from .config import NetworkConfig
+from .landmark_trunk import LandmarkEvidence, LandmarkTrunk, trunk_outputs
 
 NUM_KEYPOINTS = 21
 NUM_JOINTS = 16
@@ -113,7 +120,8 @@ class IterativeRegressor(nn.Module):
 
 
 class HAMR(nn.Module):
-    """``forward(images (B, 3, S, S) normalised per IMAGE_MEAN/STD) -> dict``:
+    """``forward(images (B, 3, S, S) normalised per config.input_normalization) -> dict``
+(or, with the landmark trunk, ``forward(trunk outputs dict)``):
 
     heatmaps      list per stage of (B, 21, H, H), H = config.heatmap_size (empty without heatmaps)
     pose_6d       (B, 16, 6)     final pose, 6D per joint (joint 0 = global orientation, camera axes)
@@ -123,9 +131,13 @@ class HAMR(nn.Module):
     joints_3d     (B, 21, 3)     keypoints, metres, root-relative (wrist = 0), camera axes
     vertices      (B, V, 3)      mesh, metres, relative to the same wrist keypoint
     keypoints_2d  (B, 21, 2)     projected keypoints, normalised crop coordinates
+    landmarks_2d  (B, 21, 2)     (landmark trunk only) the trunk's 2D landmarks, normalised crop coordinates
+    presence      (B,)           (landmark trunk only) the trunk's hand presence probability
     iterations    list per iteration of {pose_6d, betas, camera} (the last one = the final params);
-                  in training mode each also holds its decoded rotmats, joints_3d, vertices,
-                  keypoints_2d, for the losses that supervise every iteration
+                  in training mode each also holds its decoded rotmats, joints_3d, keypoints_2d
+                  (and the last one vertices), for the losses that supervise every iteration;
+                  ``training_vertices = False`` skips the mesh in training mode (vertices None; the
+                  keypoints alone cost several times less, for losses without the silhouette)
 
     Always a right hand: the caller flips left hands first (training/sample.py).
     """
@@ -133,13 +145,19 @@ class HAMR(nn.Module):
     def __init__(self, config: NetworkConfig):
         super().__init__()
         self.config = config
+        self.training_vertices = True
         self.hand_layer = HandLayer(load_hand_model(config.hand_model, "right"))  # buffers not persistent
         if config.num_betas > self.hand_layer.num_betas:
             raise ValueError(f"num_betas={config.num_betas} but hand model {config.hand_model!r} "
                              f"has {self.hand_layer.num_betas}")
-        self.trunk = ResNetTrunk(config.backbone)
-        features = self.trunk.channels[3]
-        if config.use_heatmaps:
+        if config.pretrained_trunk:
+            self.trunk = LandmarkTrunk()
+            self.evidence = LandmarkEvidence(self.trunk.embedding_size, config.use_heatmaps)
+            features = self.evidence.num_features
+        else:
+            self.trunk = ResNetTrunk(config.backbone)
+            features = self.trunk.channels[3]
+        if config.use_heatmaps and not config.pretrained_trunk:
             self.decoder = FPNDecoder(self.trunk.channels, DECODER_CHANNELS)
             self.head1 = nn.Conv2d(DECODER_CHANNELS, NUM_KEYPOINTS, 1)
             self.stage2 = UNetStage(DECODER_CHANNELS)
@@ -160,17 +178,22 @@ class HAMR(nn.Module):
         pose_6d = torch.cat([pose[..., :, 0], pose[..., :, 1]], dim=-1)
         return pose_6d, cam.framing_camera(keypoints - keypoints[:1])
 
-    def decode(self, pose_6d: torch.Tensor, betas: torch.Tensor, camera: torch.Tensor) -> dict:
-        """Params of one iteration -> rotmats, joints_3d, vertices, keypoints_2d (float32, see class doc)."""
+    def decode(self, pose_6d: torch.Tensor, betas: torch.Tensor, camera: torch.Tensor, vertices: bool = True) -> dict:
+        """Params of one iteration -> rotmats, joints_3d, vertices (None unless ``vertices``), keypoints_2d
+        (float32, see class doc)."""
         with torch.autocast(pose_6d.device.type, enabled=False):
             rotmats = rot6d_to_matrix(pose_6d.float())
-            out = self.hand_layer(betas.float(), rotmats, pose_format="matrix")
+            out = self.hand_layer(betas.float(), rotmats, pose_format="matrix", keypoints_only=not vertices)
             root = out.keypoints[:, :1]
             joints = out.keypoints - root
-            return {"rotmats": rotmats, "joints_3d": joints, "vertices": out.vertices - root,
+            return {"rotmats": rotmats, "joints_3d": joints, "vertices": out.vertices - root if vertices else None,
                     "keypoints_2d": cam.project(joints, camera.float())}
 
-    def forward(self, images: torch.Tensor) -> dict:
+    def forward(self, images) -> dict:
+        if self.config.pretrained_trunk:
+            trunk = trunk_outputs(self.trunk, images)
+            extra = {"landmarks_2d": trunk["landmarks"][..., :2].float(), "presence": trunk["presence"].float()}
+            return self._regress(self.evidence(trunk), [], extra)
         f = self.trunk(images)
         pooled = f[3].mean(dim=(2, 3))
         heatmaps = []
@@ -184,10 +207,16 @@ class HAMR(nn.Module):
             size = self.config.heatmap_size
             heatmaps = [h if h.shape[-1] == size else F.interpolate(h, size=(size, size), mode="bilinear",
                                                                    align_corners=False) for h in (h1, h2)]
+        return self._regress(pooled, heatmaps)
+
+    def _regress(self, pooled: torch.Tensor, heatmaps: list, extra: dict = None) -> dict:
+        """(B, F) features -> the output dict (see the class doc)."""
         iterations = self.regressor(pooled)
         if self.training:
-            iterations = [{**params, **self.decode(**params)} for params in iterations]
+            last = len(iterations) - 1
+            iterations = [{**params, **self.decode(**params, vertices=self.training_vertices and i == last)}
+                          for i, params in enumerate(iterations)]
             final = iterations[-1]
         else:
             final = {**iterations[-1], **self.decode(**iterations[-1])}
-        return {"heatmaps": heatmaps, **final, "iterations": iterations}
+        return {"heatmaps": heatmaps, **final, **(extra or {}), "iterations": iterations}

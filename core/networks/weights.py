@@ -4,7 +4,9 @@ Metadata keys (all strings): ``format`` ("handcap-network/1"), ``config`` (Netwo
 JSON), ``arch``, ``backbone``, ``input_size``, ``hand_model`` (the config's name or path),
 ``num_vertices`` (of that hand model, for HAMR), ``dtype`` ("float32" | "float16") and
 ``extra`` (the caller's JSON, e.g. training step and data). The hand layer's buffers are not
-stored: they come from the hand model when the network is built.
+stored: they come from the hand model when the network is built. Nor is a pretrained trunk
+(``config.pretrained_trunk``, keys ``trunk.*``): its weights ship with core.perception and are
+loaded when the network is built; such a file says so in ``trunk`` (and carries ``trunk_notice``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ from .build import build_network
 from .config import NetworkConfig
 
 FORMAT = "handcap-network/1"
+TRUNK_PREFIX = "trunk."
+TRUNK_NOTICE = ("The frozen trunk is MediaPipe 0.10.21's hand_landmark_full model (Apache-2.0, Google LLC), "
+                "shipped in core/perception/weights with its LICENSE and NOTICE; this file holds only the head "
+                "trained on it by handcap.")
+
+
+def stored_keys(config: NetworkConfig, keys) -> list:
+    """The state-dict keys a weights file of ``config`` holds: all but a pretrained trunk's."""
+    return [k for k in keys if not (config.pretrained_trunk and k.startswith(TRUNK_PREFIX))]
 
 
 class WeightsError(ValueError):
@@ -46,8 +57,9 @@ def save_weights(model: nn.Module, config: NetworkConfig, path: str, extra_metad
     if getattr(model, "config", config) != config:
         raise WeightsError(f"model was built with {model.config}, not {config}")
     state = {}
-    for key, value in model.state_dict().items():
-        value = value.detach().to("cpu").contiguous()
+    full = model.state_dict()
+    for key in stored_keys(config, full):
+        value = full[key].detach().to("cpu").contiguous()
         state[key] = value.half() if half and value.is_floating_point() else value
     hand_layer = getattr(model, "hand_layer", None)
     metadata = {
@@ -56,6 +68,8 @@ def save_weights(model: nn.Module, config: NetworkConfig, path: str, extra_metad
         "num_vertices": str(hand_layer.v_template.shape[0]) if hand_layer is not None else "",
         "dtype": "float16" if half else "float32", "extra": json.dumps(extra_metadata or {}),
     }
+    if config.pretrained_trunk:
+        metadata.update(trunk=f"{config.backbone}: core/perception/weights (not stored here)", trunk_notice=TRUNK_NOTICE)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
@@ -92,7 +106,8 @@ def load_weights(path: str, device="cpu") -> tuple[nn.Module, NetworkConfig]:
     metadata = read_metadata(path)
     config = metadata["config"]
     model = build_network(config)
-    expected = model.state_dict()
+    full = model.state_dict()
+    expected = {k: full[k] for k in stored_keys(config, full)}
     with safe_open(path, framework="pt") as f:
         state = {key: f.get_tensor(key) for key in f.keys()}
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
@@ -106,5 +121,5 @@ def load_weights(path: str, device="cpu") -> tuple[nn.Module, NetworkConfig]:
     if stored_vertices and hand_layer is not None and int(stored_vertices) != hand_layer.v_template.shape[0]:
         raise WeightsError(f"{path}: trained with a {stored_vertices}-vertex hand model, but {config.hand_model!r} "
                            f"has {hand_layer.v_template.shape[0]} vertices")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=not config.pretrained_trunk)
     return model.to(device).eval(), config
