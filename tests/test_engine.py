@@ -494,6 +494,9 @@ def test_smooth():
     # a ramp (steady motion) is followed without lag
     ramp = np.linspace(0, 1, 60)[:, None]
     np.testing.assert_allclose(smooth(ramp, 30.0, 0.5)[5:-5], ramp[5:-5], atol=0.02)
+    # ... up to its first and last frames (each pass starts already moving, not from a standstill)
+    steep = np.linspace(0, 4, 60)[:, None]
+    np.testing.assert_allclose(smooth(steep, 30.0, 0.8)[[0, 1, -2, -1]], steep[[0, 1, -2, -1]], atol=0.01)
 
 
 def _hand(side: str, box) -> HandEstimate:

@@ -23,7 +23,7 @@ from core.hand_model.rotations import mirror_axis_angle
 
 FIT_STEPS = 30
 HUBER_PIXELS = 0.05     # of the hand box: the 2D term is quadratic below, linear above
-WEIGHTS = {"keypoints_2d": 1.0, "bones_3d": 0.3, "pose_prior": 0.002, "shape_prior": 0.001}
+WEIGHTS = {"keypoints_2d": 1.0, "bones_3d": 0.1, "pose_prior": 0.008, "shape_prior": 0.001}   # chosen on held-out synthetic renders
 BONE_START, BONE_END = (list(index) for index in zip(*KEYPOINT_BONES))
 
 

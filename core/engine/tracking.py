@@ -107,15 +107,32 @@ def one_euro(values: np.ndarray, fps: float, min_cutoff: float, beta: float = 0.
     return out
 
 
+def _line_end(values: np.ndarray) -> np.ndarray:
+    """(N, D) samples -> (D,) the value at sample 0 of the least-squares straight line through them."""
+    t = np.arange(len(values), dtype=np.float64)
+    design = np.stack([np.ones_like(t), t], axis=1)                             # (N, 2)
+    coefficients = np.linalg.lstsq(design, values.reshape(len(values), -1), rcond=None)[0]
+    return coefficients[0].reshape(values.shape[1:])
+
+
 def smooth(values: np.ndarray, fps: float, strength: float) -> np.ndarray:
     """Zero-lag One Euro smoothing of (N, D) values: forward and backward passes averaged.
-    strength 0 returns the values unchanged; 1 is the strongest (min cut-off 0.3 Hz)."""
+    strength 0 returns the values unchanged; 1 is the strongest (min cut-off 0.3 Hz).
+
+    Both ends are padded first by odd reflection (as scipy's filtfilt pads) about the end value of a
+    straight line fitted to the samples near that end: the padding carries the motion's trend on past
+    the ends, so each pass arrives at the first and last real samples already moving with the hand
+    instead of lagging behind it from a standstill, and one noisy end sample does not tilt it."""
     if strength <= 0 or len(values) < 3:
         return values
     min_cutoff = 10.0 ** (1.0 - 1.5 * float(np.clip(strength, 0.0, 1.0)))      # 10 Hz .. 0.3 Hz
-    forward = one_euro(values, fps, min_cutoff)
-    backward = one_euro(values[::-1], fps, min_cutoff)[::-1]
-    return 0.5 * (forward + backward)
+    pad = min(len(values) - 1, max(3, int(round(fps / 2))))
+    head = 2 * _line_end(values[:pad + 1]) - values[pad:0:-1]                   # (pad, D)
+    tail = 2 * _line_end(values[::-1][:pad + 1]) - values[-2:-pad - 2:-1]       # (pad, D)
+    padded = np.concatenate([head, values, tail])
+    forward = one_euro(padded, fps, min_cutoff)
+    backward = one_euro(padded[::-1], fps, min_cutoff)[::-1]
+    return (0.5 * (forward + backward))[pad:pad + len(values)]
 
 
 def smooth_rotations(pose: np.ndarray, fps: float, strength: float) -> np.ndarray:
