@@ -10,7 +10,7 @@ import time
 from typing import Callable, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = ("fast", "accurate")          # the engine's shipped weights (core/weights/hamr_<name>.safetensors)
+MODELS = ("trunk", "fast", "accurate")   # the engine's shipped weights (core/weights/hamr_<name>.safetensors), default first
 
 
 @dataclasses.dataclass

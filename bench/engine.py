@@ -27,7 +27,7 @@ from .common import MODELS, REPO, Options, Row, ms, rate, shipped_weights, skipp
 
 STAGES = ("decode", "detect", "crop", "network", "refine", "smooth", "write")
 WIDTH, HEIGHT = 640, 480
-LITE_MODEL = "fast"      # also measured with MediaPipe's lite landmark model (--landmarks lite)
+LITE_MODEL = "trunk"     # also measured with MediaPipe's lite landmark model (--landmarks lite)
 
 
 def make_video(path: str, frames: int, fps: float = 30.0) -> None:
