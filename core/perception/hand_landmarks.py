@@ -152,58 +152,6 @@ class HandLandmarkNet(nn.Module):
         return (out, maps) if features else out
 
     def tflite_layers(self) -> list[nn.Module]:
-        return ([self.expand] if self.expand is not None else []) + [self.dw, self.project]
-
-
-class HandLandmarkNet(nn.Module):
-    """(B, 3, 224, 224) RGB in [0, 1] -> :class:`LandmarkOutput` (+ feature maps on request)."""
-
-    INPUT_SIZE = 224
-    INPUT_RANGE = (0.0, 1.0)
-    CPU_CHUNK = 8              # crops per slice on the CPU (see forward)
-
-    def __init__(self, variant: str = "full"):
-        super().__init__()
-        if variant not in BLOCKS:
-            raise ValueError(f"hand landmark variant must be one of {sorted(BLOCKS)}, not {variant!r}")
-        self.variant = variant
-        self.stem = SameConv2d(3, 24, 3, 2)                              # 224 -> 112 px
-        blocks, channels = [InvertedResidual(24, None, 16, 3, 1)], 16
-        for expanded, out, kernel, stride, shortcut in BLOCKS[variant]:
-            blocks.append(InvertedResidual(channels, expanded, out, kernel, stride, shortcut))
-            channels = out
-        self.blocks = nn.ModuleList(blocks)
-        head = HEAD_CHANNELS[variant]
-        self.head_expand = pointwise(channels, head)
-        self.head_dw = depthwise(head, 3)
-        self.handedness = nn.Linear(head, 1)
-        self.presence = nn.Linear(head, 1)
-        self.landmarks = nn.Linear(head, NUM_LANDMARKS * 3)
-        self.world = nn.Linear(head, NUM_LANDMARKS * 3)
-
-    def forward(self, image: torch.Tensor, features: bool = False):
-        if image.ndim != 4 or image.shape[1:] != (3, self.INPUT_SIZE, self.INPUT_SIZE):
-            raise ValueError(f"HandLandmarkNet expects (B, 3, 224, 224) RGB, got {tuple(image.shape)}")
-        maps = {}
-        x = F.relu6(self.stem(image.contiguous(memory_format=torch.channels_last)), inplace=True)
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            last_at_this_size = i + 1 == len(self.blocks) or self.blocks[i + 1].dw.stride[0] > 1
-            if features and last_at_this_size:
-                maps[f"s{self.INPUT_SIZE // x.shape[-1]}_c{x.shape[1]}"] = x
-        x = F.relu6(self.head_dw(F.relu6(self.head_expand(x), inplace=True)), inplace=True)         # (B, head, 7, 7)
-        if features:
-            maps[f"head_c{x.shape[1]}"] = x
-        embedding = x.mean((2, 3))                                       # (B, head)
-        batch = image.shape[0]
-        out = LandmarkOutput(
-            landmarks=self.landmarks(embedding).view(batch, NUM_LANDMARKS, 3),
-            presence=torch.sigmoid(self.presence(embedding)).view(batch),
-            handedness=torch.sigmoid(self.handedness(embedding)).view(batch),
-            world=self.world(embedding).view(batch, NUM_LANDMARKS, 3))
-        return (out, maps) if features else out
-
-    def tflite_layers(self) -> list[nn.Module]:
         """Convolutions in the order the TFLite graph runs them (the converter maps CONV_2D /
         DEPTHWISE_CONV_2D operators onto this list one by one; the four FULLY_CONNECTED outputs
         are mapped by the graph's output names, see ``tflite_outputs``)."""
