@@ -30,3 +30,16 @@ class ResNetTrunk(nn.Module):
         f2 = self.layer2(f1)
         f3 = self.layer3(f2)
         return [f1, f2, f3, self.layer4(f3)]
+
+
+def make_trunk(config) -> tuple[nn.Module, "nn.Module | None", int]:
+    """The trunk a NetworkConfig asks for: (trunk, evidence, features), where ``evidence`` is the
+    frozen landmark trunk's LandmarkEvidence (None for a ResNet) and ``features`` the width of the
+    vector the head reads."""
+    from .landmark_trunk import LandmarkEvidence, LandmarkTrunk
+    if config.pretrained_trunk:
+        trunk = LandmarkTrunk()
+        evidence = LandmarkEvidence(trunk.embedding_size, config.use_heatmaps)
+        return trunk, evidence, evidence.num_features
+    trunk = ResNetTrunk(config.backbone)
+    return trunk, None, trunk.channels[3]

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from . import camera as cam
-from .backbone import ResNetTrunk
+from .backbone import make_trunk
 from .config import NetworkConfig
-from .landmark_trunk import LandmarkEvidence, LandmarkTrunk, trunk_outputs
+from .landmark_trunk import trunk_outputs
 
 NUM_KEYPOINTS = 21
 OUTPUT_UNIT = 0.1  # metres per unit of the linear layer's joint outputs
@@ -34,13 +34,9 @@ class Baseline(nn.Module):
     def __init__(self, config: NetworkConfig):
         super().__init__()
         self.config = config
-        if config.pretrained_trunk:
-            self.trunk = LandmarkTrunk()
-            self.evidence = LandmarkEvidence(self.trunk.embedding_size, config.use_heatmaps)
-            features = self.evidence.num_features
-        else:
-            self.trunk = ResNetTrunk(config.backbone)
-            features = self.trunk.channels[3]
+        self.trunk, evidence, features = make_trunk(config)
+        if evidence is not None:
+            self.evidence = evidence
         outputs = nn.Linear(features if not config.pretrained_trunk else HIDDEN, (NUM_KEYPOINTS - 1) * 3 + 3)
         with torch.no_grad():
             outputs.bias.zero_()

@@ -27,9 +27,9 @@ from core.hand_model import HandLayer, load_hand_model
 from core.hand_model.rotations import rot6d_to_matrix
 
 from . import camera as cam
-from .backbone import ResNetTrunk
+from .backbone import make_trunk
 from .config import NetworkConfig
-from .landmark_trunk import LandmarkEvidence, LandmarkTrunk, trunk_outputs
+from .landmark_trunk import trunk_outputs
 
 NUM_KEYPOINTS = 21
 NUM_JOINTS = 16
@@ -150,13 +150,9 @@ class HAMR(nn.Module):
         if config.num_betas > self.hand_layer.num_betas:
             raise ValueError(f"num_betas={config.num_betas} but hand model {config.hand_model!r} "
                              f"has {self.hand_layer.num_betas}")
-        if config.pretrained_trunk:
-            self.trunk = LandmarkTrunk()
-            self.evidence = LandmarkEvidence(self.trunk.embedding_size, config.use_heatmaps)
-            features = self.evidence.num_features
-        else:
-            self.trunk = ResNetTrunk(config.backbone)
-            features = self.trunk.channels[3]
+        self.trunk, evidence, features = make_trunk(config)
+        if evidence is not None:
+            self.evidence = evidence
         if config.use_heatmaps and not config.pretrained_trunk:
             self.decoder = FPNDecoder(self.trunk.channels, DECODER_CHANNELS)
             self.head1 = nn.Conv2d(DECODER_CHANNELS, NUM_KEYPOINTS, 1)
