@@ -1,0 +1,280 @@
+"""Retarget onto other rigs: Rigify (metarig and generated), Mixamo, Unreal/MetaHuman, VRM, custom.
+
+The truth is computed here, apart from the add-on: source segment directions and curl axes from
+the capture's poses (the tests' own forward kinematics, tests/reference_lbs.py's Rodrigues), and
+target directions from Blender's evaluated pose after ``frame_set``. Both are compared in their
+own hand's frame (wrist -> middle knuckle, palm side from how each rig was built), which removes
+the difference between the rigs' rest poses. Set ``HANDCAP_WRITE_DOCS=1`` to also write the
+picture in docs/.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from tests.retarget_rigs import FINGERS, build_family_rig, rigify_rigs
+from tests.reference_lbs import rodrigues
+from tests.test_blender_support import (MANO_PARENTS, REPO, bpy_or_skip, reset_scene, save, toy_capture)
+
+bpy = bpy_or_skip()
+
+from blender_addon import import_capture  # noqa: E402
+from blender_addon.retarget import name_mapping, retarget_rig  # noqa: E402
+from blender_addon.retarget.bone_transfer import TransferOptions  # noqa: E402
+
+JOINTS = name_mapping.JOINTS
+CV_TO_WORLD = np.diag([1.0, -1.0, -1.0])
+FRAMES = 8
+DOCS_PICTURE = os.path.join(REPO, "docs", "retarget_render.png")
+
+
+# --- the source: a capture with known poses ----------------------------------------------
+
+def rest_directions(rest_joints: np.ndarray) -> np.ndarray:
+    """Each joint's bone direction at rest (16, 3): toward its child, tips along their parent."""
+    kids = {p: j for j, p in reversed(list(enumerate(MANO_PARENTS))) if p >= 0}
+    d = np.zeros((16, 3))
+    for j in range(16):
+        a = rest_joints[j]
+        b = rest_joints[kids[j]] if j in kids else a + (a - rest_joints[MANO_PARENTS[j]])
+        d[j] = (b - a) / np.linalg.norm(b - a)
+    return d
+
+
+def palm_of(wrist, index1, pinky1, side) -> np.ndarray:
+    n = np.cross(index1 - wrist, pinky1 - wrist)
+    return (-n if side == "left" else n) / np.linalg.norm(n)
+
+
+def frame_of(wrist, middle1, normal) -> np.ndarray:
+    y = (middle1 - wrist) / np.linalg.norm(middle1 - wrist)
+    z = normal - (normal @ y) * y
+    z /= np.linalg.norm(z)
+    return np.stack([np.cross(y, z), y, z], 1)
+
+
+def fist_poses(track, angle: float) -> np.ndarray:
+    """(16, 3) poses curling every finger joint by ``angle`` toward the palm (the thumb too)."""
+    J = track.rest_joints.astype(np.float64)
+    n = palm_of(J[0], J[1], J[7], track.side)
+    d = rest_directions(J)
+    pose = np.zeros((16, 3))
+    for j in range(1, 16):
+        axis = np.cross(d[j], n)
+        pose[j] = angle * (0.6 if j in (13,) else 1.0) * axis / np.linalg.norm(axis)
+    return pose
+
+
+def make_capture(sides=("right", "left"), frames: int = FRAMES, seed: int = 3):
+    """A toy capture whose frames are: rest, a fist, a spread hand, then random poses (all with
+    a turned wrist)."""
+    capture = toy_capture(frames=frames, sides=sides, seed=seed)
+    for track in capture.tracks:
+        J = track.rest_joints.astype(np.float64)
+        n = palm_of(J[0], J[1], J[7], track.side)
+        track.pose[0, 1:] = 0
+        track.pose[1, 1:] = fist_poses(track, np.radians(75))[1:]
+        spread = np.zeros((16, 3))
+        for first, sign in ((1, 1), (4, 0.3), (10, -0.5), (7, -1)):
+            spread[first] = np.radians(14) * sign * n * (1 if track.side == "right" else -1)
+        spread[13] = np.radians(-20) * np.cross(rest_directions(J)[13], n)
+        track.pose[2, 1:] = spread[1:]
+        # joints_3d etc. are not used by the retarget; poses are the truth here
+    return capture
+
+
+def source_truth(track) -> tuple:
+    """Per frame, in the source hand's frame: directions (N, 16, 3) and curl axes (N, 16, 3)."""
+    J = track.rest_joints.astype(np.float64)
+    R = rodrigues(track.pose.astype(np.float64))                  # (N, 16, 3, 3)
+    G = np.zeros_like(R)
+    pos = np.zeros(R.shape[:2] + (3,))
+    for j, p in enumerate(MANO_PARENTS):
+        G[:, j] = R[:, j] if p < 0 else G[:, p] @ R[:, j]
+        pos[:, j] = 0 if p < 0 else pos[:, p] + np.einsum("nab,b->na", G[:, p], J[j] - J[p])
+    n0 = palm_of(J[0], J[1], J[7], track.side)
+    d0 = rest_directions(J)
+    c0 = np.cross(d0, n0)
+    c0 /= np.linalg.norm(c0, axis=1, keepdims=True)
+    dirs = np.einsum("njab,jb->nja", G, d0)
+    curls = np.einsum("njab,jb->nja", G, c0)
+    out_d, out_c = [], []
+    for f in range(len(R)):
+        H = frame_of(pos[f, 0], pos[f, 4], G[f, 0] @ n0)           # camera space; the hand's own frame
+        out_d.append(dirs[f] @ H)
+        out_c.append(curls[f] @ H)
+    return np.array(out_d), np.array(out_c)
+
+
+# --- the target, measured in Blender -----------------------------------------------------
+
+def target_measure(rig, side: str, frames) -> tuple:
+    """Per frame, in the target hand's frame: directions and curl axes (N, 16, 3) of the mapped
+    bones (NaN where a joint has no bone), and the fingertips' height above the palm (N, 5)."""
+    obj = rig.obj
+    M = np.array(obj.matrix_world)
+    Rw = M[:3, :3] / np.linalg.norm(M[:3, 0])
+    bones = {slot: rig.bones.get((side, slot)) for slot in JOINTS + name_mapping.METACARPALS}
+    rest = {s: np.array(obj.data.bones[n].matrix_local)[:3, :3] for s, n in bones.items() if n}
+    head0 = {s: M[:3, :3] @ np.array(obj.data.bones[n].head_local) + M[:3, 3] for s, n in bones.items() if n}
+    tail0 = {s: M[:3, :3] @ np.array(obj.data.bones[n].tail_local) + M[:3, 3] for s, n in bones.items() if n}
+    n0 = rig.palm_normal[side]
+    H0 = frame_of(head0["wrist"], head0["middle1"], n0)
+    hand_in_bone = (Rw @ rest["wrist"]).T @ H0
+    curl_in_bone = {}
+    for s in rest:
+        d = tail0[s] - head0[s]
+        c = np.cross(d / np.linalg.norm(d), n0)
+        curl_in_bone[s] = (Rw @ rest[s]).T @ (c / np.linalg.norm(c))
+    dirs = np.full((len(frames), 16, 3), np.nan)
+    curls = np.full((len(frames), 16, 3), np.nan)
+    tips = np.full((len(frames), 5), np.nan)
+    scene = bpy.context.scene
+    for i, f in enumerate(frames):
+        scene.frame_set(int(f))
+        pb = obj.pose.bones
+        H = Rw @ np.array(pb[bones["wrist"]].matrix)[:3, :3] @ hand_in_bone
+        wrist = M[:3, :3] @ np.array(pb[bones["wrist"]].head) + M[:3, 3]
+        for j, slot in enumerate(JOINTS):
+            if not bones[slot] or j == 0:
+                continue
+            b = pb[bones[slot]]
+            head = M[:3, :3] @ np.array(b.head) + M[:3, 3]
+            tail = M[:3, :3] @ np.array(b.tail) + M[:3, 3]
+            d = (tail - head) / np.linalg.norm(tail - head)
+            dirs[i, j] = d @ H
+            curls[i, j] = (Rw @ np.array(b.matrix)[:3, :3] @ curl_in_bone[slot]) @ H
+            if slot.endswith("3"):
+                tips[i, FINGERS.index(slot[:-1])] = (tail - wrist) @ H[:, 2]
+    return dirs, curls, tips
+
+
+def angles_deg(a, b) -> np.ndarray:
+    cos = np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def twist_deg(d, c_target, c_source) -> np.ndarray:
+    """Angle between two curl axes about the bone direction d (both made perpendicular to d)."""
+    pt = c_target - np.sum(c_target * d, -1, keepdims=True) * d
+    ps = c_source - np.sum(c_source * d, -1, keepdims=True) * d
+    return angles_deg(pt, ps)
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """One scene holding the capture rigs (both hands) and every target rig."""
+    folder = tmp_path_factory.mktemp("retarget")
+    capture = make_capture()
+    path = save(capture, folder / "take.npz")
+    reset_scene()
+    result = import_capture.import_files([path], bpy.context)[0]
+    rigs = {family: build_family_rig(family, seed=k) for k, family in enumerate(("mixamo", "unreal", "vrm", "custom"))}
+    rigs["rigify metarig"], rigs["rigify generated"] = rigify_rigs()
+    sources = {rig_data_side(a): a for a, _ in result.rigs}
+    return dict(capture=capture, sources=sources, rigs=rigs, folder=folder, path=path)
+
+
+def rig_data_side(armature) -> str:
+    return "right" if "hand.R" in armature.data.bones else "left"
+
+
+ERRORS = {}
+
+
+@pytest.mark.parametrize("family", ["rigify metarig", "rigify generated", "mixamo", "unreal", "vrm", "custom"])
+def test_fingers_follow_the_source(scene, family):
+    """Every frame, every mapped finger bone: direction within 3 degrees of the source's, curl
+    axis within 5 degrees (no twist), in each hand's own frame; a fist gives a fist."""
+    rig = scene["rigs"][family]
+    mapping = retarget_rig.detect(rig.obj)
+    for (side, slot), name in rig.bones.items():
+        assert mapping.get(side, slot) == name, (family, side, slot)
+    options = TransferOptions(metacarpal_share=0.3 if family == "unreal" else 0.0)
+    report = retarget_rig.retarget(list(scene["sources"].values()), rig.obj, mapping, options, take="take")
+    assert report.frames == (1, FRAMES)
+    if family == "custom":
+        assert sorted(report.unmatched) == ["left pinky: no matching bone (the finger stays as it is)",
+                                    "right pinky: no matching bone (the finger stays as it is)"]
+    else:
+        assert report.unmatched == []
+    worst = {}
+    for track in scene["capture"].tracks:
+        src_d, src_c = source_truth(track)
+        dirs, curls, tips = target_measure(rig, track.side, range(1, FRAMES + 1))
+        have = ~np.isnan(dirs[0, :, 0])
+        err = angles_deg(dirs[:, have], src_d[:, have])
+        twist = twist_deg(dirs[:, have], curls[:, have], src_c[:, have])
+        worst[track.side] = (float(err.max()), float(twist.max()))
+        assert err.max() < 3.0, (family, track.side, err.max(axis=0))
+        assert twist.max() < 5.0, (family, track.side, twist.max(axis=0))
+        # the fist (frame 2): every fingertip on the palm side, further than at rest
+        fingers = [k for k, f in enumerate(FINGERS) if rig.bones.get((track.side, f + "3"))]
+        assert np.all(tips[1, fingers] > tips[0, fingers] + 0.01), (family, tips[:2])
+        assert np.all(tips[1, fingers] > 0.005), tips[1]
+    ERRORS[family] = worst
+    print(f"\n{family}: worst direction / twist error (degrees): {worst}")
+
+
+def test_untouched_bones_and_take(scene):
+    """Only mapped bones get F-curves; the body keeps its own action; the take is an NLA strip."""
+    rig = scene["rigs"]["unreal"]
+    obj = rig.obj
+    body_action = bpy.data.actions.new("body")
+    obj.animation_data_create()
+    # the body animation: the upper arm keyed by hand, active before the retarget
+    pb = obj.pose.bones[rig.body[2]]
+    pb.rotation_mode = "XYZ"
+    obj.animation_data.action = body_action
+    pb.rotation_euler = (0.2, 0, 0)
+    pb.keyframe_insert("rotation_euler", frame=1)
+    report = retarget_rig.retarget(list(scene["sources"].values()), obj, None, TransferOptions(), take="take")
+    assert obj.animation_data.action == body_action
+    tracks = [t for t in obj.animation_data.nla_tracks if t.name == "take"]
+    assert len(tracks) == 1 and len(tracks[0].strips) == 1     # the second run replaced the first
+    strip = tracks[0].strips[0]
+    assert strip.name == "take" and strip.frame_start == 1 and strip.frame_end == FRAMES
+    from bpy_extras import anim_utils
+    bag = anim_utils.action_get_channelbag_for_slot(strip.action, strip.action_slot)
+    keyed = {fc.data_path.split('"')[1] for fc in bag.fcurves}
+    expected = {n for (s, slot), n in rig.bones.items() if slot != "wrist" and not slot.endswith("0")}
+    assert keyed == expected == set(report.keyed)
+    for fc in bag.fcurves:
+        co = np.empty(2 * len(fc.keyframe_points))
+        fc.keyframe_points.foreach_get("co", co)
+        assert co[0::2].tolist() == list(range(1, FRAMES + 1))
+    for name in rig.body:
+        if name != pb.name:
+            assert np.allclose(np.array(obj.pose.bones[name].matrix_basis), np.eye(4)), name
+
+
+def test_self_retarget_reproduces_the_capture_rig(scene):
+    """handcap's rig onto a copy of itself, wrist rotation and location on: the same channels."""
+    source = scene["sources"]["right"]
+    copy = source.copy()
+    copy.data = source.data.copy()
+    copy.animation_data_clear()
+    copy.location = (0.5, 0.1, -0.2)
+    bpy.context.scene.collection.objects.link(copy)
+    retarget_rig.retarget([source], copy, None, TransferOptions(wrist_rotation=True, wrist_location=True), take="self")
+    scene_ = bpy.context.scene
+    worst = 0.0
+    for f in range(1, FRAMES + 1):
+        scene_.frame_set(f)
+        for b in source.pose.bones:
+            a = np.array(b.matrix_channel)
+            c = np.array(copy.pose.bones[b.name].matrix_channel)
+            R = a[:3, :3].T.astype(np.float64) @ c[:3, :3]
+            skew = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / 2
+            worst = max(worst, np.arcsin(min(1.0, np.linalg.norm(skew))))    # exact near zero
+            assert np.trace(R) > 1.0                                      # ... and not near 180 degrees
+            loc_a = np.array(source.matrix_world @ b.head)
+            loc_c = np.array(copy.matrix_world @ copy.pose.bones[b.name].head)
+            assert np.allclose(loc_a, loc_c, atol=1e-5), (b.name, loc_a, loc_c)
+    print(f"\nself retarget: worst rotation difference {worst:.2e} rad")
+    assert worst < 1e-4, worst
