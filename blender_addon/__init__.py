@@ -10,7 +10,8 @@ building blocks), import_capture (capture -> scene), export_scene (.blend/.fbx/.
 convert + batch (headless), engine (the engine process), regions (hand boxes given instead
 of detection), exit_codes / output_files / quiet (the rule every command follows: exit codes,
 atomic outputs, no third-party noise; shared with the engine), preferences / properties /
-ops_import / ops_regions / ops_estimate / panel / addon (the UI).
+ops_import / ops_regions / ops_estimate / ops_retarget / panel / addon (the UI); retarget/ (the
+capture onto the user's own rig: Rigify, Mixamo, Unreal/MetaHuman, VRM, custom names).
 """
 
 

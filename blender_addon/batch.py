@@ -3,6 +3,7 @@
 Inside Blender::
 
     blender -b -P blender_addon/batch.py -- INPUT... -o DIR [--format blend|fbx|glb]
+    blender -b -P blender_addon/batch.py -- INPUT... -o DIR --rig RIG.blend [--armature NAME]
 
 or with the bpy module (``pip install bpy``)::
 
@@ -10,7 +11,9 @@ or with the bpy module (``pip install bpy``)::
 
 Photos and videos go through the engine (``<engine python> -m core estimate``; its Python
 from ``--engine-python``, $HANDCAP_PYTHON or the ``handcap`` command on PATH). Each output is
-written atomically; a bad input gets one error line on stderr and is skipped. Exit codes
+written atomically; a bad input gets one error line on stderr and is skipped. With ``--rig``
+each output is RIG.blend's character with the input's hands retargeted onto it
+(``retarget.headless``). Exit codes
 (``exit_codes``): 0 all converted, 1 an input failed, 2 usage error, 3 an input had no hand.
 """
 
@@ -53,8 +56,24 @@ def parse_args(argv: list) -> argparse.Namespace:
     parser.add_argument("--max-hands", type=int, default=2)
     parser.add_argument("--smoothing", type=float, default=0.5)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--rig", default="", metavar="RIG.blend",
+                        help="put each input's hands on the armature in RIG.blend instead (see handcap retarget); "
+                             "--format blend or fbx")
+    parser.add_argument("--armature", default="", metavar="NAME", help="with --rig: the armature to animate")
+    parser.add_argument("--mapping", default="", metavar="PRESET.json", help="with --rig: a bone mapping preset")
+    parser.add_argument("--wrist-rotation", action="store_true", help="with --rig: also turn the hand bone")
+    parser.add_argument("--wrist-location", action="store_true", help="with --rig: also move the hand bone")
+    parser.add_argument("--metacarpal-share", type=float, default=0.0,
+                        help="with --rig: share of each knuckle's turn the metacarpals take (0..1)")
     parser.add_argument("--verbose", action="store_true", help="also show Blender's and the libraries' own output")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rig and args.format not in ("blend", "fbx"):
+        parser.error("--rig writes .blend or .fbx files: use --format blend or fbx")
+    if args.rig and not os.path.isfile(args.rig):
+        parser.error(f"--rig {args.rig}: no such file")
+    if not 0.0 <= args.metacarpal_share <= 1.0:
+        parser.error(f"--metacarpal-share {args.metacarpal_share} is out of range (0..1)")
+    return args
 
 
 def main(argv: list = None) -> int:
@@ -76,9 +95,15 @@ def main(argv: list = None) -> int:
     engine = importlib.import_module(package.__name__ + ".engine")
     options = engine.EstimateOptions(hand=args.hand, max_hands=args.max_hands,
                                      smoothing=args.smoothing, device=args.device)
+    job = None
+    if args.rig:
+        headless = importlib.import_module(package.__name__ + ".retarget.headless")
+        transfer = importlib.import_module(package.__name__ + ".retarget.bone_transfer")
+        job = headless.RetargetJob(os.path.abspath(args.rig), args.armature, args.mapping, transfer.TransferOptions(
+            args.wrist_rotation, args.wrist_location, args.metacarpal_share))
     with quiet.quiet_third_party(args.verbose):
         results = convert.convert_inputs(args.inputs, args.output, args.format, args.engine_python,
-                                         options)
+                                         options, retarget=job)
     failed = [r for r in results if r.error]
     without = [r for r in results if not r.error and not r.hands]
     print(f"handcap batch: {len(results) - len(failed)} converted, {len(failed)} failed"

@@ -104,13 +104,26 @@ def expand_inputs(inputs: list) -> list:
     return paths
 
 
+def _retarget(job):
+    """A stand-in for ``_blend`` that puts the captures on ``job``'s rig instead (retarget.headless)."""
+    from .retarget import headless
+
+    def make(capture_paths: list, out_path: str) -> tuple:
+        hands = sum(len(load_capture(p).tracks) for p in capture_paths)
+        return headless.retarget_captures(capture_paths, job, out_path)[0], hands
+    return make
+
+
 def convert_inputs(inputs: list, out_dir: str, fmt: str = "blend", engine_python: str = "",
                    options: engine.EstimateOptions = None, log=print, log_error=_print_error,
-                   prefix: str = "handcap batch") -> list:
+                   prefix: str = "handcap batch", retarget=None) -> list:
     """Each input -> ``out_dir/<stem>.<fmt>``; returns a Converted per input, errors included.
-    Progress and results go to ``log``, one error line per failed input to ``log_error``."""
+    Progress and results go to ``log``, one error line per failed input to ``log_error``.
+    With ``retarget`` (a ``retarget.headless.RetargetJob``) each output is the job's rig with
+    the input's take on it (.blend or .fbx)."""
     if fmt not in export_scene.FORMATS:
         raise ValueError(f"unknown format {fmt!r} (use one of {', '.join(export_scene.FORMATS)})")
+    make = _blend if retarget is None else _retarget(retarget)
     results, taken = [], set()
     for path in expand_inputs(inputs):
         item = Converted(path)
@@ -125,9 +138,9 @@ def convert_inputs(inputs: list, out_dir: str, fmt: str = "blend", engine_python
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path}: no such file")
             if path.lower().endswith(CAPTURE_EXTENSIONS):
-                item.output, item.hands = _blend([path], out)
+                item.output, item.hands = make([path], out)
             else:
-                item.output, item.hands = _estimate_and_blend(path, out, engine_python, options, log)
+                item.output, item.hands = _estimate_and_blend(path, out, engine_python, options, log, make)
             log(f"ok      {path} -> {item.output}" + ("" if item.hands else " (no hand found)"))
         except Exception as e:  # one bad input must not stop the batch
             item.error = " ".join(str(e).split()) or type(e).__name__
@@ -136,11 +149,11 @@ def convert_inputs(inputs: list, out_dir: str, fmt: str = "blend", engine_python
     return results
 
 
-def _estimate_and_blend(path: str, out: str, engine_python: str, options, log) -> tuple:
+def _estimate_and_blend(path: str, out: str, engine_python: str, options, log, make=_blend) -> tuple:
     """Photo/video -> capture file(s) via the engine (in a temporary folder) -> ``out``; (path, hands)."""
     python = engine.find_engine_python(engine_python)
     with tempfile.TemporaryDirectory(prefix="handcap-") as tmp:
         def show(event, run):
             log(f"        {os.path.basename(path)}: {run.progress.text()}")
         captures = engine.run_estimate(python, path, tmp, options, on_event=show)
-        return _blend(captures, out)
+        return make(captures, out)

@@ -47,15 +47,21 @@ def format_of(path: str) -> str:
     return ext
 
 
-def write_scene(path: str) -> str:
-    """Write the whole current file/scene to ``path`` in the format its extension names."""
+def write_scene(path: str, fbx_settings: dict = None) -> str:
+    """Write the whole current file/scene to ``path`` in the format its extension names.
+
+    ``fbx_settings`` override ``FBX_SETTINGS`` for an .fbx (the retarget exports the selected
+    armature with one take per NLA strip)."""
     fmt = format_of(path)
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     chatter = io.StringIO()                            # Blender's "Saved copy as <temporary name>" and the like
     with atomic_output(path, create=False) as tmp:     # no file yet: Blender would keep it as a .blend1 backup
         with contextlib.redirect_stdout(chatter):
-            _WRITERS[fmt](tmp)
+            if fmt == "fbx":
+                _write_fbx(tmp, fbx_settings)
+            else:
+                _WRITERS[fmt](tmp)
     if not quiet.is_quiet() and chatter.getvalue():
         print(chatter.getvalue().replace(os.path.basename(tmp), os.path.basename(path)), end="")
     return path
@@ -65,8 +71,8 @@ def _write_blend(path: str) -> None:
     bpy.ops.wm.save_as_mainfile(filepath=path, copy=True, check_existing=False)
 
 
-def _write_fbx(path: str) -> None:
-    bpy.ops.export_scene.fbx(filepath=path, check_existing=False, **FBX_SETTINGS)
+def _write_fbx(path: str, overrides: dict = None) -> None:
+    bpy.ops.export_scene.fbx(filepath=path, check_existing=False, **{**FBX_SETTINGS, **(overrides or {})})
 
 
 def _write_glb(path: str) -> None:

@@ -7,6 +7,8 @@ import bpy
 from .ops_estimate import HANDCAP_OT_cancel_estimate, HANDCAP_OT_estimate
 from .ops_import import HANDCAP_OT_import_capture
 from .ops_regions import HANDCAP_OT_region_add, HANDCAP_OT_region_from_view, HANDCAP_OT_region_remove
+from .ops_retarget import (HANDCAP_OT_retarget, HANDCAP_OT_retarget_detect, HANDCAP_OT_retarget_preset_load,
+                           HANDCAP_OT_retarget_preset_save)
 
 
 class HANDCAP_PT_estimate(bpy.types.Panel):
@@ -93,4 +95,51 @@ def draw_regions(layout, settings, enabled: bool = True, title: bool = True) -> 
     row.operator(HANDCAP_OT_region_from_view.bl_idname, icon="IMAGE_DATA")
 
 
-CLASSES = (HANDCAP_PT_estimate, HANDCAP_PT_regions_image)
+class HANDCAP_UL_retarget_bones(bpy.types.UIList):
+    """The mapping: one row per hand joint, with the target bone picked from the target's bones."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        target = context.scene.handcap_retarget.target
+        row = layout.row(align=True)
+        row.label(text=item.label(), icon="BONE_DATA" if item.bone else "ERROR")
+        if target is not None:
+            row.prop_search(item, "bone", target.data, "bones", text="")
+        else:
+            row.prop(item, "bone", text="")
+
+
+class HANDCAP_PT_retarget(bpy.types.Panel):
+    """Put the captured hands on your own character: pick its armature and the capture rig, Retarget."""
+
+    bl_idname = "HANDCAP_PT_retarget"
+    bl_label = "Retarget to Your Rig"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Hand Capture"
+    bl_parent_id = "HANDCAP_PT_estimate"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.handcap_retarget
+        col = layout.column(align=True)
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(settings, "target")
+        col.prop(settings, "source")
+        col.prop(settings, "both_hands")
+        col.prop(settings, "wrist_rotation")
+        col.prop(settings, "wrist_location")
+        col.prop(settings, "metacarpal_share")
+        row = layout.row(align=True)
+        row.operator(HANDCAP_OT_retarget_detect.bl_idname, icon="VIEWZOOM")
+        row.operator(HANDCAP_OT_retarget_preset_load.bl_idname, text="Load", icon="FILEBROWSER")
+        row.operator(HANDCAP_OT_retarget_preset_save.bl_idname, text="Save", icon="FILE_TICK")
+        layout.template_list("HANDCAP_UL_retarget_bones", "", settings, "bones", settings, "active_bone", rows=6)
+        missing = [row for row in settings.bones if not row.bone and not row.slot.endswith("0")]
+        if settings.target is not None and missing:
+            layout.label(text=f"{len(missing)} joint(s) without a bone: they stay as they are", icon="INFO")
+        layout.operator(HANDCAP_OT_retarget.bl_idname, icon="ARMATURE_DATA")
+
+
+CLASSES = (HANDCAP_PT_estimate, HANDCAP_PT_regions_image, HANDCAP_UL_retarget_bones, HANDCAP_PT_retarget)

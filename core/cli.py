@@ -1,4 +1,4 @@
-"""The `handcap` command line: demo, estimate, blend, addon-zip (also reachable as `python -m core`).
+"""The `handcap` command line: demo, estimate, blend, retarget, addon-zip (also reachable as `python -m core`).
 
 One rule for every command (README, "Errors and exit codes"): an error is one line on stderr
 naming the input and the problem; the exit code is 0 when every input gave a result, 1 when any
@@ -193,6 +193,36 @@ def cmd_blend(args) -> int:
     return code
 
 
+def cmd_retarget(args) -> int:
+    """Capture file(s) -> takes on the armature of RIG.blend -> OUT.blend|.fbx, with the bpy module."""
+    output = os.path.abspath(args.output)
+    extension = os.path.splitext(output)[1].lower().lstrip(".")
+    if extension not in ("blend", "fbx"):
+        return usage_error("retarget", f"{args.output}: a retarget writes .blend or .fbx")
+    if not os.path.isfile(args.rig):
+        return usage_error("retarget", f"--rig {args.rig}: no such file")
+    if args.mapping and not os.path.isfile(args.mapping):
+        return usage_error("retarget", f"--mapping {args.mapping}: no such file")
+    folder = os.path.dirname(output)
+    try:
+        created = check_writable_folder(folder)
+    except FolderError as e:
+        return usage_error("retarget", str(e))
+    try:
+        from blender_addon.retarget.bone_transfer import TransferOptions
+        from blender_addon.retarget.headless import RetargetJob, retarget_many
+    except ImportError as e:
+        if created:
+            remove_if_empty(folder)
+        return usage_error("retarget", f"Blender's Python module is needed: pip install -e '.[blender]' ({e})")
+    job = RetargetJob(args.rig, args.armature, args.mapping,
+                      TransferOptions(args.wrist_rotation, args.wrist_location, args.metacarpal_share))
+    code = retarget_many(args.captures, job, output)
+    if created:
+        remove_if_empty(folder)
+    return code
+
+
 def cmd_addon_zip(args) -> int:
     """Build the installable Blender extension zip."""
     try:
@@ -310,6 +340,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="OUT.blend|.fbx|.glb for one capture, or a folder (one .blend each)")
     add_verbose(blend)
     blend.set_defaults(func=cmd_blend)
+
+    ret = sub.add_parser(
+        "retarget", help="capture file(s) -> animation on your own rig (Rigify, Mixamo, Unreal, VRM, custom)",
+        description="Put captured hands on the armature in RIG.blend: each target finger bone turns so that its "
+                    "direction and curl axis follow the captured finger, whatever its rest pose and bone roll. The "
+                    "finger bones are found from their names (Rigify incl. DEF-/ORG-, Mixamo, Unreal/MetaHuman, "
+                    "VRM, .L/_l/Left variants) or read from a preset saved in the add-on. Each capture becomes one "
+                    "take: an action pushed to an NLA strip named after the capture; other bones get no keys. "
+                    "OUT.blend is RIG.blend with the takes; OUT.fbx holds the armature, its meshes and one take "
+                    "per capture.")
+    ret.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture files (.npz); one take each")
+    ret.add_argument("--rig", required=True, metavar="RIG.blend", help="the .blend file holding your character")
+    ret.add_argument("--armature", default="", metavar="NAME",
+                     help="the armature object to animate (default: the only armature with hand bones)")
+    ret.add_argument("--mapping", default="", metavar="PRESET.json",
+                     help="a bone mapping preset saved from the add-on (default: found from the bone names)")
+    ret.add_argument("--wrist-rotation", action="store_true",
+                     help="also turn the hand bone like the captured hand (world space, arm at rest)")
+    ret.add_argument("--wrist-location", action="store_true",
+                     help="also move the hand bone to the captured wrist (not for a hand connected to its arm)")
+    ret.add_argument("--metacarpal-share", type=number(float, 0, 1), default=0.0,
+                     help="share of each knuckle's turn the metacarpal bones take (default: 0, they stay at rest)")
+    ret.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.blend or OUT.fbx")
+    add_verbose(ret)
+    ret.set_defaults(func=cmd_retarget)
 
     addon = sub.add_parser("addon-zip", help="build the installable Blender extension zip")
     addon.add_argument("-o", "--output", default="dist", help="output folder (default: %(default)s)")

@@ -246,3 +246,38 @@ def rigify_rigs():
                         [b.name for b in rig.data.bones if b.name not in gen_truth.values()])
     bpy.data.objects.remove(copy)
     return meta_rig, gen_rig
+
+
+def add_skinned_mesh(rig: TargetRig, bones: list = None, radius: float = 0.006) -> object:
+    """A mesh of square tubes, one per bone (all of the rig's hand bones by default), each fully
+    weighted to its bone, parented to the armature with an Armature modifier."""
+    import bpy
+    obj = rig.obj
+    bones = bones or sorted(set(rig.bones.values()))
+    M = np.array(obj.matrix_world)
+    scale = np.linalg.norm(M[:3, 0])
+    verts, faces, groups = [], [], []
+    for name in bones:
+        b = obj.data.bones[name]
+        head, tail = np.array(b.head_local), np.array(b.tail_local)
+        x, z = np.array(b.x_axis), np.array(b.z_axis)
+        r = radius / scale
+        start = len(verts)
+        for end in (head, tail):
+            for sx, sz in ((1, 1), (-1, 1), (-1, -1), (1, -1)):
+                verts.append(end + r * (sx * x + sz * z))
+        for k in range(4):
+            a, b2 = start + k, start + (k + 1) % 4
+            faces.append((a, b2, b2 + 4, a + 4))
+        faces += [(start + 3, start + 2, start + 1, start), (start + 4, start + 5, start + 6, start + 7)]
+        groups.append((name, range(start, start + 8)))
+    mesh = bpy.data.meshes.new(f"{obj.name} skin")
+    mesh.from_pydata([tuple(v) for v in verts], [], faces)
+    skin = bpy.data.objects.new(f"{obj.name} skin", mesh)
+    for collection in obj.users_collection:
+        collection.objects.link(skin)
+    skin.parent = obj
+    for name, idx in groups:
+        skin.vertex_groups.new(name=name).add(list(idx), 1.0, "REPLACE")
+    skin.modifiers.new("Armature", "ARMATURE").object = obj
+    return skin

@@ -278,3 +278,85 @@ def test_self_retarget_reproduces_the_capture_rig(scene):
             assert np.allclose(loc_a, loc_c, atol=1e-5), (b.name, loc_a, loc_c)
     print(f"\nself retarget: worst rotation difference {worst:.2e} rad")
     assert worst < 1e-4, worst
+
+
+def test_panel_operators_detect_preset_and_retarget(scene, tmp_path):
+    """The panel's path: pick the target (its bones are detected), save and load a preset, Retarget."""
+    import blender_addon
+    blender_addon.register()
+    try:
+        rig = scene["rigs"]["vrm"]
+        settings = bpy.context.scene.handcap_retarget
+        settings.target = rig.obj                                   # detection runs on the change
+        rows = {(r.side, r.slot): r.bone for r in settings.bones}
+        assert all(rows[k] == v for k, v in rig.bones.items())
+        preset = tmp_path / "vrm.json"
+        assert bpy.ops.handcap.retarget_preset_save(filepath=str(preset)) == {"FINISHED"}
+        for r in settings.bones:
+            r.bone = ""
+        assert bpy.ops.handcap.retarget_preset_load(filepath=str(preset)) == {"FINISHED"}
+        assert {(r.side, r.slot): r.bone for r in settings.bones} == rows
+        settings.source = scene["sources"]["left"]                  # the right hand comes along
+        assert bpy.ops.handcap.retarget() == {"FINISHED"}
+        track = rig.obj.animation_data.nla_tracks["take"]
+        keyed = {fc.data_path.split('"')[1] for fc in track.strips[0].action.layers[0].strips[0].channelbags[0].fcurves}
+        assert {n for (s, slot), n in rig.bones.items() if slot != "wrist"} == keyed
+        settings.bones[0].bone = "no such bone"
+        with pytest.raises(RuntimeError, match="Not retargeted: left wrist: no bone named 'no such bone'"):
+            bpy.ops.handcap.retarget()
+    finally:
+        blender_addon.unregister()
+
+
+def test_headless_fbx_and_batch_blend_reload_with_the_same_fingers(scene, tmp_path):
+    """`handcap retarget ... -o OUT.fbx` re-imported, and batch.py --rig's .blend reopened: the
+    finger directions still follow the source (each checked against the truth as above)."""
+    import subprocess
+    import sys
+    rig = scene["rigs"]["mixamo"]
+    from tests.retarget_rigs import TargetRig, add_skinned_mesh
+    add_skinned_mesh(rig)
+    rig_path = tmp_path / "characters.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(rig_path), copy=True)
+    objects_in_rig_file = sorted(o.name for o in bpy.data.objects)
+    capture = scene["path"]
+    out_fbx = tmp_path / "out" / "hands.fbx"
+    run = subprocess.run([sys.executable, "-m", "core", "retarget", capture, "--rig", str(rig_path),
+                          "--armature", rig.obj.name, "-o", str(out_fbx)], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"handcap retarget: 1 take(s) -> {out_fbx}" in run.stdout
+    batch = subprocess.run([sys.executable, os.path.join(REPO, "blender_addon", "batch.py"), capture, "-o",
+                            str(tmp_path / "batch"), "--rig", str(rig_path), "--armature", rig.obj.name],
+                           capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert batch.returncode == 0, batch.stdout + batch.stderr
+    ambiguous = subprocess.run([sys.executable, "-m", "core", "retarget", capture, "--rig", str(rig_path),
+                                "-o", str(tmp_path / "x.blend")], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert ambiguous.returncode == 1 and "name one with --armature" in ambiguous.stderr
+    assert not (tmp_path / "x.blend").exists()
+
+    name = rig.obj.name
+    truth = [source_truth(track) for track in scene["capture"].tracks]
+    sides = [track.side for track in scene["capture"].tracks]
+    reset_scene()
+    bpy.ops.import_scene.fbx(filepath=str(out_fbx))
+    (imported,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    anim = imported.animation_data
+    assert anim is not None and anim.action is not None
+    # the FBX take starts at frame 1 like the NLA strip
+    reloaded = TargetRig(imported, "mixamo (fbx)", rig.bones, rig.palm_normal, [])
+    for side, (src_d, _) in zip(sides, truth):
+        dirs, _, _ = target_measure(reloaded, side, range(1, FRAMES + 1))
+        have = ~np.isnan(dirs[0, :, 0])
+        err = angles_deg(dirs[:, have], src_d[:, have])
+        print(f"\nFBX re-import {side}: worst direction error {err.max():.4f} degrees")
+        assert err.max() < 3.0, err.max(axis=0)
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "batch" / "take.blend"))
+    obj = bpy.data.objects[name]
+    assert [t.name for t in obj.animation_data.nla_tracks] == ["take"]
+    reopened = TargetRig(obj, "mixamo (batch)", rig.bones, rig.palm_normal, [])
+    for side, (src_d, _) in zip(sides, truth):
+        dirs, _, _ = target_measure(reopened, side, range(1, FRAMES + 1))
+        have = ~np.isnan(dirs[0, :, 0])
+        assert angles_deg(dirs[:, have], src_d[:, have]).max() < 3.0
+    assert sorted(o.name for o in bpy.data.objects) == objects_in_rig_file   # the capture's own rigs are gone
