@@ -19,11 +19,12 @@ from tests.test_blender_support import REPO, bpy_or_skip, make_fake_engine, save
 ADDON = os.path.join(REPO, "blender_addon")
 ALLOWED = {"bpy", "bpy_extras", "numpy"}      # bpy_extras ships inside bpy
 # modules that must import without Blender (core imports capture_format from an env without bpy)
-BPY_FREE = ("capture_format", "naming", "rig_math", "camera_math", "engine", "regions")
+BPY_FREE = ("capture_format", "naming", "rig_math", "camera_math", "engine", "regions",
+            "retarget.name_mapping", "retarget.rotations", "retarget.bone_transfer")
 
 
 def addon_sources():
-    return sorted(glob.glob(os.path.join(ADDON, "*.py")))
+    return sorted(glob.glob(os.path.join(ADDON, "**", "*.py"), recursive=True))
 
 
 def top_level_imports(tree):
@@ -85,6 +86,7 @@ def built_zip(tmp_path_factory):
 def test_zip_holds_the_addon_and_nothing_else(built_zip):
     names = zipfile.ZipFile(built_zip).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names and "batch.py" in names
+    assert "retarget/bone_transfer.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".md") or n.startswith(".")]
 
 
@@ -99,6 +101,14 @@ prefs = bpy.context.preferences.addons[key].preferences
 result["prefs_class"] = type(prefs).__name__
 prefs.engine_python = sys.executable
 result["import"] = list(bpy.ops.handcap.import_capture(filepath=capture))
+source = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+target = source.copy()
+target.data = source.data.copy()
+target.animation_data_clear()
+bpy.context.scene.collection.objects.link(target)
+settings = bpy.context.scene.handcap_retarget
+settings.target, settings.source = target, source
+result["retarget"] = list(bpy.ops.handcap.retarget())
 result["estimate"] = list(bpy.ops.handcap.estimate(input_path=photo))
 result["region"] = list(bpy.ops.handcap.region_add(x0=1, y0=2, x1=30, y1=40))
 result["collections"] = sorted(c.name for c in bpy.context.scene.collection.children)
@@ -107,7 +117,8 @@ menu = bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
 result["menu"] = any("handcap" in getattr(f, "__module__", "") for f in menu)
 bpy.ops.preferences.addon_disable(module=key)
 result["unregistered"] = not any(hasattr(bpy.types, name)
-                                 for name in ("HANDCAP_PT_estimate", "HANDCAP_PT_regions_image"))
+                                 for name in ("HANDCAP_PT_estimate", "HANDCAP_PT_regions_image",
+                                              "HANDCAP_PT_retarget", "HANDCAP_OT_retarget"))
 print("RESULT " + json.dumps(result))
 """
 
@@ -127,7 +138,7 @@ def test_built_zip_installs_headlessly_and_its_operators_run(built_zip, tmp_path
     assert result.returncode == 0 and lines, result.stdout + result.stderr
     got = json.loads(lines[0][len("RESULT "):])
     assert got == {"enabled": True, "prefs_class": "HANDCAP_AddonPreferences",
-                   "import": ["FINISHED"], "estimate": ["FINISHED"], "region": ["FINISHED"],
+                   "import": ["FINISHED"], "retarget": ["FINISHED"], "estimate": ["FINISHED"], "region": ["FINISHED"],
                    "collections": ["Collection", "snapshot", "take"], "panel": True, "menu": True,
                    "unregistered": True}
     installed = tmp_path / "blender_user" / "extensions" / "user_default" / "handcap"

@@ -308,6 +308,103 @@ def test_panel_operators_detect_preset_and_retarget(scene, tmp_path):
         blender_addon.unregister()
 
 
+def hand_view(obj, bones: dict, side: str, normal_rest: np.ndarray) -> tuple:
+    """(centre, hand frame (3, 3)) of a posed hand at the current frame, world space, from its
+    wrist and knuckles; the palm normal is the rest one carried by the wrist bone."""
+    M = np.array(obj.matrix_world)
+    pb = obj.pose.bones
+    head = {s: M[:3, :3] @ np.array(pb[n].head) + M[:3, 3] for s, n in bones.items() if n}
+    Rw = M[:3, :3] / np.linalg.norm(M[:3, 0])
+    turn = Rw @ np.array(pb[bones["wrist"]].matrix)[:3, :3] @ np.array(obj.data.bones[bones["wrist"]].matrix_local)[:3, :3].T @ Rw.T
+    H = frame_of(head["wrist"], head["middle1"], turn @ normal_rest)
+    return head["wrist"] + 0.09 * H[:, 1], H
+
+
+def render_tile(camera, centre, H, path: str) -> np.ndarray:
+    """Render the scene through ``camera`` placed on the hand's thumb-and-palm side, looking at
+    ``centre`` with the fingers up; returns the image (BGR)."""
+    import cv2
+    import mathutils
+    view = H @ np.array([0.55, -0.25, 0.8])                       # from the thumb side, in front of the palm
+    view /= np.linalg.norm(view)
+    z = view                                                      # the camera looks down its -z
+    y = H[:, 1] - (H[:, 1] @ z) * z
+    y /= np.linalg.norm(y)
+    R = np.stack([np.cross(y, z), y, z], 1)
+    camera.matrix_world = mathutils.Matrix.Translation(centre + 0.5 * view) @ mathutils.Matrix(R.tolist()).to_4x4()
+    scene = bpy.context.scene
+    scene.render.filepath = path
+    bpy.ops.render.render(write_still=True)
+    return cv2.imread(path)
+
+
+@pytest.mark.skipif(os.environ.get("HANDCAP_WRITE_DOCS") != "1", reason="writes docs/retarget_render.png")
+def test_docs_picture_source_and_retargeted_hands(scene, tmp_path):
+    """The source hand and three retargeted characters at rest, in a fist, spread, and a random
+    pose, each seen from the same place relative to its own hand (docs/retarget_render.png)."""
+    import cv2
+    from tests.retarget_rigs import add_skinned_mesh
+    rows = [("handcap capture rig", None), ("Rigify metarig", "rigify metarig"), ("Mixamo", "mixamo"),
+            ("Unreal / MetaHuman", "unreal")]
+    colours = [(0.85, 0.65, 0.5, 1), (0.45, 0.65, 0.9, 1), (0.55, 0.8, 0.5, 1), (0.85, 0.55, 0.8, 1)]
+    from tests.test_blender_support import model_capture
+    capture, _ = model_capture(("right",), 6, seed=2)                 # the open hand model's mesh
+    track = capture.tracks[0]
+    J = track.rest_joints.astype(np.float64)
+    n = palm_of(J[0], J[1], J[7], "right")
+    track.pose[0, 1:] = 0
+    track.pose[1, 1:] = fist_poses(track, np.radians(75))[1:]
+    track.pose[2, 1:] = 0
+    for first, share in ((1, 1), (4, 0.3), (10, -0.5), (7, -1)):
+        track.pose[2, first] = np.radians(14) * share * n
+    track.pose[2, 13] = np.radians(-20) * np.cross(rest_directions(J)[13], n)
+    (source, source_mesh), = import_capture.build_capture(capture, bpy.context, str(tmp_path / "open hand.npz")).rigs
+    options = TransferOptions(metacarpal_share=0.3)
+    meshes = [source_mesh]
+    for label, family in rows[1:]:
+        rig = scene["rigs"][family]
+        retarget_rig.retarget([source], rig.obj, None, options, take="docs")
+        meshes.append(add_skinned_mesh(rig, [n for (s, k), n in rig.bones.items() if s == "right"]))
+    views = [(source, dict(zip(JOINTS, [b + ".R" for b in retarget_rig.rig_data.naming.RIGIFY_HAND_BONES])),
+              CV_TO_WORLD @ n)]
+    for label, family in rows[1:]:
+        rig = scene["rigs"][family]
+        views.append((rig.obj, {k: n for (s, k), n in rig.bones.items() if s == "right"}, rig.palm_normal["right"]))
+    sc = bpy.context.scene
+    sc.render.engine = "BLENDER_WORKBENCH"
+    sc.display.shading.color_type = "OBJECT"
+    sc.display.shading.light = "STUDIO"
+    sc.render.resolution_x = sc.render.resolution_y = 240
+    sc.render.image_settings.file_format = "PNG"
+    world = bpy.data.worlds.new("grey")
+    world.color = (0.92, 0.92, 0.9)
+    sc.world = world
+    camera = bpy.data.objects.new("docs camera", bpy.data.cameras.new("docs camera"))
+    camera.data.type = "ORTHO"
+    camera.data.ortho_scale = 0.26
+    sc.collection.objects.link(camera)
+    sc.camera = camera
+    frames = [(1, "rest"), (2, "fist"), (3, "spread"), (6, "random pose")]
+    tiles = []
+    for (label, _), mesh, colour, (obj, bones, normal) in zip(rows, meshes, colours, views):
+        for other in bpy.data.objects:
+            other.hide_render = other.type == "MESH" and other is not mesh
+        mesh.color = colour
+        row = []
+        for frame, name in frames:
+            sc.frame_set(frame)
+            centre, H = hand_view(obj, bones, "right", normal)
+            img = render_tile(camera, centre, H, str(tmp_path / f"{label}_{frame}.png"))
+            assert (np.abs(img.astype(int) - img[0, 0]).sum(2) > 40).mean() > 0.02, (label, frame)   # a hand is there
+            cv2.putText(img, f"{label}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (40, 40, 40), 1, cv2.LINE_AA)
+            cv2.putText(img, name, (6, 232), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (40, 40, 40), 1, cv2.LINE_AA)
+            row.append(img)
+        tiles.append(np.concatenate(row, 1))
+    picture = np.concatenate(tiles, 0)
+    os.makedirs(os.path.dirname(DOCS_PICTURE), exist_ok=True)
+    cv2.imwrite(DOCS_PICTURE, picture)
+
+
 def test_headless_fbx_and_batch_blend_reload_with_the_same_fingers(scene, tmp_path):
     """`handcap retarget ... -o OUT.fbx` re-imported, and batch.py --rig's .blend reopened: the
     finger directions still follow the source (each checked against the truth as above)."""

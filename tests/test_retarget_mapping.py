@@ -181,3 +181,19 @@ def test_basis_for_inverts_blenders_pose_formula():
     np.testing.assert_allclose(again[:, :3, :3], want, atol=1e-12)
     np.testing.assert_allclose(again[:, :3, 3], head, atol=1e-12)
     np.testing.assert_allclose(posed, again, atol=1e-12)
+
+
+def test_retarget_command_usage_errors(tmp_path, capsys):
+    """`handcap retarget` refuses a wrong output type, a missing rig or preset at once (exit 2)."""
+    from core.cli import main
+    rig = tmp_path / "rig.blend"
+    rig.write_bytes(b"x")
+    assert main(["retarget", "a.npz", "--rig", str(rig), "-o", str(tmp_path / "out.glb")]) == 2
+    assert "a retarget writes .blend or .fbx" in capsys.readouterr().err
+    assert main(["retarget", "a.npz", "--rig", str(tmp_path / "none.blend"), "-o", str(tmp_path / "o.fbx")]) == 2
+    assert "--rig" in capsys.readouterr().err
+    assert main(["retarget", "a.npz", "--rig", str(rig), "--mapping", "no.json", "-o", str(tmp_path / "o.blend")]) == 2
+    assert not (tmp_path / "o.blend").exists() and not (tmp_path / "o.fbx").exists()
+    with pytest.raises(SystemExit) as exit_:
+        main(["retarget", "a.npz", "--rig", str(rig), "--metacarpal-share", "2", "-o", "o.blend"])
+    assert exit_.value.code == 2 and "out of range" in capsys.readouterr().err

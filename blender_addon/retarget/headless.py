@@ -43,14 +43,16 @@ def output_format(path: str) -> str:
 
 
 def find_armature(name: str = "") -> bpy.types.Object:
-    """The armature called ``name``, or the only one whose bone names show a hand; ValueError."""
+    """The armature called ``name``, or the only one whose bone names show a hand (handcap's own
+    capture rigs aside); ValueError."""
+    from . import rig_data
     armatures = [o for o in bpy.data.objects if o.type == "ARMATURE"]
     if name:
         for obj in armatures:
             if obj.name == name:
                 return obj
         raise ValueError(f"no armature named {name!r} (armatures: {', '.join(o.name for o in armatures) or 'none'})")
-    with_hands = [o for o in armatures if retarget_rig.detect(o).sides_found()]
+    with_hands = [o for o in armatures if not rig_data.capture_rig_side(o) and retarget_rig.detect(o).sides_found()]
     if len(with_hands) != 1:
         found = ", ".join(o.name for o in with_hands) or "none"
         raise ValueError(f"{len(with_hands)} armatures with hand bones ({found}): name one with --armature")
