@@ -86,8 +86,9 @@ def make_capture(sides=("right", "left"), frames: int = FRAMES, seed: int = 3):
     return capture
 
 
-def source_truth(track) -> tuple:
-    """Per frame, in the source hand's frame: directions (N, 16, 3) and curl axes (N, 16, 3)."""
+def source_truth(track, hand_frames: bool = False) -> tuple:
+    """Per frame, in the source hand's frame: directions (N, 16, 3) and curl axes (N, 16, 3)
+    (and with ``hand_frames`` the hand frames (N, 3, 3) in camera space)."""
     J = track.rest_joints.astype(np.float64)
     R = rodrigues(track.pose.astype(np.float64))                  # (N, 16, 3, 3)
     G = np.zeros_like(R)
@@ -101,19 +102,23 @@ def source_truth(track) -> tuple:
     c0 /= np.linalg.norm(c0, axis=1, keepdims=True)
     dirs = np.einsum("njab,jb->nja", G, d0)
     curls = np.einsum("njab,jb->nja", G, c0)
-    out_d, out_c = [], []
+    out_d, out_c, frames = [], [], []
     for f in range(len(R)):
         H = frame_of(pos[f, 0], pos[f, 4], G[f, 0] @ n0)           # camera space; the hand's own frame
         out_d.append(dirs[f] @ H)
         out_c.append(curls[f] @ H)
+        frames.append(H)
+    if hand_frames:
+        return np.array(out_d), np.array(out_c), np.array(frames)
     return np.array(out_d), np.array(out_c)
 
 
 # --- the target, measured in Blender -----------------------------------------------------
 
-def target_measure(rig, side: str, frames) -> tuple:
+def target_measure(rig, side: str, frames, hand_frames: list = None) -> tuple:
     """Per frame, in the target hand's frame: directions and curl axes (N, 16, 3) of the mapped
-    bones (NaN where a joint has no bone), and the fingertips' height above the palm (N, 5)."""
+    bones (NaN where a joint has no bone), and the fingertips' height above the palm (N, 5).
+    The hand frames (world) and wrist heads are appended to ``hand_frames`` when given."""
     obj = rig.obj
     M = np.array(obj.matrix_world)
     Rw = M[:3, :3] / np.linalg.norm(M[:3, 0])
@@ -138,6 +143,8 @@ def target_measure(rig, side: str, frames) -> tuple:
         pb = obj.pose.bones
         H = Rw @ np.array(pb[bones["wrist"]].matrix)[:3, :3] @ hand_in_bone
         wrist = M[:3, :3] @ np.array(pb[bones["wrist"]].head) + M[:3, 3]
+        if hand_frames is not None:
+            hand_frames.append((H, wrist))
         for j, slot in enumerate(JOINTS):
             if not bones[slot] or j == 0:
                 continue
@@ -219,6 +226,28 @@ def test_fingers_follow_the_source(scene, family):
         assert np.all(tips[1, fingers] > 0.005), tips[1]
     ERRORS[family] = worst
     print(f"\n{family}: worst direction / twist error (degrees): {worst}")
+
+
+def test_wrist_rotation_and_location_follow_the_captured_hand(scene):
+    """With the wrist options on (a Mixamo rig: object scaled 0.01 and turned, random rolls), the
+    target hand's frame matches the captured hand's frame in world space and its wrist sits on
+    the captured wrist; the fingers still follow."""
+    rig = scene["rigs"]["mixamo"]
+    retarget_rig.retarget(list(scene["sources"].values()), rig.obj, None,
+                          TransferOptions(wrist_rotation=True, wrist_location=True), take="take")
+    for track in scene["capture"].tracks:
+        src_d, _, src_H = source_truth(track, hand_frames=True)
+        measured = []
+        dirs, _, _ = target_measure(rig, track.side, range(1, FRAMES + 1), measured)
+        source = scene["sources"][track.side]
+        for f, ((H, wrist), Hs) in enumerate(zip(measured, src_H)):
+            bpy.context.scene.frame_set(f + 1)
+            R = H.T @ (CV_TO_WORLD @ Hs)                       # the capture rig's world is diag(1, -1, -1) camera
+            assert np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1))) < 1.0
+            want = np.array(source.matrix_world @ source.pose.bones[0].head)
+            assert np.allclose(wrist, want, atol=1e-5), (wrist, want)
+        have = ~np.isnan(dirs[0, :, 0])
+        assert angles_deg(dirs[:, have], src_d[:, have]).max() < 3.0
 
 
 def test_untouched_bones_and_take(scene):

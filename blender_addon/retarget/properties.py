@@ -6,6 +6,7 @@ import bpy
 
 from . import rig_data
 from .bone_transfer import TransferOptions
+from .retarget_rig import detect
 from .name_mapping import SIDES, SLOTS, Mapping
 
 SLOT_LABELS = {"wrist": "Wrist", **{f"{f}{k}": f"{f.title()} {k}" for f in ("thumb", "index", "middle", "ring", "pinky")
@@ -35,7 +36,6 @@ def _is_capture_rig(self, obj) -> bool:
 def _target_changed(self, context) -> None:
     """A new target: fill the list from its bone names."""
     if self.target is not None:
-        from .retarget_rig import detect
         self.set_mapping(detect(self.target))
     else:
         self.set_mapping(Mapping())
@@ -64,7 +64,6 @@ class HANDCAP_RetargetSettings(bpy.types.PropertyGroup):
         description="How much of each knuckle's turn the metacarpal bones take (0: they stay at rest)")
     bones: bpy.props.CollectionProperty(type=HANDCAP_RetargetBone)
     active_bone: bpy.props.IntProperty(default=0)
-    preset_path: bpy.props.StringProperty(name="Preset", subtype="FILE_PATH", default="")
 
     def mapping(self) -> Mapping:
         mapping = Mapping()
