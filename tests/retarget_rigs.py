@@ -104,8 +104,12 @@ def _leaf_name(family: str, name: str) -> str:
     return name + "_end"
 
 
-def build_family_rig(family: str, sides=("left", "right"), seed: int = 0, name: str = ""):
-    """A character-like armature of ``family`` with both hands (see the module doc)."""
+def build_family_rig(family: str, sides=("left", "right"), seed: int = 0, name: str = "", x_forward: bool = False):
+    """A character-like armature of ``family`` with both hands (see the module doc).
+
+    ``x_forward``: hand bones point along their local X, not Y, as an Unreal FBX imported
+    without automatic bone orientation: Blender's tail sticks out sideways from the finger.
+    """
     import bpy
     rng = np.random.default_rng(seed)
     units = 100.0 if family == "mixamo" else 1.0                  # Mixamo FBX: centimetres, object scale 0.01
@@ -125,8 +129,16 @@ def build_family_rig(family: str, sides=("left", "right"), seed: int = 0, name: 
     # body: a root, a spine, and per side a shoulder -> upper arm -> forearm
     body = []
 
-    def bone(n, head, tail, parent=None, z=None, connect=False):
+    def bone(n, head, tail, parent=None, z=None, connect=False, sideways=False):
         b = eb.new(n)
+        if sideways:            # Y across the segment, X along it
+            d = (tail - head) / np.linalg.norm(tail - head)
+            across = np.cross(d, z)
+            across /= np.linalg.norm(across)
+            b.head, b.tail = [float(v) * units for v in head], [float(v) * units for v in head + 0.6 * across * np.linalg.norm(tail - head)]
+            b.align_roll([float(v) for v in np.cross(d, across)])
+            b.parent = parent
+            return b
         b.head, b.tail = [float(v) * units for v in head], [float(v) * units for v in tail]
         if z is not None:
             b.align_roll([float(v) for v in z])
@@ -174,10 +186,12 @@ def build_family_rig(family: str, sides=("left", "right"), seed: int = 0, name: 
                 parent = made["wrist"]
             else:
                 parent = made[f"{finger}{k - 1}"]
-            made[slot] = bone(names[slot], head, tail, parent, z, connect=slot != "wrist" and k > 1)
+            made[slot] = bone(names[slot], head, tail, parent, z, connect=slot != "wrist" and k > 1 and not x_forward,
+                              sideways=x_forward and slot != "wrist")
             truth[(side, slot)] = names[slot]
             if k == 3 and family in ("mixamo", "unreal"):        # end bones, as exporters add them
-                leaf = bone(_leaf_name(family, names[slot]), tail, tail + d * 0.01, made[slot], connect=True)
+                leaf = bone(_leaf_name(family, names[slot]), tail, tail + d * 0.01, made[slot],
+                            connect=not x_forward)
                 body.append(leaf.name)
         palms[side] = R @ np.array([0, 0, 1.0])
     bpy.ops.object.mode_set(mode="OBJECT")

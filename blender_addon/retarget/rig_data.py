@@ -42,7 +42,12 @@ def object_matrix(obj: bpy.types.Object) -> np.ndarray:
 
 
 def hand_rest(obj: bpy.types.Object, side_bones: dict, side: str) -> bone_transfer.HandRest:
-    """The rest pose in world space of the mapped bones (slot -> bone name) of one hand."""
+    """The rest pose in world space of the mapped bones (slot -> bone name) of one hand.
+
+    A bone's "tail" here is where its segment ends (``segment_end``), which is not always
+    where Blender draws its tail: rigs imported with bones along X (Unreal's convention) have
+    tails off to the side of the finger.
+    """
     names, rest, _ = rest_matrices(obj)
     index = {n: i for i, n in enumerate(names)}
     world = object_matrix(obj)
@@ -54,8 +59,32 @@ def hand_rest(obj: bpy.types.Object, side_bones: dict, side: str) -> bone_transf
         b = obj.data.bones[name]
         rots[slot] = rot_world @ rest[index[name], :3, :3]
         heads[slot] = world[:3, :3] @ np.array(b.head_local, np.float64) + world[:3, 3]
-        tails[slot] = world[:3, :3] @ np.array(b.tail_local, np.float64) + world[:3, 3]
+        tails[slot] = world[:3, :3] @ segment_end(obj, side_bones, slot) + world[:3, 3]
     return bone_transfer.HandRest(side, rots, heads, tails)
+
+
+def segment_end(obj, side_bones: dict, slot: str) -> np.ndarray:
+    """Where a finger bone's segment ends, armature space (3,): the head of the next mapped
+    bone of its finger (a metacarpal's is the first bone), else of its only child (an end
+    bone such as Mixamo's ``...Index4`` or Unreal's ``..._04_leaf``), else its own tail."""
+    bone = obj.data.bones[side_bones[slot]]
+    if slot != "wrist":
+        following = slot[:-1] + str(int(slot[-1]) + 1)
+        name = side_bones.get(following, "")
+        if name and _descends(obj.data.bones[name], bone):
+            return np.array(obj.data.bones[name].head_local, np.float64)
+        if len(bone.children) == 1 and (bone.children[0].head_local - bone.head_local).length > 1e-6:
+            return np.array(bone.children[0].head_local, np.float64)
+    return np.array(bone.tail_local, np.float64)
+
+
+def _descends(bone, ancestor) -> bool:
+    parent = bone.parent
+    while parent is not None:
+        if parent == ancestor:
+            return True
+        parent = parent.parent
+    return False
 
 
 # --- capture rigs -------------------------------------------------------------------------
