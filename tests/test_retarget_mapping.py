@@ -197,3 +197,38 @@ def test_retarget_command_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["retarget", "a.npz", "--rig", str(rig), "--metacarpal-share", "2", "-o", "o.blend"])
     assert exit_.value.code == 2 and "out of range" in capsys.readouterr().err
+
+
+def test_transfer_onto_a_turned_copy_with_rolled_bones():
+    """A target that is the source hand turned by Q, every bone rolled by its own angle about
+    its length: each target bone's world rotation must be Q @ (source bone's) @ roll, on every
+    frame, with the source wrist still (the hand frames then differ by Q only)."""
+    rng = np.random.default_rng(5)
+    slots = ["wrist", "index1", "index2", "middle1", "ring1", "pinky1", "pinky2", "thumb1"]
+    heads = {"wrist": np.zeros(3), "index1": np.array([0.03, 0.08, 0]), "index2": np.array([0.032, 0.12, 0]),
+             "middle1": np.array([0.005, 0.085, 0]), "ring1": np.array([-0.015, 0.08, 0]),
+             "pinky1": np.array([-0.03, 0.07, 0]), "pinky2": np.array([-0.033, 0.1, 0]),
+             "thumb1": np.array([0.02, 0.02, 0.01])}
+    tails = {"wrist": heads["middle1"], "index1": heads["index2"], "index2": np.array([0.033, 0.15, 0.0]),
+             "middle1": np.array([0.005, 0.13, 0]), "ring1": np.array([-0.016, 0.12, 0]),
+             "pinky1": heads["pinky2"], "pinky2": np.array([-0.035, 0.12, 0.0]), "thumb1": np.array([0.05, 0.05, 0.03])}
+
+    def bone_rotation(head, tail, seed):
+        y = rotations.unit(tail - head)
+        x = rotations.unit(np.cross(y, np.random.default_rng(seed).normal(size=3)))
+        return np.stack([x, y, np.cross(x, y)], 1)
+
+    source_rot = {s: bone_rotation(heads[s], tails[s], k) for k, s in enumerate(slots)}
+    Q = rotations.quaternion_to_matrix(rng.normal(size=4))
+    rolls = {s: rotations.quaternion_to_matrix(np.r_[np.cos(a / 2), 0, np.sin(a / 2), 0])
+             for s, a in zip(slots, rng.uniform(-np.pi, np.pi, len(slots)))}    # about the bone's own Y
+    source = bone_transfer.HandRest("right", source_rot, heads, tails)
+    target = bone_transfer.HandRest("right", {s: Q @ source_rot[s] @ rolls[s] for s in slots},
+                                    {s: Q @ h for s, h in heads.items()}, {s: Q @ t for s, t in tails.items()})
+    N = 4
+    posed = {s: rotations.quaternion_to_matrix(rng.normal(size=(N, 4))) @ source_rot[s] for s in slots}
+    posed["wrist"] = np.broadcast_to(source_rot["wrist"], (N, 3, 3))
+    out = bone_transfer.target_world_rotations(source, posed, target, bone_transfer.TransferOptions())
+    assert sorted(out) == sorted(slots[1:])
+    for s in slots[1:]:
+        np.testing.assert_allclose(out[s], Q @ posed[s] @ rolls[s], atol=1e-9)

@@ -147,7 +147,6 @@ class HandRest:
         return {s: self.rotations[s].T @ f for s, f in frames.items()}
 
 
-
 def shared_landmarks(a: HandRest, b: HandRest) -> tuple:
     """The knuckles both hands have, to build both hand frames from the same landmarks:
     (index side, middle, little-finger side); ValueError naming what is missing."""
