@@ -12,7 +12,8 @@
    score lower). A region that scores under that, but not far under, gets a second look in the region
    its own landmarks give (``recentre``).
 4. One hand, one result: finds whose landmark boxes overlap by more than DUPLICATE_IOU, or lie mostly
-   inside one another with the same side, are one hand; the find with the highest presence stays, and
+   inside one another with the same side, or that put the wrist and the middle finger in the same
+   place (a hand read once as a left and once as a right hand) are one hand; the find with the highest presence stays, and
    keeps the person of any person-derived find it absorbed.
 5. What is not a hand is dropped: besides the presence score, a find from a person's pose whose side
    the landmark network calls, with confidence (>= SIDE_CONFLICT), the other way is not that hand (the
@@ -45,6 +46,7 @@ RECENTRE_FROM = 0.02           # a person's hand scoring at least this gets a se
 SIDE_CONFLICT = 0.9            # ... a pose-derived find called the other side this surely is dropped
 DUPLICATE_IOU = 0.3            # landmark boxes of one hand
 DUPLICATE_CONTAINED = 0.7      # ... or the smaller mostly inside the larger, same side
+PALM_AXIS, SAME_PALM = (0, 9, 10, 11, 12), 0.25   # ... or wrist and middle finger in the same place, either side
 
 
 @dataclasses.dataclass
@@ -148,7 +150,7 @@ class HandFinder:
 
 def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[FoundHand]:
     """One find per hand: overlapping finds (landmark boxes' IoU > ``iou``, or the smaller mostly
-    inside the larger with the same side) are one hand; the highest presence stays, with the person
+    inside the larger with the same side, or ``_same_palm``) are one hand; the highest presence stays, with the person
     of any person-derived find of that hand."""
     if not finds:
         return []
@@ -158,7 +160,7 @@ def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[Fou
     kept: list[int] = []
     members: dict[int, list[int]] = {}
     for i in order:
-        home = next((k for k in kept if overlap[i, k] > iou or
+        home = next((k for k in kept if overlap[i, k] > iou or _same_palm(finds[i], finds[k]) or
                      (finds[i].hand.side == finds[k].hand.side and _contained(boxes[i], boxes[k]) > DUPLICATE_CONTAINED)),
                     None)
         if home is None:
@@ -171,6 +173,14 @@ def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[Fou
         person = next((finds[m].person for m in members[k] if finds[m].person >= 0), -1)
         out.append(dataclasses.replace(finds[k], person=person))
     return out
+
+
+def _same_palm(a: FoundHand, b: FoundHand) -> bool:
+    """Whether two finds put the wrist and the middle finger (landmarks 0, 9-12: the same points for
+    either side's reading of one hand) within SAME_PALM of the larger hand's size of each other."""
+    pa, pb = a.hand.landmarks[list(PALM_AXIS), :2], b.hand.landmarks[list(PALM_AXIS), :2]
+    size = max(float(np.ptp(a.hand.landmarks[:, :2], 0).max()), float(np.ptp(b.hand.landmarks[:, :2], 0).max()), 1.0)
+    return float(np.linalg.norm(pa - pb, axis=1).mean()) < SAME_PALM * size
 
 
 def _contained(a: np.ndarray, b: np.ndarray) -> float:
