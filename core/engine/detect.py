@@ -41,7 +41,7 @@ BF16_ON_GPU = False             # bfloat16 moved the landmarks by 0.67 crop px o
 VIDEO_PALM_EVERY = 4            # video: while a hand is tracked, the palm detector looks for more every n-th frame
 VIDEO_MAX_HANDS = 2             # video: hands tracked when max_hands is None (photos: every hand found)
 SEARCH_MAX_HANDS = 8            # photos: hands the fallback passes (search views, sweep) look for at most
-CHECK_PRESENCE = 0.3            # photos: finds in a tile, or from a person's pose under this presence, must pass
+CHECK_PRESENCE = 0.5            # photos: finds in a tile, or from a person's pose under this presence, must pass
                                 # RegionSweep.are_stable (on 27 photos without hands: 3 false hands without it, 0 with)
 
 
