@@ -53,7 +53,8 @@ def parse_args(argv: list) -> argparse.Namespace:
     parser.add_argument("--format", default="blend", choices=("blend", "fbx", "glb"))
     parser.add_argument("--engine-python", default="", help="the engine's Python (photos/videos)")
     parser.add_argument("--hand", default="auto", choices=("auto", "left", "right"))
-    parser.add_argument("--max-hands", type=int, default=2)
+    parser.add_argument("--max-hands", type=int, default=0, help="at most this many hands per photo or frame "
+                        "(default 0: every hand of a photo, 2 per video frame)")
     parser.add_argument("--smoothing", type=float, default=0.5)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--rig", default="", metavar="RIG.blend",

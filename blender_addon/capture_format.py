@@ -37,6 +37,9 @@ Per hand track t, keys prefixed ``track{t}/``:
   ``transl`` float32 (N,3), ``joints_3d`` float32 (N,K,3) camera space,
   ``keypoints_2d`` float32 (N,K,2) pixels, ``confidence`` float32 (N,), ``valid`` bool (N,).
   K is 21: the 16 joints plus 5 fingertips in FreiHAND/OpenPose order.
+  ``person`` int32 () [optional]: which person of the photo the hand belongs to (0, 1, ...: the
+  engine's people in the order it found them), -1 when not known; a file without it reads as -1.
+  (A new optional key keeps the version: readers ignore keys they do not know.)
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class HandTrack:
     valid: np.ndarray             # (N,) bool: False where no hand was seen in that frame
     face_uvs: Optional[np.ndarray] = None         # (F, 3, 2) per-corner UVs
     pose_correctives: Optional[np.ndarray] = None  # ((J-1)*9, V, 3) metres per unit feature
+    person: int = -1              # which person of the photo the hand belongs to; -1: not known
 
     @property
     def num_frames(self) -> int:
@@ -122,6 +126,7 @@ _TRACK_FIELDS = (
     ("keypoints_2d", "f", ("N", "K", 2), True),
     ("confidence", "f", ("N",), True),
     ("valid", "b", ("N",), True),
+    ("person", "i", (), False),
 )
 _DTYPES = {"f": np.float32, "i": np.int32, "b": np.bool_}
 
@@ -208,6 +213,8 @@ def _validate_track(arrays: dict, prefix: str) -> None:
     parents = arrays[prefix + "parents"]
     if parents[0] != -1 or np.any(parents[1:] < 0) or np.any(parents[1:] >= np.arange(1, J)):
         raise CaptureError(f"'{prefix}parents' must be -1 for the root and point to earlier joints")
+    if prefix + "person" in arrays and int(arrays[prefix + "person"]) < -1:
+        raise CaptureError(f"'{prefix}person' must be -1 (not known) or a person index >= 0")
     weights = arrays[prefix + "skin_weights"]
     if np.any(np.abs(weights.sum(axis=1) - 1.0) > 1e-3) or np.any(weights < -1e-6):
         raise CaptureError(f"'{prefix}skin_weights' rows must be non-negative and sum to 1")
@@ -268,7 +275,12 @@ def _from_arrays(arrays: dict) -> Capture:
             name = f"track{t}/{key}"
             if name in arrays:
                 value = arrays[name]
-                fields[key] = str(value) if key == "side" else (value.astype(_DTYPES[kind]) if kind in _DTYPES else value)
+                if key == "side":
+                    fields[key] = str(value)
+                elif key == "person":
+                    fields[key] = int(value)
+                else:
+                    fields[key] = value.astype(_DTYPES[kind]) if kind in _DTYPES else value
         tracks.append(HandTrack(**fields))
     return Capture(
         hand_model=str(arrays["hand_model"]),

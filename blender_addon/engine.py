@@ -44,7 +44,7 @@ class EstimateOptions:
     """What the Estimate Hand panel passes on to ``core estimate``."""
 
     hand: str = "auto"            # auto | left | right
-    max_hands: int = 2
+    max_hands: int = 0            # 0: the engine's default (every hand of a photo, 2 per video frame)
     smoothing: float = 0.5        # 0 = none, 1 = strongest
     frame_start: int = 0          # source frames, 0-based
     frame_end: int = -1           # inclusive; -1 = to the end

@@ -88,7 +88,7 @@ def build_track(track: HandTrack, index: int, title: str, collection: bpy.types.
     bones = naming.bone_names(track.joint_names, track.parents, track.side)
     if len(set(bones)) != len(bones):
         raise CaptureError(f"track {index}: joint names are not unique")
-    arm_name, mesh_name = naming.rig_names(title, index, track.side)
+    arm_name, mesh_name = naming.rig_names(title, index, track.side, track.person)
     heads = np.asarray(track.rest_joints, np.float64)
     tails = rig_math.bone_tails(heads, track.parents, track.rest_vertices, track.skin_weights)
     palm = rig_math.palm_normal(heads, track.side, naming.is_mano_skeleton(track.parents))

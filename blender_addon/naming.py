@@ -58,7 +58,10 @@ def capture_title(source_path: str, capture_path: str = "") -> str:
     return "Hand Capture"
 
 
-def rig_names(title: str, track_index: int, side: str) -> tuple:
-    """(armature object, mesh object) names for one hand track of a capture."""
-    base = f"{title} hand{track_index}{side_suffix(side)}"
+def rig_names(title: str, track_index: int, side: str, person: int = -1) -> tuple:
+    """(armature object, mesh object) names for one hand track of a capture: after its person when
+    known (``photo person1 hand3.L``), else after the track (``photo hand3.L``); the track index keeps
+    every name of a capture unique."""
+    who = f"person{person} " if person >= 0 else ""
+    base = f"{title} {who}hand{track_index}{side_suffix(side)}"
     return base + " rig", base

@@ -36,7 +36,8 @@ class HANDCAP_Settings(bpy.types.PropertyGroup):
                ("right", "Right", "Only right hands")),
         default="auto")
     max_hands: bpy.props.IntProperty(
-        name="Maximum Hands", description="At most this many hands", default=2, min=1, max=8)
+        name="Maximum Hands", description="At most this many hands (0: every hand of a photo, 2 in a video)",
+        default=0, min=0, max=64)
     smoothing: bpy.props.FloatProperty(
         name="Smoothing", description="Temporal smoothing strength for videos (0: none)",
         default=0.5, min=0.0, max=1.0, subtype="FACTOR")

@@ -310,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--hand", choices=["auto", "right", "left"], default="auto",
                      help="which hands to capture (auto: both); with --box, MediaPipe's landmark model tells the "
                           "side of a boxed hand, and this is the side where it cannot (auto: right)")
-    est.add_argument("--max-hands", type=number(int, 1), default=2, help="at most this many hands per frame (default: %(default)s)")
+    est.add_argument("--max-hands", type=number(int, 1), default=None,
+                     help="at most this many hands per photo or video frame (default: every hand of a photo, "
+                          "2 per video frame)")
     est.add_argument("--landmarks", choices=["full", "lite"], default="full",
                      help="MediaPipe's landmark model: 'full' (default) or 'lite', about 6 ms per frame faster on a "
                           "2-core CPU but its landmarks, which the fit follows, are less exact")

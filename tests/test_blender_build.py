@@ -345,3 +345,16 @@ def test_save_reload_matches_hand_layer(hands, tmp_path):
     err = max_error(rigs, refs)
     print(f"max |Blender - HandLayer| after save + reload: {err * 1e3:.5f} mm")
     assert err < TOL_M
+
+
+def test_many_hands_one_rig_each_named_after_person_and_side(tmp_path):
+    """A photo of a group: six hands of three people (and one hand of no known person) -> one rig per
+    hand, named after its person and side."""
+    capture = toy_capture(frames=1, sides=("right", "left", "right", "left", "right", "left", "right"), fps=0.0)
+    for track, person in zip(capture.tracks, (0, 0, 1, 1, 2, 2, -1)):
+        track.person = person
+    result = build(save(capture, tmp_path / "group.npz"))
+    names = [arm.name for arm, _ in result.rigs]
+    assert len(result.rigs) == 7 and len(set(names)) == 7
+    assert names[0] == "group person0 hand0.R rig" and names[3] == "group person1 hand3.L rig"
+    assert names[6] == "group hand6.R rig"

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.perception import (HandLandmarkNet, PalmDetector, PoseDetector, load_hand_landmarks, load_palm_detector,
-                             load_pose_detector)
+from core.perception import (HandLandmarkNet, HandRecropNet, PalmDetector, PoseDetector, PoseLandmarkNet,
+                             load_hand_landmarks, load_hand_recrop, load_palm_detector, load_pose_detector,
+                             load_pose_landmarks)
 from core.perception.layers import SameConv2d, pointwise, same_padding
 
 from .conftest import REAL_IMAGES
@@ -99,9 +100,46 @@ def test_hand_landmarks_match_mediapipe(variant):
         assert presence_ref[-1, 0] > 0.5
 
 
+def test_pose_landmarks_match_mediapipe():
+    images = _images(256, WILD_PHOTO, count=5)
+    landmarks_ref, flag_ref, mask_ref, heatmap_ref, world_ref = _reference(
+        "pose_landmark/pose_landmark_full.tflite", 256, 5, images)
+    with torch.no_grad():
+        out = load_pose_landmarks()(_tensor(images))
+        masked = load_pose_landmarks()(_tensor(images[:2]), segmentation=True)
+    n = len(images)
+    assert out.landmarks.shape == (n, 39, 5) and out.world.shape == (n, 39, 3) and out.flag.shape == (n,)
+    assert out.heatmap.shape == (n, 64, 64, 39) and out.segmentation is None
+    landmarks, reference = out.landmarks.numpy(), landmarks_ref.reshape(n, 39, 5)
+    assert np.abs(landmarks[..., :3] - reference[..., :3]).max() / 256 < TOLERANCE
+    assert _logit_error(landmarks[..., 3:], reference[..., 3:]) < TOLERANCE          # visibility, presence
+    assert np.abs(out.flag.numpy() - flag_ref[:, 0]).max() < TOLERANCE
+    assert _logit_error(out.heatmap.reshape(n, -1).numpy(), heatmap_ref) < TOLERANCE
+    assert np.abs(out.world.reshape(n, -1).numpy() - world_ref).max() < TOLERANCE     # metres
+    # the person mask (unused by handcap, computed on request): probabilities within 5e-3 (see convert.py)
+    probability = torch.sigmoid(masked.segmentation.reshape(2, -1)).numpy()
+    assert np.abs(probability - 1 / (1 + np.exp(-np.clip(mask_ref[:2], -80, 80)))).max() < 5e-3
+    if os.path.isfile(WILD_PHOTO):        # people in the photo: MediaPipe itself sees a person
+        assert flag_ref[-1, 0] > 0.5
+
+
+def test_hand_recrop_matches_mediapipe():
+    images = _images(256, FREIHAND_CROP)
+    (points_ref,) = _reference("holistic_landmark/hand_recrop.tflite", 256, 1, images)
+    with torch.no_grad():
+        points = load_hand_recrop()(_tensor(images))
+    assert points.shape == (len(images), 2, 2)
+    assert np.abs(points.reshape(len(images), -1).numpy() - points_ref).max() / 256 < TOLERANCE
+
+
 def test_input_ranges_and_shape_errors():
     assert PalmDetector.INPUT_RANGE == (0.0, 1.0) and HandLandmarkNet.INPUT_RANGE == (0.0, 1.0)
     assert PoseDetector.INPUT_RANGE == (-1.0, 1.0)
+    assert PoseLandmarkNet.INPUT_RANGE == (0.0, 1.0) and HandRecropNet.INPUT_RANGE == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        PoseLandmarkNet()(torch.zeros(1, 3, 224, 224))
+    with pytest.raises(ValueError):
+        HandRecropNet()(torch.zeros(1, 3, 224, 224))
     with pytest.raises(ValueError):
         PalmDetector("lite")(torch.zeros(1, 3, 224, 224))
     with pytest.raises(ValueError):

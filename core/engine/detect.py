@@ -6,7 +6,9 @@ It gives, per hand, 21 landmarks in the FreiHAND/OpenPose order our networks use
 ``Detection.side`` is the person's real hand in an ordinary photo.
 
 A photo is looked at in up to three passes, each only when the one before found nothing:
-  1. the palm detector, then the landmark model in the palms' regions (``HandTracker``);
+  1. every person's hands, then palms on the photo and its tiles, one result per hand
+     (``core.perception.hand_finder.HandFinder``; a video frame: the palm detector and the landmark
+     model in the palms' and the tracked hands' regions, ``HandTracker``);
   2. the same on ``search_views``: the photo shrunk inside a border and turned (close-ups, hands far
      from upright);
   3. ``RegionSweep``: the landmark model alone, on square windows of the photo at several sizes,
@@ -27,6 +29,7 @@ import cv2
 import numpy as np
 import torch
 
+from core.perception.hand_finder import HandFinder
 from core.perception.hand_landmarker import Hand, HandLandmarker
 from core.perception.hand_tracker import HandTracker, load_networks
 from core.perception.regions import Region
@@ -36,6 +39,10 @@ DUPLICATE_IOU = 0.5             # two detections overlapping more than this are 
 DUPLICATE_CONTAINED = 0.8
 BF16_ON_GPU = False             # bfloat16 moved the landmarks by 0.67 crop px on average (tolerance 0.5): float32
 VIDEO_PALM_EVERY = 4            # video: while a hand is tracked, the palm detector looks for more every n-th frame
+VIDEO_MAX_HANDS = 2             # video: hands tracked when max_hands is None (photos: every hand found)
+SEARCH_MAX_HANDS = 8            # photos: hands the fallback passes (search views, sweep) look for at most
+CHECK_PRESENCE = 0.5            # photos: finds in a tile, or from a person's pose under this presence, must pass
+                                # RegionSweep.are_stable (on 27 photos without hands: 3 false hands without it, 0 with)
 
 
 @dataclasses.dataclass
@@ -46,8 +53,10 @@ class Detection:
     side: str                               # "right" | "left" (the person's hand)
     score: float                            # detector confidence in [0, 1]
     keypoints_2d: Optional[np.ndarray]      # (21, 2) landmarks, or None (a box from the user)
-    source: str = "mediapipe"               # "mediapipe" | "box" (given by the user) | "search" | "sweep"
+    source: str = "mediapipe"               # "mediapipe" (palm detector) | "person" (a person's pose) | "tile"
+                                            # (palm detector on a tile) | "box" (given by the user) | "search" | "sweep"
     world_landmarks: Optional[np.ndarray] = None   # (21, 3) metres, camera axes, origin near the hand's centre
+    person: int = -1                        # which person of the photo the hand belongs to; -1: not known
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -85,7 +94,8 @@ class HandDetector:
     """MediaPipe Hands' pipeline (``core.perception``): ``detect(rgb) -> [Detection]`` for one photo or
     successive video frames.
 
-    max_hands: at most this many hands per image; min_confidence: the palm detector's threshold;
+    max_hands: at most this many hands per image (None: every hand of a photo, VIDEO_MAX_HANDS per video
+    frame); min_confidence: the palm detector's threshold;
     video: track landmarks from frame to frame (faster; frames must be given in order).
     landmarks: the model size, "full" or "lite" (on a 2-core CPU faster; its landmarks were 22% further
     from the truth on held-out synthetic renders). device: where the networks run ("cpu", "cuda").
@@ -93,13 +103,17 @@ class HandDetector:
     MediaPipe's graph exactly).
     """
 
-    def __init__(self, max_hands: int = 2, min_confidence: float = 0.3, video: bool = False, landmarks: str = "full",
-                 device="cpu", palm_every: int = VIDEO_PALM_EVERY):
+    def __init__(self, max_hands: Optional[int] = None, min_confidence: float = 0.3, video: bool = False,
+                 landmarks: str = "full", device="cpu", palm_every: int = VIDEO_PALM_EVERY):
         if landmarks not in LANDMARK_MODELS:
             raise ValueError(f"landmarks must be one of {LANDMARK_MODELS}, got {landmarks!r}")
+        if max_hands is None and video:
+            max_hands = VIDEO_MAX_HANDS
         self.max_hands, self.device = max_hands, device
-        self._tracker = HandTracker.load(max_hands, min_confidence, video, landmarks, device, bf16=_bf16(device),
-                                         palm_every=palm_every)
+        self._tracker = HandTracker.load(max_hands or SEARCH_MAX_HANDS, min_confidence, video, landmarks, device,
+                                         bf16=_bf16(device), palm_every=palm_every)
+        self._finder = None if video else HandFinder.load(landmarks, device, min_confidence, max_hands=max_hands,
+                                                          bf16=_bf16(device))
         self._sweep = None          # RegionSweep, made on first need (photos only)
 
     def close(self) -> None:
@@ -116,7 +130,7 @@ class HandDetector:
         """(H, W, 3) uint8 RGB -> the hands in it, best first. With ``search``, a photo where the first
         pass finds nothing is searched again, first in ``search_views`` (the palm detector misses hands
         that fill the frame, and hands far from upright), then by ``RegionSweep``."""
-        found = self._detect(rgb)
+        found = self._find(rgb) if self._finder is not None else self._detect(rgb)
         for view, to_source in (search_views(rgb) if search and not found else []):
             for d in self._detect(view):
                 found.append(_from_points(to_source(d.keypoints_2d), d.side, d.score, "search"))
@@ -127,8 +141,25 @@ class HandDetector:
                 self._sweep = RegionSweep(device=self.device)
             small, scale = _detection_view(rgb)
             found = [_from_points(d.keypoints_2d / scale, d.side, d.score, d.source, world=d.world_landmarks)
-                     for d in self._sweep.find(small, self.max_hands)]
+                     for d in self._sweep.find(small, self.max_hands or SEARCH_MAX_HANDS)]
         return drop_duplicates(found)[:self.max_hands]
+
+    def _find(self, rgb: np.ndarray) -> list[Detection]:
+        """A photo's hands by ``HandFinder`` (people first, then palms), each with its person. The less
+        certain finds (in a tile, where the whole photo's palm detector saw nothing, or from a person's
+        pose with a presence under CHECK_PRESENCE) are kept only when ``RegionSweep.are_stable``."""
+        height, width = rgb.shape[:2]
+        small, _ = _detection_view(rgb)
+        finds = self._finder(small)
+        doubtful = [i for i, f in enumerate(finds) if f.source == "tile" or (f.source == "person" and f.hand.presence < CHECK_PRESENCE)]
+        if doubtful:
+            if self._sweep is None:
+                self._sweep = RegionSweep(device=self.device)
+            stable = self._sweep.are_stable(small, [_from_hand(finds[i].hand) for i in doubtful])
+            dropped = {i for i, ok in zip(doubtful, stable) if not ok}
+            finds = [f for i, f in enumerate(finds) if i not in dropped]
+        to_full = np.array([width / small.shape[1], height / small.shape[0]])
+        return [dataclasses.replace(_from_hand(f.hand, to_full, _SOURCES[f.source]), person=f.person) for f in finds]
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
         height, width = rgb.shape[:2]
@@ -136,6 +167,9 @@ class HandDetector:
         to_full = np.array([width / small.shape[1], height / small.shape[0]])
         detections = [_from_hand(hand, to_full) for hand in self._tracker(small)]
         return drop_duplicates(detections)[:self.max_hands]
+
+
+_SOURCES = {"person": "person", "palm": "mediapipe", "tile": "tile"}    # HandFinder's sources -> Detection.source
 
 
 def _bf16(device) -> bool:

@@ -41,7 +41,7 @@ class EngineOptions:
     device: str = "auto"                 # auto | cpu | cuda
     weights: Optional[str] = None        # a .safetensors file, "fast", "accurate", or None (best shipped)
     hand: str = "auto"                   # auto (both sides) | right | left (only that side)
-    max_hands: int = 2                   # per frame
+    max_hands: Optional[int] = None      # per photo or frame; None: every hand of a photo, 2 per video frame
     refine: bool = True                  # fit to the 2D keypoints after the network
     fit_steps: int = FIT_STEPS
     min_confidence: float = 0.3          # detector threshold
@@ -64,6 +64,7 @@ class HandEstimate:
     keypoints_2d: np.ndarray   # (21, 2) pixels
     source: str = "mediapipe"  # where the hand was found: "mediapipe" | "box" | "search"
     side_confidence: float = 1.0   # probability that ``side`` is right: the detector's, or the fit's when it decided
+    person: int = -1           # which person of the photo the hand belongs to (the detector's); -1: not known
 
 
 def choose_sides(count: int, unsure: list[int], energy: np.ndarray, scores: list[float]) -> tuple[list[int], list[float]]:
@@ -175,7 +176,7 @@ class Engine:
                                            pose=p.astype(np.float32), betas=betas[i].astype(np.float32),
                                            transl=t.astype(np.float32), joints_3d=j.astype(np.float32),
                                            keypoints_2d=k.astype(np.float32), source=d.source,
-                                           side_confidence=float(side_confidence)))
+                                           side_confidence=float(side_confidence), person=d.person))
         return results
 
     def _crops(self, frames, items, K):

@@ -253,8 +253,9 @@ class TrackBuilder:
         return out.rest_joints[:, 0].cpu().numpy()
 
     def build(self, side: str, frames: list[int], hands: list[Optional[HandEstimate]], K: np.ndarray,
-              fps: float, smoothing: float):
-        """frames: source frame numbers; hands: the estimate per frame or None (not seen)."""
+              fps: float, smoothing: float, person: int = -1):
+        """frames: source frame numbers; hands: the estimate per frame or None (not seen); person: the
+        track's person (-1: not known)."""
         seen = np.array([h is not None for h in hands])
         index = np.arange(len(hands))
         nearest = np.array([index[seen][np.abs(index[seen] - i).argmin()] for i in index])   # fill gaps (invalid)
@@ -267,8 +268,10 @@ class TrackBuilder:
             wrist = smooth(wrist, fps, smoothing)
         transl = wrist - self.wrist_offset(side, betas[None])[0]
         confidence = np.array([hands[j].score for j in nearest], np.float32) * seen
-        return track_from_layer(self.layers[side], betas, pose, transl, K, frame_index=np.asarray(frames),
-                                confidence=confidence, valid=seen)
+        track = track_from_layer(self.layers[side], betas, pose, transl, K, frame_index=np.asarray(frames),
+                                 confidence=confidence, valid=seen)
+        track.person = int(person)
+        return track
 
     def vertices(self, track) -> np.ndarray:
         """(N, V, 3) camera-space mesh of a track over its frames."""
@@ -369,7 +372,7 @@ class Estimator:
         self.progress.update("estimate", 0, 1, os.path.basename(path), force=True)
         hands = self.engine.estimate_frames([rgb], scaled_intrinsics(K, scale_x, scale_y),
                                             [self.engine.detect(rgb, boxes=boxes)])[0]
-        tracks = [self.builder.build(h.side, [0], [h], K, 0.0, 0.0) for h in hands]
+        tracks = [self.builder.build(h.side, [0], [h], K, 0.0, 0.0, person=h.person) for h in hands]
         capture_path = self._save(path, tracks, K, width, height, 0.0)
         if self.overlay:
             self._photo_overlay(path, rgb, tracks, K, width, height)

@@ -1,5 +1,5 @@
-"""handcap's own real-photo networks: MediaPipe 0.10.21's hand and person-detector models as
-batched torch modules.
+"""handcap's own real-photo networks: MediaPipe 0.10.21's hand, person-detector, body-landmark and
+hand re-crop models as batched torch modules.
 
 Contract for the pipeline (stable; see each module's docstring for the details):
 
@@ -16,6 +16,12 @@ Contract for the pipeline (stable; see each module's docstring for the details):
   ``forward(image (B, 3, 224, 224) RGB in PoseDetector.INPUT_RANGE = (-1, 1))`` -> ``(boxes
   (B, 2254, 12) raw regressors in 224 px input pixels relative to the anchors, scores (B, 2254)
   raw logits)``: every person, before suppression.
+* ``load_pose_landmarks(device="cpu") -> PoseLandmarkNet`` (eval mode): MediaPipe's body-landmark network
+  (BlazePose GHUM full), ``forward(image (B, 3, 256, 256) RGB in (0, 1))`` -> ``PoseOutput(landmarks
+  (B, 39, 5) crop px + visibility/presence logits, flag (B,), segmentation None unless asked, heatmap
+  (B, 64, 64, 39) logits, world (B, 39, 3) metres)``.
+* ``load_hand_recrop(device="cpu") -> HandRecropNet`` (eval mode): MediaPipe holistic's hand re-crop
+  network, ``forward(image (B, 3, 256, 256) RGB in (0, 1))`` -> ``points (B, 2, 2)`` crop px.
 
 On the CPU the modules run a large batch in slices of ``CPU_CHUNK`` images (faster; the result
 is the same). The weights under ``weights/`` were converted from the .tflite files of the mediapipe 0.10.21
@@ -32,12 +38,15 @@ import torch
 
 from .hand_landmarks import HandLandmarkNet, LandmarkOutput
 from .palm_detector import PalmDetector
+from .hand_recrop import HandRecropNet
 from .pose_detector import PoseDetector
+from .pose_landmarks import PoseLandmarkNet, PoseOutput
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 
-__all__ = ["HandLandmarkNet", "LandmarkOutput", "PalmDetector", "PoseDetector", "load_hand_landmarks",
-           "load_palm_detector", "load_pose_detector", "WEIGHTS_DIR"]
+__all__ = ["HandLandmarkNet", "HandRecropNet", "LandmarkOutput", "PalmDetector", "PoseDetector", "PoseLandmarkNet",
+           "PoseOutput", "load_hand_landmarks", "load_hand_recrop", "load_palm_detector", "load_pose_detector",
+           "load_pose_landmarks", "WEIGHTS_DIR"]
 
 
 def _load(module: torch.nn.Module, file_name: str, device) -> torch.nn.Module:
@@ -63,3 +72,13 @@ def load_hand_landmarks(variant: str = "full", device="cpu") -> HandLandmarkNet:
 def load_pose_detector(device="cpu") -> PoseDetector:
     """MediaPipe's person detector (BlazePose detector) with the shipped weights, in eval mode."""
     return _load(PoseDetector(), "pose_detection.safetensors", device)
+
+
+def load_pose_landmarks(device="cpu") -> PoseLandmarkNet:
+    """MediaPipe's body-landmark network (BlazePose GHUM full) with the shipped weights, in eval mode."""
+    return _load(PoseLandmarkNet(), "pose_landmark_full.safetensors", device)
+
+
+def load_hand_recrop(device="cpu") -> HandRecropNet:
+    """MediaPipe holistic's hand re-crop network with the shipped weights, in eval mode."""
+    return _load(HandRecropNet(), "hand_recrop.safetensors", device)

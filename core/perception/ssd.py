@@ -27,13 +27,16 @@ PALM_INPUT_SIZE = 192                  # pixels, square
 PALM_STRIDES = (8, 16, 16, 16)         # one per anchor layer; equal strides share a feature map
 ANCHORS_PER_LAYER = 2                  # aspect ratio 1.0 + the interpolated-scale anchor
 ANCHOR_OFFSET = 0.5                    # anchor centre inside its cell
+PERSON_INPUT_SIZE = 224               # the person detector's input, pixels, square
+PERSON_STRIDES = (8, 16, 32, 32, 32)  # its anchor layers: 28x28x2 + 14x14x2 + 7x7x6 = 2254 anchors
 PALM_KEYPOINTS = 7                     # palm keypoints; 0 is the wrist, 2 the middle finger's base
 SCORE_CLIP = 100.0                     # raw logits are clipped to +-this before the sigmoid
 NMS_IOU = 0.3                          # boxes overlapping more than this are merged
 
 
 def palm_anchor_centres(input_size: int = PALM_INPUT_SIZE, strides=PALM_STRIDES) -> np.ndarray:
-    """(A, 2) anchor centres x, y as fractions of the input, in the model's output order."""
+    """(A, 2) anchor centres x, y as fractions of the input, in the model's output order (any SSD
+    model of MediaPipe's with fixed-size anchors: the person detector's are ``(224, PERSON_STRIDES)``)."""
     centres, layer = [], 0
     while layer < len(strides):
         same = layer
@@ -53,7 +56,7 @@ class PalmBoxes:
     """Decoded palm candidates of one image (fractions of the letterboxed input)."""
 
     boxes: np.ndarray       # (N, 4) x0, y0, x1, y1
-    keypoints: np.ndarray   # (N, 7, 2) x, y
+    keypoints: np.ndarray   # (N, K, 2) x, y (K = 7 for palms)
     scores: np.ndarray      # (N,) in [0, 1]
 
 
@@ -61,14 +64,16 @@ def decode_palms(raw_boxes: torch.Tensor, raw_scores: torch.Tensor, anchors: tor
                  min_score: float, input_size: int = PALM_INPUT_SIZE) -> list[PalmBoxes]:
     """The detector's raw output for a batch -> per image its candidates scoring at least ``min_score``.
 
-    raw_boxes: (B, A, 18) x, y, w, h, then 7 keypoints x, y (input pixels, relative to the anchor);
-    raw_scores: (B, A) or (B, A, 1) logits; anchors: (A, 2) centres (``palm_anchor_centres``).
+    raw_boxes: (B, A, 4 + 2K) x, y, w, h, then K keypoints x, y (input pixels, relative to the anchor;
+    the palm detector's K is 7, the person detector's 4); raw_scores: (B, A) or (B, A, 1) logits;
+    anchors: (A, 2) centres (``palm_anchor_centres``, or ``ssd_anchor_centres`` for another model).
     """
     raw_boxes, raw_scores = raw_boxes.float(), raw_scores.float().reshape(raw_boxes.shape[:2])
     anchors = anchors.to(raw_boxes.device)
     centre = raw_boxes[..., 0:2] / input_size + anchors                           # (B, A, 2)
     size = raw_boxes[..., 2:4] / input_size                                       # (B, A, 2)
-    keypoints = raw_boxes[..., 4:4 + 2 * PALM_KEYPOINTS].reshape(*raw_boxes.shape[:2], PALM_KEYPOINTS, 2)
+    num_keypoints = (raw_boxes.shape[-1] - 4) // 2
+    keypoints = raw_boxes[..., 4:4 + 2 * num_keypoints].reshape(*raw_boxes.shape[:2], num_keypoints, 2)
     keypoints = keypoints / input_size + anchors[:, None, :]                      # (B, A, 7, 2)
     scores = torch.sigmoid(raw_scores.clamp(-SCORE_CLIP, SCORE_CLIP))             # (B, A)
     boxes = torch.cat([centre - size / 2, centre + size / 2], dim=-1)            # (B, A, 4)
@@ -115,6 +120,6 @@ def weighted_nms(palms: PalmBoxes, iou_threshold: float = NMS_IOU) -> PalmBoxes:
             break                             # MediaPipe stops when a round removes nothing
         remaining = remaining[~overlap]
     if not kept_scores:
-        return PalmBoxes(np.zeros((0, 4), np.float32), np.zeros((0, PALM_KEYPOINTS, 2), np.float32),
+        return PalmBoxes(np.zeros((0, 4), np.float32), np.zeros((0, palms.keypoints.shape[1], 2), np.float32),
                          np.zeros(0, np.float32))
     return PalmBoxes(np.stack(kept_boxes), np.stack(kept_keypoints), np.asarray(kept_scores))

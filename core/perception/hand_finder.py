@@ -1,0 +1,191 @@
+"""Every hand in a photo: people first, then palms, one result per hand.
+
+1. People (``core.perception.people``): every person the person detector finds, their body landmarks,
+   and each visible hand's region from the wrist, index and pinky landmarks, re-cropped by the hand
+   re-crop network. These regions know their person and side.
+2. Palms: the palm detector on the whole photo and on overlapping tiles (``core.perception.tiles``),
+   so that hands without a visible body (close-ups, hands cut off at the frame) are found too; each
+   palm gives a region (``regions.region_from_palm``); regions of one hand (IoU > 0.5) are merged.
+3. The hand landmark network looks in every region of both kinds in one batch; a region holds a hand
+   where its presence score passes ``min_presence`` (MediaPipe's 0.5), or ``min_presence_person`` in a
+   region from a person's visible wrist, where a hand is expected (small, holding, half-hidden hands
+   score lower). A region that scores under that, but not far under, gets a second look in the region
+   its own landmarks give (``recentre``).
+4. One hand, one result: finds whose landmark boxes overlap by more than DUPLICATE_IOU, or lie mostly
+   inside one another with the same side, or that put the wrist and the middle finger in the same
+   place (a hand read once as a left and once as a right hand) are one hand; the find with the highest presence stays, and
+   keeps the person of any person-derived find it absorbed.
+5. What is not a hand is dropped: besides the presence score, a find from a person's pose whose side
+   the landmark network calls, with confidence (>= SIDE_CONFLICT), the other way is not that hand (the
+   engine also re-checks the less certain finds in perturbed views: ``core.engine.detect``).
+
+``HandFinder(...)(rgb) -> [FoundHand]``, best first within each person; pixels of the photo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Optional
+
+import numpy as np
+import torch
+
+from . import load_hand_recrop, load_pose_detector, load_pose_landmarks
+from .hand_landmarker import Hand, HandLandmarker
+from .hand_tracker import load_networks
+from .palm_finder import PalmFinder
+from .people import Person, PersonFinder
+from .regions import Region, merge_regions, region_from_landmarks, region_from_palm
+from .ssd import box_iou_matrix
+from .tiles import photo_tiles
+
+MIN_PRESENCE = 0.5             # the landmark network's presence score a hand must pass (MediaPipe's) ...
+MIN_PRESENCE_PERSON = 0.2      # ... in a region from a person's visible wrist (small, holding, half-hidden hands)
+RECENTRE_FROM = 0.02           # a person's hand scoring at least this gets a second, re-centred look
+SIDE_CONFLICT = 0.9            # ... a pose-derived find called the other side this surely is dropped
+DUPLICATE_IOU = 0.3            # landmark boxes of one hand
+DUPLICATE_CONTAINED = 0.7      # ... or the smaller mostly inside the larger, same side
+PALM_AXIS, SAME_PALM = (0, 9, 10, 11, 12), 0.25   # ... or wrist and middle finger in the same place, either side
+
+
+@dataclasses.dataclass
+class FoundHand:
+    """One hand of a photo."""
+
+    hand: Hand                 # landmarks (21, 3) px, world (21, 3) m, presence, side, region
+    person: int = -1           # index into the people found, -1 when not known
+    source: str = "palm"       # "person" (from a person's pose) | "palm" (whole photo) | "tile"
+
+    def box(self) -> np.ndarray:
+        points = self.hand.landmarks[:, :2]
+        return np.concatenate([points.min(0), points.max(0)])
+
+
+@functools.lru_cache(maxsize=None)
+def load_people_networks(device: str) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+    """(person detector, body-landmark network, hand re-crop network) on one device, loaded once."""
+    return load_pose_detector(device), load_pose_landmarks(device), load_hand_recrop(device)
+
+
+class HandFinder:
+    """``finder(rgb) -> [FoundHand]`` (see the module docstring); ``finder.people_found`` holds the
+    people of the last photo.
+
+    palms: a PalmFinder; landmarker: a HandLandmarker (its ``min_presence`` is replaced by
+    ``min_presence``); people: a PersonFinder or None (palms only); tiles: also look for palms in
+    tiles; max_hands: at most this many (highest presence first), None for all.
+    """
+
+    def __init__(self, palms: PalmFinder, landmarker: HandLandmarker, people: Optional[PersonFinder],
+                 tiles: bool = True, max_hands: Optional[int] = None, min_presence: float = MIN_PRESENCE,
+                 min_presence_person: float = MIN_PRESENCE_PERSON):
+        self.palms, self.people, self.tiles, self.max_hands = palms, people, tiles, max_hands
+        self.min_presence, self.min_presence_person = float(min_presence), float(min_presence_person)
+        self.landmarker = HandLandmarker(landmarker.net, min_presence=min(RECENTRE_FROM, self.min_presence_person) - 1e-6,
+                                         batch_size=landmarker.batch_size, bf16=landmarker.bf16)
+        self.people_found: list[Person] = []
+
+    @classmethod
+    def load(cls, variant: str = "full", device="cpu", min_confidence: float = 0.5, people: bool = True,
+             tiles: bool = True, max_hands: Optional[int] = None, bf16: bool = False) -> "HandFinder":
+        device = str(torch.device(device))
+        palm, landmarks = load_networks(variant, device)
+        finder = PersonFinder(*load_people_networks(device)) if people else None
+        return cls(PalmFinder(palm, min_confidence), HandLandmarker(landmarks, bf16=bf16), finder, tiles, max_hands)
+
+    def __call__(self, rgb: np.ndarray) -> list[FoundHand]:
+        self.people_found = self.people(rgb) if self.people is not None else []
+        person_regions = self.people.hand_regions(rgb, self.people_found) if self.people_found else []
+        palm_regions, palm_sources = self.palm_regions(rgb)
+        regions = [h.region for h in person_regions] + palm_regions
+        thresholds = [self.min_presence_person] * len(person_regions) + [self.min_presence] * len(palm_regions)
+        looked = self.recentre(rgb, self.landmarker.look(rgb, regions), thresholds)
+        finds = []
+        for k, hand in enumerate(looked):
+            if hand is None or not hand.presence > thresholds[k]:
+                continue
+            if k < len(person_regions):
+                hint = person_regions[k]
+                if hand.side != hint.side and hand.side_score >= SIDE_CONFLICT:
+                    continue
+                finds.append(FoundHand(hand, hint.person, "person"))
+            else:
+                finds.append(FoundHand(hand, -1, palm_sources[k - len(person_regions)]))
+        hands = one_per_hand(finds)
+        if self.max_hands is not None:
+            hands = sorted(hands, key=lambda f: -f.hand.presence)[:self.max_hands]
+        return sorted(hands, key=lambda f: (f.person < 0, f.person, float(f.box()[0])))
+
+    def recentre(self, rgb: np.ndarray, looked: list, thresholds: list[float]) -> list:
+        """A second look, in the region its own landmarks give (MediaPipe's tracking step,
+        ``region_from_landmarks``), for each region whose presence was between RECENTRE_FROM and its
+        threshold (a small or off-centre hand: a palm's or a re-crop's square can miss half of it). The
+        second look replaces the first where it scores higher."""
+        again = [k for k, hand in enumerate(looked) if hand is not None and RECENTRE_FROM <= hand.presence <= thresholds[k]]
+        if not again:
+            return looked
+        second = self.landmarker.look(rgb, [region_from_landmarks(looked[k].landmarks[:, :2]) for k in again])
+        looked = list(looked)
+        for k, hand in zip(again, second):
+            if hand is not None and hand.presence > looked[k].presence:
+                looked[k] = hand
+        return looked
+
+    def palm_regions(self, rgb: np.ndarray) -> tuple[list[Region], list[str]]:
+        """Regions of the palms found in the whole photo and its tiles (one batch), one per hand, and
+        where each was found ("palm" | "tile")."""
+        tiles = photo_tiles(*rgb.shape[:2]) if self.tiles else []
+        found = self.palms.find_many([rgb] + [t.cut(rgb) for t in tiles])
+        whole = [region_from_palm(p.box, p.keypoints) for p in found[0]]
+        tiled = []
+        for tile, palms in zip(tiles, found[1:]):
+            offset = np.array([tile.x0, tile.y0], np.float64)
+            tiled += [region_from_palm(p.box + np.tile(offset, 2), p.keypoints + offset) for p in palms]
+        # the whole photo's regions win over the tiles' (later groups replace earlier ones they overlap)
+        merged = merge_regions(tiled, whole)
+        whole_ids = {id(r) for r in whole}
+        return merged, ["palm" if id(r) in whole_ids else "tile" for r in merged]
+
+
+def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[FoundHand]:
+    """One find per hand: overlapping finds (landmark boxes' IoU > ``iou``, or the smaller mostly
+    inside the larger with the same side, or ``_same_palm``) are one hand; the highest presence stays, with the person
+    of any person-derived find of that hand."""
+    if not finds:
+        return []
+    order = sorted(range(len(finds)), key=lambda i: -finds[i].hand.presence)
+    boxes = np.stack([f.box() for f in finds])
+    overlap = box_iou_matrix(boxes, boxes)
+    kept: list[int] = []
+    members: dict[int, list[int]] = {}
+    for i in order:
+        home = next((k for k in kept if overlap[i, k] > iou or _same_palm(finds[i], finds[k]) or
+                     (finds[i].hand.side == finds[k].hand.side and _contained(boxes[i], boxes[k]) > DUPLICATE_CONTAINED)),
+                    None)
+        if home is None:
+            kept.append(i)
+            members[i] = [i]
+        else:
+            members[home].append(i)
+    out = []
+    for k in kept:
+        person = next((finds[m].person for m in members[k] if finds[m].person >= 0), -1)
+        out.append(dataclasses.replace(finds[k], person=person))
+    return out
+
+
+def _same_palm(a: FoundHand, b: FoundHand) -> bool:
+    """Whether two finds put the wrist and the middle finger (landmarks 0, 9-12: the same points for
+    either side's reading of one hand) within SAME_PALM of the larger hand's size of each other."""
+    pa, pb = a.hand.landmarks[list(PALM_AXIS), :2], b.hand.landmarks[list(PALM_AXIS), :2]
+    size = max(float(np.ptp(a.hand.landmarks[:, :2], 0).max()), float(np.ptp(b.hand.landmarks[:, :2], 0).max()), 1.0)
+    return float(np.linalg.norm(pa - pb, axis=1).mean()) < SAME_PALM * size
+
+
+def _contained(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of the smaller of two (4,) boxes inside the other."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(w * h / smaller) if smaller > 0 else 0.0
