@@ -14,6 +14,7 @@ import torch
 from blender_addon.capture_format import Capture, HandTrack, load_capture, save_capture  # noqa: F401 (re-export)
 
 from .hand_model import HandLayer
+from .hand_model.landmark_points import LandmarkPoints
 
 
 def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -29,7 +30,9 @@ def track_from_layer(layer: HandLayer, betas: np.ndarray, pose: np.ndarray, tran
     """A HandTrack for one subject posed over N frames.
 
     betas (S,) one shape for the track; pose (N, 16, 3) axis-angle radians; transl (N, 3) metres,
-    camera space; K (3, 3) pixels. The rig (rest mesh, joints, weights) is taken from the layer's model.
+    camera space; K (3, 3) pixels. The rig (rest mesh, joints, weights) is taken from the layer's model;
+    the 21 keypoints are its landmark points (where a photo's hand landmarks are defined,
+    core.hand_model.landmark_points), not the rig's joint centres.
     """
     pose = np.asarray(pose, np.float32)
     n = pose.shape[0]
@@ -39,7 +42,7 @@ def track_from_layer(layer: HandLayer, betas: np.ndarray, pose: np.ndarray, tran
     out = layer(betas_t, torch.as_tensor(pose, dtype=dtype, device=device),
                 torch.as_tensor(np.asarray(transl, np.float32), dtype=dtype, device=device))
     model = layer.model
-    keypoints_3d = out.keypoints.float().cpu().numpy()
+    keypoints_3d = LandmarkPoints(layer.side).to(device, dtype)(out).float().cpu().numpy()
     return HandTrack(
         side=model.side,
         betas=np.asarray(betas, np.float32),

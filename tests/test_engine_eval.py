@@ -42,3 +42,23 @@ def test_summarise_counts_found_hands_and_measures_by_hand():
 
 def test_summarise_with_no_hand_found_has_only_counts():
     assert summarise("m", 3, [], [], [], []) == {"name": "m", "count": 3, "found": 0}
+
+
+def test_landmark_truth_of_a_render_is_its_true_hands_landmark_points():
+    """A left render: the truth compared with is the true hand's landmark points, wrist where the
+    render's wrist is, the thumb base moved off the CMC joint by about its offset; a photo's truth
+    (no open-hand pose) is its own joints_3d."""
+    import torch
+    from core.hand_model.landmark_points import load_offsets
+    from training.engine_eval import LandmarkTruth
+    from training.synth import SyntheticHands
+    raw = SyntheticHands(count=8, seed=3, split="heldout")
+    sample = next(raw[i] for i in range(8) if bool(raw[i]["is_left"]))
+    truth = LandmarkTruth()(sample)
+    joints = sample["joints_3d"].numpy()
+    offsets, length = load_offsets()
+    moved = np.linalg.norm(truth - joints, axis=1)                    # each offset turned with its bones
+    size = np.linalg.norm(offsets, axis=1)
+    assert np.all((0.6 * size < moved) & (moved < 1.6 * size))        # scaled by the hand's length
+    photo = dict(sample, has_mesh=torch.tensor(False))
+    assert np.array_equal(LandmarkTruth()(photo), joints.astype(np.float64))

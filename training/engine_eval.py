@@ -7,6 +7,11 @@ detection overlaps it counts as missed: ``found`` < ``count``). Beside the engin
 3D (the landmark network's world landmarks) and 2D landmarks of the same detection are scored as a
 reference: the numbers the engine has to beat.
 
+The engine reports its 21 keypoints where hand landmarks are defined (the hand model's landmark
+points, core.hand_model.landmark_points), as photo datasets annotate them. Synthetic renders carry
+the model's own joint centres as their truth; since their true pose is known, the truth compared
+with is then the true hand's landmark points (``landmark_truth``), so the definitions match.
+
 Metrics per method (camera space, metres in, millimetres and pixels out):
   pa_mpjpe_mm, auc_0_50, auc_20_50  after Procrustes alignment (scale, rotation, translation)
   rr_mpjpe_mm, rr_median_mm          root-relative (wrist at the origin), no alignment: the hand's
@@ -61,21 +66,50 @@ def summarise(name: str, count: int, pred_3d: list, true_3d: list, pred_2d: list
     return entry
 
 
+class LandmarkTruth:
+    """``truth(sample) -> (21, 3)`` camera-space metres: a render's true hand's landmark points
+    (open-hand pose and shape known: ``has_mesh``), else the sample's own ``joints_3d``."""
+
+    def __init__(self):
+        import torch
+        from core.hand_model import HandLayer, load_hand_model
+        from core.hand_model.landmark_points import LandmarkPoints
+        self.torch = torch
+        self.layers = {side: HandLayer(load_hand_model("open", side), torch.float64) for side in ("right", "left")}
+        self.points = {side: LandmarkPoints(side).double() for side in ("right", "left")}
+
+    def __call__(self, sample: dict) -> np.ndarray:
+        joints = sample["joints_3d"].numpy().astype(np.float64)
+        if not bool(sample.get("has_mesh", False)):
+            return joints
+        torch, side = self.torch, "left" if bool(sample["is_left"]) else "right"
+        with torch.no_grad():
+            out = self.layers[side](torch.as_tensor(sample["betas"][None], dtype=torch.float64),
+                                    torch.as_tensor(sample["pose"][None], dtype=torch.float64), keypoints_only=True)
+            points = self.points[side](out)[0].numpy()
+        return points - out.keypoints[0, 0].numpy() + joints[0]       # placed as rendered (wrists coincide)
+
+
 def evaluate_engine(raw, device: str = "auto", weights: Optional[str] = None, landmarks: str = "full") -> list[dict]:
     """JSON entries for the engine and for its detector's own landmarks on a dataset of raw samples
     (training/sample.py: image, K, joints_3d in camera space, keypoints_2d)."""
     from core.engine.pipeline import Engine, EngineOptions
 
     engine = Engine(EngineOptions(device=device, weights=weights, landmarks=landmarks))
+    landmark_truth = LandmarkTruth()
     found = {"engine": ([], [], [], []), "landmarks": ([], [], [], [])}
     try:
         for index in tqdm(range(len(raw)), desc="engine", unit="img", file=sys.stderr):
             sample = raw[index]
             rgb = np.ascontiguousarray(sample["image"].numpy().transpose(1, 2, 0))
             K = sample["K"].numpy().astype(np.float64)
-            true_3d, true_2d = sample["joints_3d"].numpy(), sample["keypoints_2d"].numpy()
+            true_3d = landmark_truth(sample)
+            true_2d = sample["keypoints_2d"].numpy()
             detections = engine.detect(rgb)
             chosen = pick_detection(detections, true_2d)
+            if bool(sample.get("has_mesh", False)):            # a render: its landmark points, seen
+                seen = true_3d @ K.T
+                true_2d = seen[:, :2] / seen[:, 2:]
             if chosen is None:
                 continue
             hand = engine.estimate_frames([rgb], K, [[detections[chosen]]])[0][0]

@@ -13,11 +13,14 @@ f / Z = s L / 2, i.e. Z = 2 f / (s L), and the wrist (X = 0) at p = c + t L / 2 
 
 from __future__ import annotations
 
+from typing import Optional
+
 import cv2
 import numpy as np
 import torch
 
 from core.hand_model import HandLayer, PosePrior
+from core.hand_model.landmark_points import LandmarkPoints
 from core.hand_model.model import KEYPOINT_BONES
 from core.hand_model.rotations import mirror_axis_angle
 
@@ -79,22 +82,30 @@ def project_points(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 class HandFitter(torch.nn.Module):
     """Fit pose, shape and wrist position of right hands to 2D keypoints, batched (Adam).
 
-    The 2D term pulls the projected keypoints onto the targets (Huber, in units of the hand's box
-    side); the 3D term turns the 20 bones toward 3D evidence (the landmark network's world
-    landmarks, or the network's joints), by direction only, since that evidence's scale and joint
-    definitions are not the model's: it says what 2D cannot, which way each bone points in depth;
-    the pose prior and a shape prior keep the hand plausible.
+    The evidence is a detector's landmarks, which are not defined where the model's keypoints are
+    (core.hand_model.landmark_points), so the data terms compare it with the model's *landmark
+    points*. The 2D term pulls the projected landmark points onto the targets (Huber, in units of
+    the hand's box side); the 3D term turns the 20 bones between them toward 3D evidence (the
+    landmark network's world landmarks, or the network's joints), by direction only, since that
+    evidence's scale is not the model's: it says what 2D cannot, which way each bone points in
+    depth; the pose prior and a shape prior keep the hand plausible.
     """
 
     def __init__(self, layer: HandLayer, prior: PosePrior, steps: int = FIT_STEPS, weights: dict = None):
         super().__init__()
         self.layer, self.prior, self.steps = layer, prior, steps
         self.weights = {**WEIGHTS, **(weights or {})}
+        self.landmark_points = LandmarkPoints("right")
 
-    def keypoints(self, pose: torch.Tensor, betas: torch.Tensor, wrist: torch.Tensor) -> torch.Tensor:
-        """(N, 21, 3) camera-space keypoints with keypoint 0 (the wrist) at ``wrist`` (N, 3)."""
-        points = self.layer(betas, pose, keypoints_only=True).keypoints
-        return points - points[:, :1] + wrist[:, None]
+    def landmarks(self, pose: Optional[torch.Tensor], betas: torch.Tensor, wrist: torch.Tensor,
+                  from_landmarks: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(N, 21, 3) camera-space landmark points of the hand (pose (N, 16, 3), None: the rest pose)
+        whose wrist keypoint is at ``wrist`` (N, 3). ``from_landmarks`` (N,) is 1 where the evidence is a
+        detector's landmarks and 0 where it is the model's own keypoints (a network's joints or
+        heatmaps): those hands get the model keypoints themselves."""
+        out = self.layer(betas, pose, keypoints_only=True)
+        points = self.landmark_points(out, from_landmarks)
+        return points - out.keypoints[:, :1] + wrist[:, None]
 
     def translation(self, betas: torch.Tensor, wrist: torch.Tensor) -> torch.Tensor:
         """The layer's ``transl`` (N, 3) that puts the wrist at ``wrist``: the root joint pivots on its
@@ -103,10 +114,10 @@ class HandFitter(torch.nn.Module):
 
     def energy(self, pose: torch.Tensor, betas: torch.Tensor, wrist: torch.Tensor, K: torch.Tensor,
                targets: torch.Tensor, target_weights: torch.Tensor, evidence_3d: torch.Tensor,
-               box_side: torch.Tensor) -> torch.Tensor:
+               box_side: torch.Tensor, from_landmarks: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(N,) what the fit minimises, per hand (arguments as ``forward``'s): how badly the hand
         explains the 2D keypoints and the 3D bone directions, plus how unnatural its pose and shape are."""
-        points = self.keypoints(pose, betas, wrist)
+        points = self.landmarks(pose, betas, wrist, from_landmarks)
         error = (project_points(points, K) - targets).norm(dim=-1) / box_side[:, None]
         huber = torch.where(error < HUBER_PIXELS, 0.5 * error ** 2, HUBER_PIXELS * (error - 0.5 * HUBER_PIXELS))
         loss_2d = (huber * target_weights).sum(1) / target_weights.sum(1).clamp(min=1e-6)
@@ -117,11 +128,12 @@ class HandFitter(torch.nn.Module):
 
     def forward(self, pose: torch.Tensor, betas: torch.Tensor, wrist: torch.Tensor, K: torch.Tensor,
                 targets: torch.Tensor, target_weights: torch.Tensor, evidence_3d: torch.Tensor,
-                box_side: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                box_side: torch.Tensor, from_landmarks: Optional[torch.Tensor] = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """pose (N, 16, 3), betas (N, B), wrist (N, 3): start values; K (N, 3, 3); targets (N, 21, 2)
         pixels with target_weights (N, 21) in [0, 1]; evidence_3d (N, 21, 3) 3D keypoints in the
-        camera's axes (any origin and scale: only their bone directions count); box_side (N,) pixels.
-        Returns the fitted (pose, betas, wrist)."""
+        camera's axes (any origin and scale: only their bone directions count); box_side (N,) pixels;
+        from_landmarks (N,): see ``landmarks`` (None: all detector landmarks). Returns the fitted (pose, betas, wrist)."""
         if self.steps <= 0:
             return pose, betas, wrist
         # the wrist as (x/z, y/z, log z): steps of one size move it evenly in the image and in depth
@@ -135,7 +147,8 @@ class HandFitter(torch.nn.Module):
             for _ in range(self.steps):
                 depth = log_depth.exp()
                 wrist_now = torch.cat([ray * depth[:, None], depth[:, None]], dim=1)
-                loss = self.energy(pose, betas, wrist_now, K, targets, target_weights, evidence_3d, box_side).sum()
+                loss = self.energy(pose, betas, wrist_now, K, targets, target_weights, evidence_3d, box_side,
+                                   from_landmarks).sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -95,7 +95,7 @@ class Engine:
         model = load_hand_model(self.network.config.hand_model, "right")
         self.layer = HandLayer(model).to(self.device)
         self.fitter = HandFitter(self.layer, PosePrior(model).to(self.device),
-                                 steps=options.fit_steps if options.refine else 0)
+                                 steps=options.fit_steps if options.refine else 0).to(self.device)
         if options.landmarks not in LANDMARK_MODELS:
             raise ValueError(f"landmarks must be one of {sorted(LANDMARK_MODELS)}, got {options.landmarks!r}")
         self.detector = None if options.boxes else HandDetector(options.max_hands, options.min_confidence,
@@ -203,25 +203,25 @@ class Engine:
         return np.stack(crops), matrices, np.asarray(centres), np.asarray(sides), np.stack(mirrored_K), np.asarray(angles)
 
     def _evidence_3d(self, items, out, pose_init: np.ndarray) -> np.ndarray:
-        """(N, 21, 3) root-relative 3D keypoints in the right-hand frame that the fit turns the bones
-        toward: the landmark network's world landmarks where the detection has them (then the start
-        pose is the model posed onto them, in place in ``pose_init``), else the network's joints."""
+        """(N, 21, 3) 3D points in the right-hand frame, relative to the model's wrist keypoint, that
+        the fit turns its bones toward and PnP places the start hand with: where the detection has
+        world landmarks, the model's landmark points posed onto them (the pose goes into
+        ``pose_init`` in place); else the network's joints."""
         evidence = np.array(out["joints_3d"], np.float64, copy=True)
+        evidence -= evidence[:, :1]
         have = [i for i, (_, d) in enumerate(items) if getattr(d, "world_landmarks", None) is not None]
         if not have:
             return evidence
-        for i in have:
-            world = np.asarray(items[i][1].world_landmarks, np.float64)
-            world = world - world[0]
-            evidence[i] = world * np.array([-1.0, 1.0, 1.0]) if items[i][1].side == "left" else world
+        world = np.stack([np.asarray(items[i][1].world_landmarks, np.float64) for i in have])
+        world[[k for k, i in enumerate(have) if items[i][1].side == "left"], :, 0] *= -1
         with torch.no_grad():
             betas = torch.as_tensor(out["betas"][have], dtype=torch.float32, device=self.device)
-            rest = self.layer(betas, keypoints_only=True).keypoints
-            pose = pose_from_keypoints(rest, torch.as_tensor(evidence[have], dtype=torch.float32, device=self.device))
-            posed = self.layer(betas, pose, keypoints_only=True).keypoints
+            origin = torch.zeros(len(have), 3, device=self.device)
+            rest = self.fitter.landmarks(None, betas, origin)
+            pose = pose_from_keypoints(rest, torch.as_tensor(world, dtype=torch.float32, device=self.device))
+            posed = self.fitter.landmarks(pose, betas, origin)
         pose_init[have] = pose.cpu().numpy()
-        # PnP needs the model's own keypoints (its bone lengths): the start hand, root-relative
-        evidence[have] = (posed - posed[:, :1]).cpu().numpy()
+        evidence[have] = posed.cpu().numpy()
         return evidence
 
     def _place_and_refine(self, frames, items, out, matrices, centres, sides, Ks):
@@ -258,13 +258,15 @@ class Engine:
             return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=self.device)
 
         K_t = tensor(Ks)
+        from_landmarks = tensor([d.keypoints_2d is not None for _, d in items])
         pose, betas, wrist = self.fitter(tensor(pose_init), tensor(out["betas"]), tensor(wrists), K_t,
-                                         tensor(targets), tensor(weights), tensor(evidence), tensor(sides / CROP_MARGIN))
+                                         tensor(targets), tensor(weights), tensor(evidence), tensor(sides / CROP_MARGIN),
+                                         from_landmarks)
         with torch.no_grad():
-            joints = self.fitter.keypoints(pose, betas, wrist)
+            joints = self.fitter.landmarks(pose, betas, wrist)        # the 21 keypoints, as landmarks are defined
             keypoints = project_points(joints, K_t)
             transl = self.fitter.translation(betas, wrist)
             energy = self.fitter.energy(pose, betas, wrist, K_t, tensor(targets), tensor(weights), tensor(evidence),
-                                        tensor(sides / CROP_MARGIN))
+                                        tensor(sides / CROP_MARGIN), from_landmarks)
         return (pose.cpu().numpy(), betas.cpu().numpy(), transl.cpu().numpy(), joints.cpu().numpy(),
                 keypoints.cpu().numpy(), energy.cpu().numpy())

@@ -28,6 +28,7 @@ class HandOutput:
     rest_vertices: torch.Tensor  # (B, V, 3) zero-pose mesh of this shape (None with keypoints_only)
     rest_joints: torch.Tensor    # (B, 16, 3) zero-pose joints of this shape
     rotations: torch.Tensor      # (B, 16, 3, 3) relative joint rotations used
+    world_rotations: torch.Tensor  # (B, 16, 3, 3) each joint's rotation in the model frame (chain applied)
 
 
 class HandLayer(nn.Module):
@@ -138,7 +139,7 @@ class HandLayer(nn.Module):
         if keypoints_only:
             vertices = None
         keypoints = torch.cat([joints, tips], dim=1)[:, self.keypoint_order]             # (B, 21, 3)
-        return HandOutput(vertices, joints, keypoints, rest_vertices, rest_joints, rotations)
+        return HandOutput(vertices, joints, keypoints, rest_vertices, rest_joints, rotations, world_rot)
 
     def _chain(self, rotations: torch.Tensor, rest_joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 16, 3, 3) relative rotations, (B, 16, 3) rest joints -> world rotations (B, 16, 3, 3)
