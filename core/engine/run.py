@@ -226,15 +226,25 @@ def intrinsics(width: int, height: int, focal: Optional[float] = None, K_file: O
     return default_intrinsics(width, height)
 
 
-def output_path(out_dir: str, source: str, suffix: str, taken: set) -> str:
-    """OUT/<stem><suffix>, made unique among the outputs of this run."""
-    stem = os.path.splitext(os.path.basename(source))[0]
-    path, n = os.path.join(out_dir, stem + suffix), 1
-    while path in taken:
-        n += 1
-        path = os.path.join(out_dir, f"{stem}_{n}{suffix}")
-    taken.add(path)
-    return path
+def capture_paths(files: list[str], out_dir: str) -> list[str]:
+    """OUT/<stem>.npz for each input, in order; a later input with a stem already used gets
+    <stem>_2.npz, <stem>_3.npz, ... Planned before any input runs, so every run over the same inputs
+    (plain, or spread over a Ray cluster, or resumed) names the same input the same way."""
+    taken, paths = set(), []
+    for source in files:
+        stem = os.path.splitext(os.path.basename(source))[0]
+        path, n = os.path.join(out_dir, stem + ".npz"), 1
+        while path in taken:
+            n += 1
+            path = os.path.join(out_dir, f"{stem}_{n}.npz")
+        taken.add(path)
+        paths.append(path)
+    return paths
+
+
+def overlay_path(capture_path: str, kind: str) -> str:
+    """The overlay beside a capture file: <capture stem>_overlay.png (photos) or .mp4 (videos)."""
+    return os.path.splitext(capture_path)[0] + ("_overlay.png" if kind == "image" else "_overlay.mp4")
 
 
 # ----------------------------------------------------------------------------------- tracks
@@ -284,7 +294,9 @@ class TrackBuilder:
 class Estimator:
     """Runs the engine over files. One Engine (network, hand model) serves all photos; videos get
     their own detector in tracking mode. After ``run``: ``no_hand`` lists the inputs read fine but
-    without a hand, ``hands`` the number of hands (tracks) in each capture file written."""
+    without a hand, ``hands`` the number of hands (tracks) in each capture file written, ``frames``
+    the photos and video frames estimated (all runs). ``estimate_file`` is one input, for callers
+    that hand out the inputs themselves (``core.scale_out``: one engine per Ray worker)."""
 
     def __init__(self, options: EngineOptions, video: VideoOptions, out_dir: str, overlay: bool = False,
                  focal: Optional[float] = None, K_file: Optional[str] = None, progress: Progress = None,
@@ -295,9 +307,10 @@ class Estimator:
         self.progress = progress or Progress()
         self.engine = Engine(options)
         self.builder = TrackBuilder(self.engine.network.config.hand_model, self.engine.device)
-        self.taken: set = set()
         self.no_hand: list[str] = []
         self.hands: dict[str, int] = {}
+        self.frames = 0                    # photos + video frames estimated
+        self._capture = ""                 # the capture file of the input being processed
         self._written: list[str] = []      # files written for the input being processed
 
     def close(self) -> None:
@@ -308,29 +321,37 @@ class Estimator:
         os.makedirs(self.out_dir, exist_ok=True)
         files = expand_inputs(inputs)
         outputs, failed = [], 0
-        for i, path in enumerate(files):
+        for i, (path, capture) in enumerate(zip(files, capture_paths(files, self.out_dir))):
             self.progress.update("file", i, len(files), os.path.basename(path), force=True)
-            self._written = []
-            try:
-                kind = check_file(path)
-                outputs.append(self.photo(path) if kind == "image" else self.movie(path))
-            except InputError as e:
+            written = self.estimate_file(path, capture)
+            if written:
+                outputs.append(written)
+            else:
                 failed += 1
-                self._forget(path)
-                self.progress.error(str(e))
-            except Exception as e:       # a library failing on this input: one line, and the others go on
-                failed += 1
-                self._forget(path)
-                self.progress.error(f"{path}: cannot be processed ({type(e).__name__}: {e})")
-                if self.verbose:
-                    traceback.print_exc()
-            except BaseException:        # Ctrl-C, SIGTERM: this input's finished files go too
-                self._forget(path)
-                raise
         if not files:
             failed += 1
             self.progress.error("no photos or videos in the inputs given")
         return outputs, failed
+
+    def estimate_file(self, path: str, capture: str) -> Optional[str]:
+        """One photo or video -> ``capture`` (its overlay beside it); the capture path, or None when
+        the input failed (its error line went to the progress, and it left no file)."""
+        self._written, self._capture = [], capture
+        try:
+            kind = check_file(path)
+            return self.photo(path) if kind == "image" else self.movie(path)
+        except InputError as e:
+            self._forget(path)
+            self.progress.error(str(e))
+        except Exception as e:       # a library failing on this input: one line, and the others go on
+            self._forget(path)
+            self.progress.error(f"{path}: cannot be processed ({type(e).__name__}: {e})")
+            if self.verbose:
+                traceback.print_exc()
+        except BaseException:        # Ctrl-C, SIGTERM: this input's finished files go too
+            self._forget(path)
+            raise
+        return None
 
     def _forget(self, path: str) -> None:
         """An input failed after some of its files were written (say the capture, then not the
@@ -369,6 +390,7 @@ class Estimator:
         self.progress.update("estimate", 0, 1, os.path.basename(path), force=True)
         hands = self.engine.estimate_frames([rgb], scaled_intrinsics(K, scale_x, scale_y),
                                             [self.engine.detect(rgb, boxes=boxes)])[0]
+        self.frames += 1
         tracks = [self.builder.build(h.side, [0], [h], K, 0.0, 0.0) for h in hands]
         capture_path = self._save(path, tracks, K, width, height, 0.0)
         if self.overlay:
@@ -388,9 +410,9 @@ class Estimator:
             bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
         image = draw.draw_tracks(bgr, tracks, [self.builder.vertices(t) for t in tracks], K, [0] * len(tracks),
                                  scale=(size[0] / width, size[1] / height))
-        overlay_path = output_path(self.out_dir, path, "_overlay.png", self.taken)
-        write_image(overlay_path, image)
-        self._written.append(overlay_path)
+        path = overlay_path(self._capture, "image")
+        write_image(path, image)
+        self._written.append(path)
 
     def movie(self, path: str) -> str:
         video = cv2.VideoCapture(path)
@@ -494,6 +516,7 @@ class Estimator:
         """Network and fit for a chunk of (index, rgb, detections) frames; the tracker links the hands."""
         frames = [rgb for _, rgb, _ in chunk]
         results = self.engine.estimate_frames(frames, K, [found for _, _, found in chunk])
+        self.frames += len(frames)
         for (index, _, _), hands in zip(chunk, results):
             tracker.update(index, hands)
             frames_done.append(index)
@@ -503,7 +526,7 @@ class Estimator:
         OVERLAY_MAX_SIDE pixels on its longer side."""
         vertices = [self.builder.vertices(t) for t in tracks]
         rows = [{int(f): r for r, f in enumerate(t.frame_index)} for t in tracks]
-        final = output_path(self.out_dir, path, "_overlay.mp4", self.taken)
+        final = overlay_path(self._capture, "video")
         video, writer, wanted, index = cv2.VideoCapture(path), None, set(frames_done), -1
         try:
             with atomic_output(final, create=False) as tmp:
@@ -537,7 +560,7 @@ class Estimator:
     def _save(self, source: str, tracks, K, width: int, height: int, fps: float) -> str:
         capture = Capture(hand_model=self.builder.layers["right"].model.name, source_path=os.path.abspath(source),
                           image_size=np.array([width, height]), K=K, fps=fps, tracks=tracks)
-        path = output_path(self.out_dir, source, ".npz", self.taken)
+        path = self._capture or capture_paths([source], self.out_dir)[0]
         save_capture(capture, path)
         self._written.append(path)
         self.hands[path] = len(tracks)
