@@ -9,7 +9,9 @@ or with the bpy module (``pip install bpy``)::
     python blender_addon/batch.py INPUT... -o DIR [--format blend|fbx|glb]
 
 Photos and videos go through the engine (``<engine python> -m core estimate``; its Python
-from ``--engine-python``, $HANDCAP_PYTHON or the ``handcap`` command on PATH). Each output is
+from ``--engine-python``, $HANDCAP_PYTHON or the ``handcap`` command on PATH), one run per input,
+or with ``--ray [ADDRESS]`` one run for all of them spread over a Ray cluster (capture files kept in
+DIR/captures; Blender's Python never imports ray). Each output is
 written atomically; a bad input gets one error line on stderr and is skipped. Exit codes
 (``exit_codes``): 0 all converted, 1 an input failed, 2 usage error, 3 an input had no hand.
 """
@@ -53,6 +55,11 @@ def parse_args(argv: list) -> argparse.Namespace:
     parser.add_argument("--max-hands", type=int, default=2)
     parser.add_argument("--smoothing", type=float, default=0.5)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="estimate all photos and videos in one engine run on a Ray cluster (the engine's "
+                             "'handcap estimate --ray'; needs ray in the engine's Python): alone, the cluster found "
+                             "or a local one; or HOST:PORT / ray://HOST:10001. Capture files are kept in "
+                             "DIR/captures, so a batch run again resumes")
     parser.add_argument("--verbose", action="store_true", help="also show Blender's and the libraries' own output")
     return parser.parse_args(argv)
 
@@ -75,7 +82,7 @@ def main(argv: list = None) -> int:
     convert = importlib.import_module(package.__name__ + ".convert")
     engine = importlib.import_module(package.__name__ + ".engine")
     options = engine.EstimateOptions(hand=args.hand, max_hands=args.max_hands,
-                                     smoothing=args.smoothing, device=args.device)
+                                     smoothing=args.smoothing, device=args.device, ray=args.ray)
     with quiet.quiet_third_party(args.verbose):
         results = convert.convert_inputs(args.inputs, args.output, args.format, args.engine_python,
                                          options)

@@ -250,3 +250,30 @@ def test_ray_options_without_ray_are_usage_errors(tmp_path, monkeypatch, capsys)
         assert cli.main(["estimate", "--ray", str(tmp_path), photo, "-o", str(tmp_path / "out")]) == 2
         assert "not a Ray address; put the inputs before --ray" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@needs_ray
+def test_blender_batch_passes_ray_to_the_engine(media, plain, cluster, tmp_path):
+    """batch.py --ray: one engine run on Ray into OUT/captures (resumed here: the plain run's capture
+    files are there already, so only broken.mp4 is tried), then a .blend per input."""
+    pytest.importorskip("bpy")
+    _, _, plain_out = plain
+    out = tmp_path / "out"
+    (out / "captures").mkdir(parents=True)
+    for c in range(CLIPS):
+        os.link(plain_out / f"clip{c}.npz", out / "captures" / f"clip{c}.npz")
+    env = {**os.environ, "HANDCAP_PYTHON": sys.executable, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, os.path.join(REPO, "blender_addon", "batch.py"), str(media), "-o", str(out),
+                             f"--ray={cluster}"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [f"handcap batch: error: {media / 'broken.mp4'}: not a readable video "
+                                          "(corrupt or unsupported codec)"]
+    assert sorted(os.listdir(out)) == ["captures"] + [f"clip{c}.blend" for c in range(CLIPS)]
+    assert f"handcap batch: {CLIPS} converted, 1 failed" in result.stdout
+
+
+def test_ray_option_reaches_the_engine_command():
+    from blender_addon.engine import EstimateOptions
+    assert EstimateOptions().arguments() == []
+    assert EstimateOptions(ray="").arguments() == ["--ray"]
+    assert EstimateOptions(ray="ray://head:10001", hand="left").arguments() == ["--hand", "left", "--ray=ray://head:10001"]
