@@ -162,24 +162,25 @@ def cmd_estimate(args) -> int:
             remove_if_empty(os.path.abspath(args.output))     # a folder made for outputs that never came
 
 
-def engine_settings(args):
-    """(EngineOptions, VideoOptions) of the command line."""
-    from .engine.pipeline import EngineOptions
-    from .engine.run import VideoOptions
-    options = EngineOptions(device=args.device, weights=args.weights, hand=args.hand, max_hands=args.max_hands,
-                            refine=not args.no_refine, fit_steps=args.fit_steps, boxes=tuple(args.box),
-                            threads=args.threads, landmarks=args.landmarks)
-    return options, VideoOptions(args.smoothing, args.frame_start, args.frame_end, args.frame_step)
+def engine_settings(args) -> tuple[dict, dict]:
+    """The fields of EngineOptions and of VideoOptions the command line sets (plain values, no torch)."""
+    engine = dict(device=args.device, weights=args.weights, hand=args.hand, max_hands=args.max_hands,
+                  refine=not args.no_refine, fit_steps=args.fit_steps, boxes=tuple(args.box), threads=args.threads,
+                  landmarks=args.landmarks)
+    video = dict(smoothing=args.smoothing, frame_start=args.frame_start, frame_end=args.frame_end,
+                 frame_step=args.frame_step)
+    return engine, video
 
 
 def _estimate(args, progress) -> int:
     if args.ray is not None:
         return _estimate_on_ray(args, progress)
     from .engine.network import EngineError
-    from .engine.run import Estimator, InputError
+    from .engine.pipeline import EngineOptions
+    from .engine.run import Estimator, InputError, VideoOptions
     try:
-        options, video = engine_settings(args)
-        estimator = Estimator(options, video, args.output, overlay=args.overlay, focal=args.focal, K_file=args.K,
+        engine, video = engine_settings(args)
+        estimator = Estimator(EngineOptions(**engine), VideoOptions(**video), args.output, overlay=args.overlay, focal=args.focal, K_file=args.K,
                               progress=progress, verbose=args.verbose)
     except (EngineError, InputError, ValueError) as e:
         progress.error(str(e))
@@ -193,12 +194,12 @@ def _estimate(args, progress) -> int:
 
 def _estimate_on_ray(args, progress) -> int:
     """The inputs spread over a Ray cluster (``core.scale_out``); the same outputs and summary."""
-    from .engine.run import InputError, expand_inputs, intrinsics
+    from .engine.inputs import InputError, expand_inputs, read_intrinsics_file
     from .scale_out import ray_batch
     from .scale_out.worker import Settings
     try:
         if args.K:
-            intrinsics(1, 1, K_file=args.K)                  # a bad --K fails here, once, as in a plain run
+            read_intrinsics_file(args.K)                     # a bad --K fails here, once, as in a plain run
     except InputError as e:
         progress.error(str(e))
         return exit_codes.USAGE
@@ -206,8 +207,8 @@ def _estimate_on_ray(args, progress) -> int:
     if not files:
         progress.error("no photos or videos in the inputs given")
         return _estimate_summary(args, progress, [], 1, [], {})
-    options, video = engine_settings(args)
-    settings = Settings(options, video, os.path.abspath(args.output), overlay=args.overlay, focal=args.focal,
+    engine, video = engine_settings(args)
+    settings = Settings(engine, video, os.path.abspath(args.output), overlay=args.overlay, focal=args.focal,
                         K_file=os.path.abspath(args.K) if args.K else None, verbose=args.verbose)
     resources = ray_batch.Resources(cpus=args.cpus_per_task or 1.0, gpus=args.gpus_per_task or 0.0,
                                     workers=args.workers or 0)

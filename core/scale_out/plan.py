@@ -14,7 +14,7 @@ from typing import Optional
 
 from blender_addon.capture_format import CaptureError, load_capture
 from blender_addon.output_files import is_temporary
-from core.engine.run import VIDEO_EXTENSIONS, overlay_path
+from core.engine.inputs import VIDEO_EXTENSIONS, overlay_path
 
 PHOTOS_PER_TASK = 16
 

@@ -10,6 +10,7 @@ in OUT is already complete are skipped, so a killed run resumes where it stopped
 
 Every worker writes its outputs into OUT itself (atomically, as a plain run): on a cluster, INPUT
 and OUT must be at the same paths on every node (a shared file system), and handcap installed there.
+The driver itself imports no torch and loads no model.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Optional
 import ray
 
 from core.engine.progress import Progress
-from core.engine.run import capture_paths
+from core.engine.inputs import capture_paths
 
 from .plan import Item, finished_hands, leftover_temporaries, make_tasks
 from .worker import CaptureWorker, Outcome, Settings
@@ -79,8 +80,8 @@ def worker_count(resources: Resources, tasks: int) -> int:
 def start_workers(settings: Settings, resources: Resources, count: int) -> list:
     """``count`` actors, each loading the engine once. Ray restarts one whose process dies (its task
     is then given out again by the driver, which counts the attempts)."""
-    threads = settings.options.threads or max(1, round(resources.cpus))
-    settings = dataclasses.replace(settings, options=dataclasses.replace(settings.options, threads=threads))
+    threads = settings.engine.get("threads") or max(1, round(resources.cpus))
+    settings = dataclasses.replace(settings, engine={**settings.engine, "threads": threads})
     env = {"OMP_NUM_THREADS": str(threads), "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"}
     actor = ray.remote(CaptureWorker).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=-1,
                                               max_task_retries=0, runtime_env={"env_vars": env})

@@ -13,19 +13,18 @@ import os
 import time
 from typing import Optional
 
-from core.engine.pipeline import EngineOptions
 from core.engine.progress import Progress
-from core.engine.run import Estimator, VideoOptions
 
 from .plan import Task
 
 
 @dataclasses.dataclass
 class Settings:
-    """What every worker's engine is built with (the command line's options)."""
+    """What every worker's engine is built with (the command line's options): ``engine`` and
+    ``video`` are EngineOptions' and VideoOptions' fields (plain values: the driver imports no torch)."""
 
-    options: EngineOptions
-    video: VideoOptions
+    engine: dict
+    video: dict
     out_dir: str
     overlay: bool = False
     focal: Optional[float] = None
@@ -66,10 +65,12 @@ class CaptureWorker:
     """The engine of one worker process; ``run(task)`` estimates a task's inputs one by one."""
 
     def __init__(self, settings: Settings):
+        from core.engine.pipeline import EngineOptions
+        from core.engine.run import Estimator, VideoOptions
         self.progress = Recorder()
         s = settings
-        self.estimator = Estimator(s.options, s.video, s.out_dir, overlay=s.overlay, focal=s.focal, K_file=s.K_file,
-                                   progress=self.progress, verbose=s.verbose)
+        self.estimator = Estimator(EngineOptions(**s.engine), VideoOptions(**s.video), s.out_dir, overlay=s.overlay,
+                                   focal=s.focal, K_file=s.K_file, progress=self.progress, verbose=s.verbose)
 
     def pid(self) -> int:
         """This worker's process id (tests kill it)."""
