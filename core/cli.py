@@ -217,6 +217,9 @@ def _estimate_on_ray(args, progress) -> int:
     except ConnectionError as e:
         progress.error(f"--ray {args.ray or '(this machine)'}: cannot reach the Ray cluster ({e})")
         return exit_codes.USAGE
+    except ray_batch.ClusterTooSmall as e:
+        progress.error(f"--ray: {e}")
+        return exit_codes.USAGE
     return _estimate_summary(args, progress, result.outputs, result.failed, result.no_hand, result.hands)
 
 

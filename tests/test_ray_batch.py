@@ -212,6 +212,15 @@ def test_killed_worker_is_retried_and_rerun_does_no_work(media, plain, cluster, 
     assert {name: os.stat(out / name).st_mtime_ns for name in os.listdir(out)} == before
 
 
+@needs_ray
+def test_a_worker_larger_than_the_cluster_is_a_usage_error(media, cluster, tmp_path):
+    code, _, err = finish(estimate(media / "clip0.mp4", "-o", tmp_path / "out", "--ray", cluster, "--cpus-per-task", 4))
+    assert code == 2 and error_lines(err) == [
+        "handcap estimate: error: --ray: a worker needs 4 CPU(s) and 0 GPU(s), and the Ray cluster has 2 CPU(s) and "
+        "0 GPU(s) (give --workers N to wait for a cluster that grows)"], err
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------- without a cluster
 
 def test_tasks_group_photos_by_folder_and_videos_alone(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from typing import Optional
 
 import numpy as np
 
@@ -76,11 +77,13 @@ def read_intrinsics_file(K_file: str) -> np.ndarray:
     return np.asarray(K, np.float32)
 
 
-def capture_paths(files: list[str], out_dir: str) -> list[str]:
-    """OUT/<stem>.npz for each input, in order; a later input with a stem already used gets
-    <stem>_2.npz, <stem>_3.npz, ... Planned before any input runs, so every run over the same inputs
-    (plain, or spread over a Ray cluster, or resumed) names the same input the same way."""
-    taken, paths = set(), []
+def capture_paths(files: list[str], out_dir: str, taken: Optional[set] = None) -> list[str]:
+    """OUT/<stem>.npz for each input, in order; a later input with a stem already used (in
+    ``taken``, which grows) gets <stem>_2.npz, <stem>_3.npz, ... Planned before any input runs, so
+    every run over the same inputs (plain, or spread over a Ray cluster, or resumed) names the same
+    input the same way."""
+    taken = set() if taken is None else taken
+    paths = []
     for source in files:
         stem = os.path.splitext(os.path.basename(source))[0]
         path, n = os.path.join(out_dir, stem + ".npz"), 1

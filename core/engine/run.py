@@ -231,6 +231,7 @@ class Estimator:
         self.progress = progress or Progress()
         self.engine = Engine(options)
         self.builder = TrackBuilder(self.engine.network.config.hand_model, self.engine.device)
+        self.taken: set = set()            # capture files named by this Estimator's runs (one is not overwritten)
         self.no_hand: list[str] = []
         self.hands: dict[str, int] = {}
         self.frames = 0                    # photos + video frames estimated
@@ -245,7 +246,7 @@ class Estimator:
         os.makedirs(self.out_dir, exist_ok=True)
         files = expand_inputs(inputs)
         outputs, failed = [], 0
-        for i, (path, capture) in enumerate(zip(files, capture_paths(files, self.out_dir))):
+        for i, (path, capture) in enumerate(zip(files, capture_paths(files, self.out_dir, self.taken))):
             self.progress.update("file", i, len(files), os.path.basename(path), force=True)
             written = self.estimate_file(path, capture)
             if written:
@@ -484,7 +485,7 @@ class Estimator:
     def _save(self, source: str, tracks, K, width: int, height: int, fps: float) -> str:
         capture = Capture(hand_model=self.builder.layers["right"].model.name, source_path=os.path.abspath(source),
                           image_size=np.array([width, height]), K=K, fps=fps, tracks=tracks)
-        path = self._capture or capture_paths([source], self.out_dir)[0]
+        path = self._capture or capture_paths([source], self.out_dir, self.taken)[0]
         save_capture(capture, path)
         self._written.append(path)
         self.hands[path] = len(tracks)

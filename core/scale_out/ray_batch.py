@@ -66,15 +66,25 @@ def connect(address: Optional[str], verbose: bool) -> bool:
     return True
 
 
+class ClusterTooSmall(ValueError):
+    """Not one worker fits the cluster as it is (and no --workers says to wait for it to grow)."""
+
+
 def worker_count(resources: Resources, tasks: int) -> int:
-    """--workers, else as many workers as the cluster's CPUs (and GPUs) hold now; never more than tasks."""
+    """--workers (they wait for the cluster to have room, e.g. an autoscaling one), else as many
+    workers as the cluster's CPUs (and GPUs) hold now; never more than there are tasks."""
     if resources.workers:
         return max(1, min(resources.workers, tasks))
     total = ray.cluster_resources()
-    fit = int(total.get("CPU", 1) // resources.cpus) if resources.cpus else tasks
+    cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
+    fit = int(cpus // resources.cpus) if resources.cpus else tasks
     if resources.gpus:
-        fit = min(fit, int(total.get("GPU", 0) // resources.gpus))
-    return max(1, min(fit, tasks))
+        fit = min(fit, int(gpus // resources.gpus))
+    if fit < 1:
+        raise ClusterTooSmall(f"a worker needs {resources.cpus:g} CPU(s) and {resources.gpus:g} GPU(s), and the Ray "
+                              f"cluster has {cpus:g} CPU(s) and {gpus:g} GPU(s) (give --workers N to wait for a "
+                              "cluster that grows)")
+    return min(fit, tasks)
 
 
 def start_workers(settings: Settings, resources: Resources, count: int) -> list:
@@ -164,17 +174,13 @@ def _dispatch(settings: Settings, tasks: list, total: int, resources: Resources,
                 worker, number, task = running.pop(ref)
                 try:
                     results = ray.get(ref)
-                except ray.exceptions.ActorDiedError as e:              # gone for good (its start failed)
+                except ray.exceptions.RayError as e:
                     last_error = _reason(e)
-                    if number is not None:
+                    if number is not None:                              # lost with its task; Ray restarts it
                         _task_failed(number, task, attempts, pending, outcomes, progress, last_error)
-                    continue
-                except ray.exceptions.RayError as e:                    # lost; Ray restarts it
-                    last_error = _reason(e)
-                    if number is not None:
-                        _task_failed(number, task, attempts, pending, outcomes, progress, last_error)
-                    resting.append((time.monotonic() + WAIT_SECONDS, worker))
-                    continue
+                    if number is not None or not isinstance(e, ray.exceptions.ActorDiedError):
+                        resting.append((time.monotonic() + WAIT_SECONDS, worker))   # ask again soon
+                    continue                                            # (dead for good: its start failed)
                 if number is not None:
                     if start is None:
                         start = time.perf_counter() - sum(o.seconds for o in results)
