@@ -180,8 +180,8 @@ def _estimate(args, progress) -> int:
     from .engine.run import Estimator, InputError, VideoOptions
     try:
         engine, video = engine_settings(args)
-        estimator = Estimator(EngineOptions(**engine), VideoOptions(**video), args.output, overlay=args.overlay, focal=args.focal, K_file=args.K,
-                              progress=progress, verbose=args.verbose)
+        estimator = Estimator(EngineOptions(**engine), VideoOptions(**video), args.output, overlay=args.overlay,
+                              focal=args.focal, K_file=args.K, progress=progress, verbose=args.verbose)
     except (EngineError, InputError, ValueError) as e:
         progress.error(str(e))
         return exit_codes.USAGE

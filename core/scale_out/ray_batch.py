@@ -46,13 +46,12 @@ class Resources:
 @dataclasses.dataclass
 class Result:
     """What a run gave, in input order: capture files, inputs failed, inputs without a hand,
-    hands per capture file, and the inputs skipped as already done."""
+    hands per capture file."""
 
     outputs: list
     failed: int
     no_hand: list
     hands: dict
-    skipped: int
 
 
 def connect(address: Optional[str], verbose: bool) -> bool:
@@ -128,8 +127,7 @@ def run(settings: Settings, files: list, address: Optional[str], resources: Reso
     ordered = [outcomes[i] for i in sorted(outcomes)]
     written = [o for o in ordered if o.capture]
     return Result([o.capture for o in written], len(ordered) - len(written),
-                  [o.source for o in written if o.no_hand], {o.capture: o.hands for o in written},
-                  len(items) - len(todo))
+                  [o.source for o in written if o.no_hand], {o.capture: o.hands for o in written})
 
 
 def _dispatch(settings: Settings, tasks: list, total: int, resources: Resources, progress: Progress,
@@ -168,8 +166,11 @@ def _dispatch(settings: Settings, tasks: list, total: int, resources: Resources,
             for when, worker in [r for r in resting if r[0] <= time.monotonic()]:
                 resting.remove((when, worker))
                 running[worker.pid.remote()] = (worker, None, None)
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=WAIT_SECONDS) if running else \
-                (time.sleep(WAIT_SECONDS) or [], [])
+            if running:
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=WAIT_SECONDS)
+            else:                                                       # every worker is restarting
+                time.sleep(WAIT_SECONDS)
+                ready = []
             for ref in ready:
                 worker, number, task = running.pop(ref)
                 try:
