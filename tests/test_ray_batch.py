@@ -23,7 +23,7 @@ import pytest
 
 from blender_addon.capture_format import load_capture
 from core import cli
-from core.engine.run import capture_paths
+from core.engine.inputs import capture_paths
 from core.scale_out.plan import PHOTOS_PER_TASK, Item, finished_hands, make_tasks
 
 from .conftest import REPO

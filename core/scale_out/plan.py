@@ -2,7 +2,7 @@
 
 A task is one video, or up to PHOTOS_PER_TASK photos of one folder (a photo takes a fraction of a
 second, a task's round trip a few milliseconds; the cap keeps a folder of thousands spread over the
-cluster). Capture names are planned once for all inputs (``core.engine.run.capture_paths``), so a
+cluster). Capture names are planned once for all inputs (``core.engine.inputs.capture_paths``), so a
 run, its retries and a resumed run write every input to the same file.
 """
 
