@@ -1,6 +1,7 @@
 """handcap's benchmark: speed and accuracy side by side with the peers, in one table.
 
-    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement,perception,people] [--repeat N] [--frames N]
+    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement,perception,people,ray] [--repeat N]
+                    [--frames N]
                     [--out DIR] [--quick]
 
 Sections (each runs in a process of its own and adds rows to one table):
@@ -20,6 +21,8 @@ Sections (each runs in a process of its own and adds rows to one table):
   people     every hand in photos of people: recall (side right) on the 25 annotated photos of
              ../shared/real_images beside MediaPipe Hands alone, and seconds per photo by size
                                                                           (bench/hand_recall.py)
+  ray        clips/minute of 'handcap estimate' over a folder of 640x480 clips, plain against
+             '--ray local --workers 2', whole commands                    (bench/scale_out.py)
 
 Every timing is the median of ``--repeat`` runs after a warm-up run, with the spread (min-max).
 The table is printed and written atomically to DIR/bench.md and DIR/bench.json (default
@@ -27,4 +30,4 @@ bench/results/) with the date, the machine and the command. ``--quick`` is a smo
 sizes, one run each): its numbers mean nothing.
 """
 
-SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement", "perception", "people")
+SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement", "perception", "people", "ray")

@@ -29,6 +29,7 @@ SECTION_FUNCTIONS = {        # section -> (module in bench/, its run function, i
     "agreement": ("accuracy", "run_agreement", "agreement_rows"),
     "perception": ("perception", "run", "rows"),
     "people": ("hand_recall", "run", "rows"),
+    "ray": ("scale_out", "run", "rows"),
 }
 
 

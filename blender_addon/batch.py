@@ -10,10 +10,11 @@ or with the bpy module (``pip install bpy``)::
     python blender_addon/batch.py INPUT... -o DIR [--format blend|fbx|glb]
 
 Photos and videos go through the engine (``<engine python> -m core estimate``; its Python
-from ``--engine-python``, $HANDCAP_PYTHON or the ``handcap`` command on PATH). Each output is
-written atomically; a bad input gets one error line on stderr and is skipped. With ``--rig``
-each output is RIG.blend's character with the input's hands retargeted onto it
-(``retarget.headless``). Exit codes
+from ``--engine-python``, $HANDCAP_PYTHON or the ``handcap`` command on PATH), one run per input,
+or with ``--ray [ADDRESS]`` one run for all of them spread over a Ray cluster (capture files kept in
+DIR/captures; Blender's Python never imports ray). Each output is written atomically; a bad input
+gets one error line on stderr and is skipped. With ``--rig`` each output is RIG.blend's character
+with the input's hands retargeted onto it (``retarget.headless``). Exit codes
 (``exit_codes``): 0 all converted, 1 an input failed, 2 usage error, 3 an input had no hand.
 """
 
@@ -66,6 +67,11 @@ def parse_args(argv: list) -> argparse.Namespace:
     parser.add_argument("--wrist-location", action="store_true", help="with --rig: also move the hand bone")
     parser.add_argument("--metacarpal-share", type=float, default=0.0,
                         help="with --rig: share of each knuckle's turn the metacarpals take (0..1)")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="estimate all photos and videos in one engine run on a Ray cluster (the engine's "
+                             "'handcap estimate --ray'; needs ray in the engine's Python): alone, the cluster found "
+                             "or a local one; or HOST:PORT / ray://HOST:10001. Capture files are kept in "
+                             "DIR/captures, so a batch run again resumes")
     parser.add_argument("--verbose", action="store_true", help="also show Blender's and the libraries' own output")
     args = parser.parse_args(argv)
     if args.rig and args.format not in ("blend", "fbx"):
@@ -95,7 +101,7 @@ def main(argv: list = None) -> int:
     convert = importlib.import_module(package.__name__ + ".convert")
     engine = importlib.import_module(package.__name__ + ".engine")
     options = engine.EstimateOptions(hand=args.hand, max_hands=args.max_hands,
-                                     smoothing=args.smoothing, device=args.device)
+                                     smoothing=args.smoothing, device=args.device, ray=args.ray)
     job = None
     if args.rig:
         headless = importlib.import_module(package.__name__ + ".retarget.headless")

@@ -125,7 +125,10 @@ def convert_inputs(inputs: list, out_dir: str, fmt: str = "blend", engine_python
         raise ValueError(f"unknown format {fmt!r} (use one of {', '.join(export_scene.FORMATS)})")
     make = _blend if retarget is None else _retarget(retarget)
     results, taken = [], set()
-    for path in expand_inputs(inputs):
+    paths = expand_inputs(inputs)
+    together = _estimate_together(paths, out_dir, engine_python, options, log) \
+        if options is not None and options.ray is not None else None
+    for path in paths:
         item = Converted(path)
         stem = os.path.splitext(os.path.basename(path))[0]
         name, n = stem, 1
@@ -139,6 +142,8 @@ def convert_inputs(inputs: list, out_dir: str, fmt: str = "blend", engine_python
                 raise FileNotFoundError(f"{path}: no such file")
             if path.lower().endswith(CAPTURE_EXTENSIONS):
                 item.output, item.hands = make([path], out)
+            elif together is not None:
+                item.output, item.hands = make([together(path)], out)
             else:
                 item.output, item.hands = _estimate_and_blend(path, out, engine_python, options, log, make)
             log(f"ok      {path} -> {item.output}" + ("" if item.hands else " (no hand found)"))
@@ -147,6 +152,36 @@ def convert_inputs(inputs: list, out_dir: str, fmt: str = "blend", engine_python
             log_error(error_line(prefix, path, item.error))
         results.append(item)
     return results
+
+
+def _estimate_together(paths: list, out_dir: str, engine_python: str, options, log):
+    """``--ray``: every photo and video through one engine run on a Ray cluster, into
+    ``out_dir/captures`` (kept: a batch run again resumes there). Returns a function: input path
+    -> its capture file, or an exception saying why it has none."""
+    media = [p for p in paths if os.path.isfile(p) and not p.lower().endswith(CAPTURE_EXTENSIONS)]
+    captures, errors, failure = {}, {}, None
+    if media:
+        shown = set()
+
+        def show(event, run):                     # a line per input done (the engine says more, every second)
+            if event.get("stage") == "inputs" and event.get("done") not in shown:
+                shown.add(event.get("done"))
+                log(f"        engine on Ray: {run.progress.text()}")
+        try:
+            python = engine.find_engine_python(engine_python)
+            outputs, errors = engine.run_estimate_together(python, media, os.path.join(out_dir, "captures"),
+                                                           options, on_event=show)
+            for capture in outputs:
+                captures[os.path.abspath(load_capture(capture).source_path)] = capture
+        except Exception as e:              # the engine run as a whole: every photo and video fails with it
+            failure = " ".join(str(e).split()) or type(e).__name__
+
+    def capture_of(path: str) -> str:
+        source = os.path.abspath(path)
+        if source in captures:
+            return captures[source]
+        raise RuntimeError(failure or errors.get(source) or "the engine wrote no capture file for it")
+    return capture_of
 
 
 def _estimate_and_blend(path: str, out: str, engine_python: str, options, log, make=_blend) -> tuple:

@@ -51,21 +51,24 @@ class EstimateOptions:
     frame_step: int = 1
     device: str = "auto"          # auto | cpu | cuda
     boxes: tuple = ()             # hand regions (x0, y0, x1, y1) in pixels, used instead of detection
+    ray: str = None               # None: in the engine's process; "": on Ray (the cluster found, or a local
+                                  # one); else a Ray address (the batch script's --ray; this module imports no ray)
 
     def arguments(self) -> list:
         """Engine command-line options for the settings that differ from the defaults
         (so the defaults are the engine's own and a plain estimate needs no options),
-        then one ``--box x0,y0,x1,y1`` per hand region."""
+        then one ``--box x0,y0,x1,y1`` per hand region, then ``--ray[=ADDRESS]``."""
         default = EstimateOptions()
         args = []
         for field in dataclasses.fields(self):
-            if field.name == "boxes":
+            if field.name in ("boxes", "ray"):
                 continue
             value = getattr(self, field.name)
             if value != getattr(default, field.name):
                 text = f"{value:g}" if isinstance(value, float) else str(value)
                 args += ["--" + field.name.replace("_", "-"), text]
-        return args + box_arguments(self.boxes)
+        ray = [] if self.ray is None else ["--ray" + (f"={self.ray}" if self.ray else "")]
+        return args + box_arguments(self.boxes) + ray
 
 
 def find_engine_python(preference: str = "") -> str:
@@ -328,6 +331,35 @@ def run_estimate(python: str, input_path: str, out_dir: str, options: EstimateOp
     if run.error:
         raise EngineError(run.error)
     return run.outputs
+
+
+def run_estimate_together(python: str, input_paths: list, out_dir: str, options: EstimateOptions,
+                          on_event=None, stall_timeout: float = STALL_TIMEOUT) -> tuple:
+    """Run the engine once over many photos and videos (with ``options.ray``: spread over a Ray
+    cluster, and resuming: inputs whose capture file in ``out_dir`` is complete are skipped).
+    Returns (capture files, {input path: its error line}); a bad input is its error, not the run's.
+    EngineError when the run as a whole failed (cannot start, usage error, crash, stalled)."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.abspath(p) for p in input_paths]
+    command = [python, "-m", "core", "estimate", *paths, "-o", os.path.abspath(out_dir), "--progress", "json",
+               *options.arguments()]
+    errors = {}
+
+    def follow(event, run):
+        message = str(event.get("message", ""))
+        if event.get("stage") == "error":
+            for path in paths:
+                if message.startswith(path + ": "):
+                    errors[path] = message[len(path) + 2:]
+        if on_event is not None:
+            on_event(event, run)
+
+    run = EngineRun(command, cwd=out_dir, stall_timeout=stall_timeout).start()   # keeps what it wrote
+    run.wait(None, follow)
+    if run.returncode not in (exit_codes.OK, exit_codes.FAILED, exit_codes.NO_HAND) or run._stalled \
+            or (run.returncode == exit_codes.FAILED and not errors and not run.outputs):
+        raise EngineError(run.error or run._stderr_message(run.returncode))
+    return run.outputs, errors
 
 
 def _pump(stream, sink) -> None:

@@ -118,10 +118,32 @@ def check_estimate_arguments(args) -> bool:
         raise UsageError(f"--K {args.K}: no such file")
     if args.frame_end >= 0 and args.frame_end < args.frame_start:
         raise UsageError(f"--frame-end {args.frame_end} is before --frame-start {args.frame_start}")
+    check_ray_arguments(args)
     try:
         return check_writable_folder(args.output)
     except FolderError as e:
         raise UsageError(f"-o {e}") from None
+
+
+RAY_INSTALL = "pip install -e '.[ray]' (or pip install 'ray==2.60.0')"
+
+
+def check_ray_arguments(args) -> None:
+    """--ray and its options, checked before anything loads; UsageError otherwise."""
+    ray_only = [f"--{name.replace('_', '-')}" for name in ("workers", "cpus_per_task", "gpus_per_task")
+                if getattr(args, name) is not None]
+    if args.ray is None:
+        if ray_only:
+            raise UsageError(f"{ray_only[0]} is an option of --ray (add --ray to run on a Ray cluster)")
+        return
+    import importlib.util
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError(f"--ray needs the ray package, which is not installed: {RAY_INSTALL}")
+    if args.ray and os.path.exists(args.ray):
+        raise UsageError(f"--ray {args.ray}: that is a file or folder, not a Ray address; put the inputs before "
+                         "--ray, or write --ray=ADDRESS")
+    if args.device == "cuda" and not args.gpus_per_task:
+        raise UsageError("--device cuda with --ray needs --gpus-per-task (the GPU share of each worker, e.g. 1 or 0.5)")
 
 
 def cmd_estimate(args) -> int:
@@ -140,17 +162,26 @@ def cmd_estimate(args) -> int:
             remove_if_empty(os.path.abspath(args.output))     # a folder made for outputs that never came
 
 
+def engine_settings(args) -> tuple[dict, dict]:
+    """The fields of EngineOptions and of VideoOptions the command line sets (plain values, no torch)."""
+    engine = dict(device=args.device, weights=args.weights, hand=args.hand, max_hands=args.max_hands,
+                  refine=not args.no_refine, fit_steps=args.fit_steps, boxes=tuple(args.box), threads=args.threads,
+                  landmarks=args.landmarks)
+    video = dict(smoothing=args.smoothing, frame_start=args.frame_start, frame_end=args.frame_end,
+                 frame_step=args.frame_step)
+    return engine, video
+
+
 def _estimate(args, progress) -> int:
+    if args.ray is not None:
+        return _estimate_on_ray(args, progress)
     from .engine.network import EngineError
     from .engine.pipeline import EngineOptions
     from .engine.run import Estimator, InputError, VideoOptions
     try:
-        options = EngineOptions(device=args.device, weights=args.weights, hand=args.hand, max_hands=args.max_hands,
-                                refine=not args.no_refine, fit_steps=args.fit_steps, boxes=tuple(args.box),
-                                threads=args.threads, landmarks=args.landmarks)
-        video = VideoOptions(args.smoothing, args.frame_start, args.frame_end, args.frame_step)
-        estimator = Estimator(options, video, args.output, overlay=args.overlay, focal=args.focal, K_file=args.K,
-                              progress=progress, verbose=args.verbose)
+        engine, video = engine_settings(args)
+        estimator = Estimator(EngineOptions(**engine), VideoOptions(**video), args.output, overlay=args.overlay,
+                              focal=args.focal, K_file=args.K, progress=progress, verbose=args.verbose)
     except (EngineError, InputError, ValueError) as e:
         progress.error(str(e))
         return exit_codes.USAGE
@@ -158,13 +189,47 @@ def _estimate(args, progress) -> int:
         outputs, failed = estimator.run(args.inputs)
     finally:
         estimator.close()
-    inputs = len(outputs) + failed
-    no_hand = estimator.no_hand
+    return _estimate_summary(args, progress, outputs, failed, estimator.no_hand, estimator.hands)
+
+
+def _estimate_on_ray(args, progress) -> int:
+    """The inputs spread over a Ray cluster (``core.scale_out``); the same outputs and summary."""
+    from .engine.inputs import InputError, expand_inputs, read_intrinsics_file
+    from .scale_out import ray_batch
+    from .scale_out.worker import Settings
+    try:
+        if args.K:
+            read_intrinsics_file(args.K)                     # a bad --K fails here, once, as in a plain run
+    except InputError as e:
+        progress.error(str(e))
+        return exit_codes.USAGE
+    files = expand_inputs(args.inputs)
+    if not files:
+        progress.error("no photos or videos in the inputs given")
+        return _estimate_summary(args, progress, [], 1, [], {})
+    engine, video = engine_settings(args)
+    settings = Settings(engine, video, os.path.abspath(args.output), overlay=args.overlay, focal=args.focal,
+                        K_file=os.path.abspath(args.K) if args.K else None, verbose=args.verbose)
+    resources = ray_batch.Resources(cpus=args.cpus_per_task or 1.0, gpus=args.gpus_per_task or 0.0,
+                                    workers=args.workers or 0)
+    try:
+        result = ray_batch.run(settings, files, args.ray or None, resources, progress, args.verbose)
+    except ConnectionError as e:
+        progress.error(f"--ray {args.ray or '(this machine)'}: cannot reach the Ray cluster ({e})")
+        return exit_codes.USAGE
+    except ray_batch.ClusterTooSmall as e:
+        progress.error(f"--ray: {e}")
+        return exit_codes.USAGE
+    return _estimate_summary(args, progress, result.outputs, result.failed, result.no_hand, result.hands)
+
+
+def _estimate_summary(args, progress, outputs: list, failed: int, no_hand: list, hands: dict) -> int:
+    """The last lines of ``handcap estimate`` (and its JSON 'done' line); returns the exit code."""
     summary = (f"handcap estimate: {len(outputs)} capture file(s) in {os.path.abspath(args.output)}, "
-               f"{sum(estimator.hands.values())} hand(s)" + (f", {failed} input(s) failed" if failed else "")
+               f"{sum(hands.values())} hand(s)" + (f", {failed} input(s) failed" if failed else "")
                + (f", no hand found in {len(no_hand)}: {', '.join(os.path.basename(p) for p in no_hand)}" if no_hand else ""))
     progress.finish(outputs, failed, "\n".join([summary, *[f"  {path}" for path in outputs]]), no_hand)
-    return exit_codes.exit_code(failed, len(no_hand), inputs)
+    return exit_codes.exit_code(failed, len(no_hand), len(outputs) + failed)
 
 
 # ------------------------------------------------------------------------------- blend, zip
@@ -333,6 +398,20 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--threads", type=number(int, 0), default=0, help="CPU threads for the network (0: all cores)")
     est.add_argument("--progress", choices=["text", "json"], default="text",
                      help="'json' prints one JSON object per line (stage, done, total, message) for the add-on")
+    ray = est.add_argument_group(
+        "on a Ray cluster (pip install -e '.[ray]')",
+        "Each video, and each folder's photos (16 at a time), becomes a Ray task run by a worker that loads the "
+        "engine once. A lost worker's task is given out again; inputs whose capture file in OUT is complete are "
+        "skipped, so a stopped run resumes. INPUT and OUT must be at the same paths on every node.")
+    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="run on Ray: alone, the cluster this machine is part of ($RAY_ADDRESS or 'ray start'), else "
+                          "a new local one with all cores; or an address: HOST:PORT, ray://HOST:10001, 'local'")
+    ray.add_argument("--workers", type=number(int, 1), default=None, metavar="N",
+                     help="workers (default: as many as the cluster's CPUs and GPUs hold)")
+    ray.add_argument("--cpus-per-task", type=number(float, 0, low_open=True), default=None, metavar="N",
+                     help="CPU cores per worker, also its torch threads (default: 1)")
+    ray.add_argument("--gpus-per-task", type=number(float, 0), default=None, metavar="N",
+                     help="GPUs per worker, e.g. 1, or 0.25 for four workers per GPU (default: 0)")
     add_verbose(est)
     est.set_defaults(func=cmd_estimate)
 

@@ -10,9 +10,7 @@ decoded smaller, and overlays are at most OVERLAY_MAX_SIDE, so memory stays boun
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
-import json
 import os
 import traceback
 import warnings
@@ -27,14 +25,14 @@ from core.boxes import clip_boxes
 from core.capture import Capture, default_intrinsics, save_capture, track_from_layer
 from core.hand_model import HandLayer, load_hand_model
 
+from .inputs import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputError, VideoOptions, capture_paths,  # noqa: F401
+                     check_file, expand_inputs, overlay_path, read_intrinsics_file)
 from .pipeline import Engine, EngineOptions, HandEstimate
 from .progress import Progress
 from .read_ahead import ReadAhead
 from .tracking import Tracker, smooth, smooth_rotations
 from . import overlay as draw
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 MAX_PIXELS = 250_000_000           # larger images are refused (decoding alone would need GBs)
 FRAME_CHUNK = 32                   # video frames whose hands go through the network and the fit together
 CHUNK_PIXELS = 32 * 1920 * 1080    # ... fewer for large frames (a chunk of 4K frames is 8)
@@ -42,18 +40,6 @@ MAX_BAD_FRAMES = 25                # consecutive undecodable frames that end a v
 MIN_SIDE = 16                      # smaller images and frames are refused (no hand to see)
 WORK_MAX_SIDE = 4096               # larger photos are decoded at 1/2, 1/4 or 1/8 size (memory bounded)
 OVERLAY_MAX_SIDE = 2048            # overlays are drawn and written at most this large
-
-
-class InputError(ValueError):
-    """This input cannot be processed; the message names the file and says why."""
-
-
-@dataclasses.dataclass
-class VideoOptions:
-    smoothing: float = 0.5           # 0 = none, 1 = strongest
-    frame_start: int = 0             # source frames, 0-based
-    frame_end: int = -1              # inclusive; -1 = to the end
-    frame_step: int = 1
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -74,36 +60,6 @@ def torch_threads(count: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files as given, folders as their image and video files (sorted, not recursive). Other files in
-    folders are skipped silently; a missing path is kept so that it fails with a clear error."""
-    files = []
-    for path in inputs:
-        if os.path.isdir(path):
-            names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS))
-            files += [os.path.join(path, n) for n in names]
-        else:
-            files.append(path)
-    return files
-
-
-def check_file(path: str) -> str:
-    """'image' | 'video' for a readable, non-empty file of a supported kind; InputError otherwise."""
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file")
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: not a file")
-    if os.path.getsize(path) == 0:
-        raise InputError(f"{path}: empty file (0 bytes)")
-    extension = os.path.splitext(path)[1].lower()
-    if extension in IMAGE_EXTENSIONS:
-        return "image"
-    if extension in VIDEO_EXTENSIONS:
-        return "video"
-    raise InputError(f"{path}: unsupported format {extension or '(no extension)'}; photos "
-                     f"{' '.join(IMAGE_EXTENSIONS)}, videos {' '.join(VIDEO_EXTENSIONS)}")
 
 
 def to_rgb8(image: np.ndarray, path: str) -> np.ndarray:
@@ -209,32 +165,10 @@ def intrinsics(width: int, height: int, focal: Optional[float] = None, K_file: O
     """(3, 3) K: from a .npy/.json/.txt file (3x3), else from --focal (pixels, principal point at the
     centre), else the documented default (50 degrees across the longer side)."""
     if K_file:
-        try:
-            if K_file.endswith(".json"):
-                with open(K_file) as f:
-                    K = np.asarray(json.load(f), np.float64)
-            else:
-                K = np.load(K_file) if K_file.endswith(".npy") else np.loadtxt(K_file)
-        except (OSError, ValueError, TypeError) as e:
-            raise InputError(f"{K_file}: cannot read intrinsics ({e})") from None
-        if np.shape(K) != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-            raise InputError(f"{K_file}: intrinsics must be a finite 3x3 matrix with positive focal lengths, "
-                             f"got {np.array2string(np.asarray(K), separator=',') if np.size(K) <= 9 else np.shape(K)}")
-        return np.asarray(K, np.float32)
+        return read_intrinsics_file(K_file)
     if focal:
         return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float32)
     return default_intrinsics(width, height)
-
-
-def output_path(out_dir: str, source: str, suffix: str, taken: set) -> str:
-    """OUT/<stem><suffix>, made unique among the outputs of this run."""
-    stem = os.path.splitext(os.path.basename(source))[0]
-    path, n = os.path.join(out_dir, stem + suffix), 1
-    while path in taken:
-        n += 1
-        path = os.path.join(out_dir, f"{stem}_{n}{suffix}")
-    taken.add(path)
-    return path
 
 
 # ----------------------------------------------------------------------------------- tracks
@@ -287,7 +221,9 @@ class TrackBuilder:
 class Estimator:
     """Runs the engine over files. One Engine (network, hand model) serves all photos; videos get
     their own detector in tracking mode. After ``run``: ``no_hand`` lists the inputs read fine but
-    without a hand, ``hands`` the number of hands (tracks) in each capture file written."""
+    without a hand, ``hands`` the number of hands (tracks) in each capture file written, ``frames``
+    the photos and video frames estimated (all runs). ``estimate_file`` is one input, for callers
+    that hand out the inputs themselves (``core.scale_out``: one engine per Ray worker)."""
 
     def __init__(self, options: EngineOptions, video: VideoOptions, out_dir: str, overlay: bool = False,
                  focal: Optional[float] = None, K_file: Optional[str] = None, progress: Progress = None,
@@ -298,9 +234,11 @@ class Estimator:
         self.progress = progress or Progress()
         self.engine = Engine(options)
         self.builder = TrackBuilder(self.engine.network.config.hand_model, self.engine.device)
-        self.taken: set = set()
+        self.taken: set = set()            # capture files named by this Estimator's runs (one is not overwritten)
         self.no_hand: list[str] = []
         self.hands: dict[str, int] = {}
+        self.frames = 0                    # photos + video frames estimated
+        self._capture = ""                 # the capture file of the input being processed
         self._written: list[str] = []      # files written for the input being processed
 
     def close(self) -> None:
@@ -311,29 +249,37 @@ class Estimator:
         os.makedirs(self.out_dir, exist_ok=True)
         files = expand_inputs(inputs)
         outputs, failed = [], 0
-        for i, path in enumerate(files):
+        for i, (path, capture) in enumerate(zip(files, capture_paths(files, self.out_dir, self.taken))):
             self.progress.update("file", i, len(files), os.path.basename(path), force=True)
-            self._written = []
-            try:
-                kind = check_file(path)
-                outputs.append(self.photo(path) if kind == "image" else self.movie(path))
-            except InputError as e:
+            written = self.estimate_file(path, capture)
+            if written:
+                outputs.append(written)
+            else:
                 failed += 1
-                self._forget(path)
-                self.progress.error(str(e))
-            except Exception as e:       # a library failing on this input: one line, and the others go on
-                failed += 1
-                self._forget(path)
-                self.progress.error(f"{path}: cannot be processed ({type(e).__name__}: {e})")
-                if self.verbose:
-                    traceback.print_exc()
-            except BaseException:        # Ctrl-C, SIGTERM: this input's finished files go too
-                self._forget(path)
-                raise
         if not files:
             failed += 1
             self.progress.error("no photos or videos in the inputs given")
         return outputs, failed
+
+    def estimate_file(self, path: str, capture: str) -> Optional[str]:
+        """One photo or video -> ``capture`` (its overlay beside it); the capture path, or None when
+        the input failed (its error line went to the progress, and it left no file)."""
+        self._written, self._capture = [], capture
+        try:
+            kind = check_file(path)
+            return self.photo(path) if kind == "image" else self.movie(path)
+        except InputError as e:
+            self._forget(path)
+            self.progress.error(str(e))
+        except Exception as e:       # a library failing on this input: one line, and the others go on
+            self._forget(path)
+            self.progress.error(f"{path}: cannot be processed ({type(e).__name__}: {e})")
+            if self.verbose:
+                traceback.print_exc()
+        except BaseException:        # Ctrl-C, SIGTERM: this input's finished files go too
+            self._forget(path)
+            raise
+        return None
 
     def _forget(self, path: str) -> None:
         """An input failed after some of its files were written (say the capture, then not the
@@ -372,6 +318,7 @@ class Estimator:
         self.progress.update("estimate", 0, 1, os.path.basename(path), force=True)
         hands = self.engine.estimate_frames([rgb], scaled_intrinsics(K, scale_x, scale_y),
                                             [self.engine.detect(rgb, boxes=boxes)])[0]
+        self.frames += 1
         tracks = [self.builder.build(h.side, [0], [h], K, 0.0, 0.0, person=h.person) for h in hands]
         capture_path = self._save(path, tracks, K, width, height, 0.0)
         if self.overlay:
@@ -391,9 +338,9 @@ class Estimator:
             bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
         image = draw.draw_tracks(bgr, tracks, [self.builder.vertices(t) for t in tracks], K, [0] * len(tracks),
                                  scale=(size[0] / width, size[1] / height))
-        overlay_path = output_path(self.out_dir, path, "_overlay.png", self.taken)
-        write_image(overlay_path, image)
-        self._written.append(overlay_path)
+        path = overlay_path(self._capture, "image")
+        write_image(path, image)
+        self._written.append(path)
 
     def movie(self, path: str) -> str:
         video = cv2.VideoCapture(path)
@@ -497,6 +444,7 @@ class Estimator:
         """Network and fit for a chunk of (index, rgb, detections) frames; the tracker links the hands."""
         frames = [rgb for _, rgb, _ in chunk]
         results = self.engine.estimate_frames(frames, K, [found for _, _, found in chunk])
+        self.frames += len(frames)
         for (index, _, _), hands in zip(chunk, results):
             tracker.update(index, hands)
             frames_done.append(index)
@@ -506,7 +454,7 @@ class Estimator:
         OVERLAY_MAX_SIDE pixels on its longer side."""
         vertices = [self.builder.vertices(t) for t in tracks]
         rows = [{int(f): r for r, f in enumerate(t.frame_index)} for t in tracks]
-        final = output_path(self.out_dir, path, "_overlay.mp4", self.taken)
+        final = overlay_path(self._capture, "video")
         video, writer, wanted, index = cv2.VideoCapture(path), None, set(frames_done), -1
         try:
             with atomic_output(final, create=False) as tmp:
@@ -540,7 +488,7 @@ class Estimator:
     def _save(self, source: str, tracks, K, width: int, height: int, fps: float) -> str:
         capture = Capture(hand_model=self.builder.layers["right"].model.name, source_path=os.path.abspath(source),
                           image_size=np.array([width, height]), K=K, fps=fps, tracks=tracks)
-        path = output_path(self.out_dir, source, ".npz", self.taken)
+        path = self._capture or capture_paths([source], self.out_dir, self.taken)[0]
         save_capture(capture, path)
         self._written.append(path)
         self.hands[path] = len(tracks)
