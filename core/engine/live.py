@@ -73,15 +73,16 @@ def watch_stdin(stop: threading.Event) -> None:
     """When stdin is a pipe, a daemon thread sets ``stop`` once it is closed (the reader's Stop).
     A terminal or /dev/null is not watched (Ctrl-C and SIGTERM stop the stream there)."""
     try:
-        mode = os.fstat(sys.stdin.fileno()).st_mode
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
     except (OSError, ValueError, AttributeError):
         return
     if not stat.S_ISFIFO(mode):
         return
 
-    def wait_for_eof():
+    def wait_for_eof():            # os.read, not sys.stdin: a thread blocked in a buffered read aborts exit
         try:
-            while sys.stdin.buffer.read1(4096):
+            while os.read(fd, 4096):
                 pass
         except (OSError, ValueError):
             pass
