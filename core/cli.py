@@ -1,4 +1,4 @@
-"""The `handcap` command line: demo, estimate, live, blend, retarget, addon-zip (also reachable as `python -m core`).
+"""The `handcap` command line: demo, estimate, live, self-test, blend, retarget, addon-zip (also reachable as `python -m core`).
 
 One rule for every command (README, "Errors and exit codes"): an error is one line on stderr
 naming the input and the problem; the exit code is 0 when every input gave a result, 1 when any
@@ -204,6 +204,15 @@ def cmd_live(args) -> int:
     return exit_codes.OK if frames else exit_codes.FAILED
 
 
+def cmd_self_test(args) -> int:
+    """Versions, CPU/GPU and one estimate on the bundled photo; exit 0 when all is well, 1 otherwise."""
+    import json
+    from .self_test import report_text, self_test
+    report = self_test(args.device, estimate=not args.no_estimate)
+    print(json.dumps(report) if args.json else report_text(report), flush=True)
+    return exit_codes.OK if report["ok"] else exit_codes.FAILED
+
+
 # ------------------------------------------------------------------------------- blend, zip
 
 def cmd_blend(args) -> int:
@@ -401,6 +410,16 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--threads", type=number(int, 0), default=0, help="CPU threads for the network (0: all cores but one)")
     add_verbose(live)
     live.set_defaults(func=cmd_live)
+
+    test = sub.add_parser("self-test", help="check this engine: versions, CPU/GPU, one estimate on the bundled photo",
+                          description="Report the versions of handcap and its libraries, the device the engine would "
+                                      "use (GPU name when there is one), and run the engine once on the bundled photo. "
+                                      "Exit code 0 when everything works, 1 otherwise. The add-on's Check Engine runs this.")
+    test.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    test.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s")
+    test.add_argument("--no-estimate", action="store_true", help="only versions and devices (no model is loaded)")
+    add_verbose(test)
+    test.set_defaults(func=cmd_self_test)
 
     blend = sub.add_parser("blend", help="capture file(s) -> .blend, .fbx or .glb (chosen by the extension of OUT)")
     blend.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture files (.npz)")
