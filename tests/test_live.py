@@ -87,6 +87,24 @@ def test_live_bad_source_is_one_line(repo_on_path, tmp_path):
     assert stream.returncode == 2 and "no such file" in stream.error
 
 
+def test_camera_reader_hands_on_only_the_newest_frame(clip):
+    """A slow engine gets the newest frame each time, never an old one (a file read like a camera)."""
+    import threading
+    from core.engine.live import LatestFrame
+    capture = cv2.VideoCapture(clip)
+    reader = LatestFrame(capture)
+    try:
+        seen = []
+        for index, bgr, grabbed in reader.frames(threading.Event()):
+            assert bgr.shape == (240, 320, 3) and grabbed <= time.perf_counter()
+            seen.append(index)
+            time.sleep(0.05)
+    finally:
+        reader.close()
+        capture.release()
+    assert seen and seen == sorted(set(seen)) and seen[-1] == FRAMES - 1
+
+
 def test_causal_smoother():
     q_rest, q_turn = np.array([[1.0, 0, 0, 0]]), np.array([[0.0, 1, 0, 0]])
     raw = live_pose.CausalSmoother(0.0)

@@ -9,9 +9,11 @@ Records (one JSON object per stdout line, README "Live capture"):
   ``{"type": "start", "version", "source", "width", "height", "fps", "K", "hand_model", "rig"}``
   ``{"type": "frame", "frame", "time", "latency_ms", "fps", "hands": [{"side", "confidence",
      "source", "pose" (16x3), "transl" (3), "betas" (B), "joints_3d" (21x3), "keypoints_2d" (21x2)}]}``
-  ``{"type": "end", "frames", "reason", "mean_latency_ms", "fps"}``
+  ``{"type": "end", "frames", "reason", "mean_latency_ms", "fps", "stages_ms"}`` (ms per frame by stage)
 ``rig`` is the path of a capture file holding one rest-pose frame per side (``--rig``), from which
-a reader builds its rigs with the ordinary capture-file code; null without ``--rig``.
+a reader builds its rigs with the ordinary capture-file code; null without ``--rig``. A camera is
+read on a thread of its own and only its newest frame is estimated (``LatestFrame``): a slow engine
+skips frames rather than lagging ever further; a video file gives every frame, in order.
 
 It ends when the input ends, when stdin is a pipe and it is closed (the add-on's Stop), on SIGTERM
 or Ctrl-C, or after ``--max-frames``; each way writes the ``end`` record and releases the camera.
@@ -91,6 +93,50 @@ def watch_stdin(stop: threading.Event) -> None:
     threading.Thread(target=wait_for_eof, daemon=True, name="handcap-stdin").start()
 
 
+class LatestFrame:
+    """A camera read continuously on a thread of its own; ``frames`` yields only the newest frame each
+    time the engine is ready, so a slow engine skips frames instead of falling ever further behind
+    (the record's ``frame`` numbers the camera's frames, skipped ones included)."""
+
+    def __init__(self, capture: cv2.VideoCapture):
+        self.capture = capture
+        self.latest = None                       # (index, bgr, perf_counter when read)
+        self.ended = False
+        self.changed = threading.Condition()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True, name="handcap-camera")
+        self.thread.start()
+
+    def _read(self) -> None:
+        index = -1
+        while not self._stop.is_set():
+            ok, bgr = self.capture.read()
+            with self.changed:
+                if not ok or bgr is None or bgr.size == 0:
+                    self.ended = True
+                    self.changed.notify_all()
+                    return
+                index += 1
+                self.latest = (index, bgr, time.perf_counter())
+                self.changed.notify_all()
+
+    def frames(self, stop: threading.Event):
+        last = -1
+        while not stop.is_set():
+            with self.changed:
+                while not self.ended and (self.latest is None or self.latest[0] == last) and not stop.is_set():
+                    self.changed.wait(0.1)
+                if self.latest is None or self.latest[0] == last:
+                    return
+                item = self.latest
+            last = item[0]
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(2.0)
+
+
 def hand_record(hand: HandEstimate) -> dict:
     """One hand of a frame as plain JSON numbers (metres, pixels, radians; camera space, OpenCV axes)."""
     def rounded(a, digits):
@@ -124,37 +170,36 @@ class LiveRunner:
             fps = fps if np.isfinite(fps) and 0 < fps <= 10_000 else CAMERA_FPS
             K = None
             with torch_threads(self.options.threads or _default_threads()):
-                index = -1
-                while not stop.is_set():
-                    if live.max_frames and frames >= live.max_frames:
-                        reason = "max frames"
-                        break
-                    grabbed = time.perf_counter()
-                    ok, bgr = capture.read()
-                    if not ok or bgr is None or bgr.size == 0:
-                        break
-                    index += 1
-                    rgb = to_rgb8(bgr, live.source) if bgr.ndim != 3 or bgr.shape[2] != 3 else \
-                        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    if K is None:
-                        height, width = rgb.shape[:2]
-                        check_size(live.source, width, height, "frame")
-                        K = intrinsics(width, height, live.focal, live.K_file)
-                        self._start(out, live, width, height, fps, K)
-                    boxes = self.options.boxes or None
-                    hands = self.engine.estimate_frames([rgb], K, [self.engine.detect(rgb, detector, boxes=boxes)])[0]
-                    latency = 1000.0 * (time.perf_counter() - grabbed)
-                    latencies.append(latency)
-                    frames += 1
-                    elapsed = time.perf_counter() - started
-                    try:
-                        _write(out, {"type": "frame", "frame": index,
-                                     "time": round(elapsed if is_camera else index / fps, 4),
-                                     "latency_ms": round(latency, 2), "fps": round(frames / max(elapsed, 1e-9), 2),
-                                     "hands": [hand_record(h) for h in hands]})
-                    except (BrokenPipeError, OSError):      # the reader has gone: nothing to stream to
-                        reason = "reader gone"
-                        break
+                reader = LatestFrame(capture) if is_camera else None
+                try:
+                    for index, bgr, grabbed in (reader.frames(stop) if reader else self._file_frames(capture, stop)):
+                        if live.max_frames and frames >= live.max_frames:
+                            reason = "max frames"
+                            break
+                        rgb = to_rgb8(bgr, live.source) if bgr.ndim != 3 or bgr.shape[2] != 3 else \
+                            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                        if K is None:
+                            height, width = rgb.shape[:2]
+                            check_size(live.source, width, height, "frame")
+                            K = intrinsics(width, height, live.focal, live.K_file)
+                            self._start(out, live, width, height, fps, K)
+                        boxes = self.options.boxes or None
+                        hands = self.engine.estimate_frames([rgb], K, [self.engine.detect(rgb, detector, boxes=boxes)])[0]
+                        latency = 1000.0 * (time.perf_counter() - grabbed)
+                        latencies.append(latency)
+                        frames += 1
+                        elapsed = time.perf_counter() - started
+                        try:
+                            _write(out, {"type": "frame", "frame": index,
+                                         "time": round(grabbed - started if is_camera else index / fps, 4),
+                                         "latency_ms": round(latency, 2), "fps": round(frames / max(elapsed, 1e-9), 2),
+                                         "hands": [hand_record(h) for h in hands]})
+                        except (BrokenPipeError, OSError):      # the reader has gone: nothing to stream to
+                            reason = "reader gone"
+                            break
+                finally:
+                    if reader is not None:
+                        reader.close()
             if stop.is_set():
                 reason = "stopped"
         except (SystemExit, KeyboardInterrupt):
@@ -167,8 +212,22 @@ class LiveRunner:
             elapsed = time.perf_counter() - started
             _write(out, {"type": "end", "frames": frames, "reason": reason,
                          "mean_latency_ms": round(float(np.mean(latencies)), 2) if latencies else None,
-                         "fps": round(frames / max(elapsed, 1e-9), 2)}, quiet=True)
+                         "fps": round(frames / max(elapsed, 1e-9), 2),
+                         "stages_ms": {k: round(1000 * v / max(frames, 1), 2) for k, v in self.engine.times.seconds.items()}},
+                   quiet=True)
         return frames
+
+    def _file_frames(self, capture, stop: threading.Event):
+        """(index, BGR frame, perf_counter when it was read) of every frame of a video file, in order."""
+        index = -1
+        while not stop.is_set():
+            grabbed = time.perf_counter()
+            with self.engine.times("decode"):
+                ok, bgr = capture.read()
+            if not ok or bgr is None or bgr.size == 0:
+                return
+            index += 1
+            yield index, bgr, grabbed
 
     def _start(self, out: TextIO, live: LiveOptions, width: int, height: int, fps: float, K: np.ndarray) -> None:
         """The ``start`` record, after writing the rig file when one is asked for."""
