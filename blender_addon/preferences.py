@@ -111,7 +111,7 @@ class HANDCAP_OT_install_engine(bpy.types.Operator):
         except engine.EngineError as e:
             self.report({"ERROR"}, f"Install Engine: {e}")
             return {"CANCELLED"}
-        if context.window is None:                     # no UI: to the end
+        if context.window is None or bpy.app.background:      # no UI: to the end
             self._done(context, _JOB.run())
             return {"FINISHED"} if _JOB.state == "done" else {"CANCELLED"}
         _JOB.start()

@@ -46,7 +46,8 @@ def wheels(tmp_path_factory):
     handcap whose pinned dependency is nowhere."""
     good = tmp_path_factory.mktemp("wheels")
     make_wheel(good, "handcapdep", {"handcapdep/__init__.py": "VALUE = 7\n"})
-    handcap = make_wheel(good, "handcap", {"core/__init__.py": "import handcapdep\n"}, ("handcapdep==1.0",))
+    handcap = make_wheel(good, "handcap", {"core/__init__.py": "import handcapdep\n", "torch/__init__.py": "",
+                                           "cv2/__init__.py": ""}, ("handcapdep==1.0",))   # stand-ins, imported by the check
     bad = tmp_path_factory.mktemp("bad")
     broken = make_wheel(bad, "handcap", {"core/__init__.py": ""}, ("handcap-missing-dependency==1.0",))
     return handcap, str(good), broken
@@ -79,16 +80,13 @@ def test_install_from_local_wheels(installed):
     assert "--no-index" in log and "handcapdep" in log
 
 
-def test_broken_install_is_reported_and_cleaned_then_a_new_one_replaces(installed, wheels):
+def test_broken_install_is_reported_and_cleaned(installed, wheels):
     handcap, links, broken = wheels
     job, folder = installed
     failed = install(folder / "engine", broken, os.path.dirname(broken)).run()
     assert failed.state == "failed" and "installing handcap" in failed.message and failed.log_path in failed.message
     assert leftovers(folder) == []
     assert subprocess.run([job.python, "-c", "import core, handcapdep"], cwd=str(folder)).returncode == 0  # kept
-    again = install(folder / "engine", handcap, links).run()       # a second click replaces it with a working one
-    assert again.state == "done" and leftovers(folder) == []
-    assert subprocess.run([again.python, "-c", "import core, handcapdep"], cwd=str(folder)).returncode == 0
 
 
 def test_cancel_leaves_nothing(tmp_path, wheels):
@@ -128,6 +126,48 @@ def test_check_engine_without_handcap(tmp_path):
     bare.chmod(0o755)
     with pytest.raises(EngineError, match="not installed"):
         engine_install.check_engine(str(bare), estimate=False, env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+
+
+# --- the preferences' operators (bpy) ----------------------------------------------------
+
+@pytest.fixture
+def prefs(monkeypatch):
+    bpy = pytest.importorskip("bpy")
+    import addon_utils
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable("blender_addon", default_set=True)
+    yield bpy.context.preferences.addons["blender_addon"].preferences
+    addon_utils.disable("blender_addon", default_set=True)
+
+
+def test_install_engine_operator_replaces_and_sets_the_engine(prefs, installed, wheels, monkeypatch):
+    """Offline (the bpy module has no online access) from Local Wheels, over an engine already there;
+    then a broken install is reported, and the engine and the preference stay as they were."""
+    import bpy
+    from blender_addon import preferences
+    handcap, links, broken = wheels
+    job, folder = installed
+    monkeypatch.setattr(preferences, "engine_folder", lambda: str(folder / "engine"))
+    assert not bpy.app.online_access
+    prefs.local_packages = links
+    assert bpy.ops.handcap.install_engine() == {"FINISHED"}
+    assert prefs.engine_python == engine_install.venv_python(str(folder / "engine"))
+    assert "--no-index" in open(preferences._JOB.log_path).read() and leftovers(folder) == []
+    prefs.local_packages = os.path.dirname(broken)
+    with pytest.raises(RuntimeError, match="installing handcap and its dependencies failed"):
+        bpy.ops.handcap.install_engine()
+    assert prefs.engine_python == engine_install.venv_python(str(folder / "engine")) and leftovers(folder) == []
+    assert subprocess.run([prefs.engine_python, "-c", "import core, handcapdep"], cwd=str(folder)).returncode == 0
+
+
+def test_check_engine_operator(prefs, monkeypatch):
+    import bpy
+    from blender_addon import preferences
+    monkeypatch.setenv("PYTHONPATH", REPO)
+    prefs.engine_python = sys.executable
+    assert bpy.ops.handcap.check_engine() == {"FINISHED"}
+    assert preferences._REPORT[0].startswith("Engine OK") and "torch" in preferences._REPORT[0]
+    assert any(line.startswith("Bundled photo: 1 hand(s)") for line in preferences._REPORT)
 
 
 @pytest.mark.skipif(os.environ.get("HANDCAP_NETWORK_TESTS") != "1", reason="set HANDCAP_NETWORK_TESTS=1 (downloads GBs)")
