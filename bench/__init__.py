@@ -1,6 +1,6 @@
 """handcap's benchmark: speed and accuracy side by side with the peers, in one table.
 
-    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement,perception] [--repeat N] [--frames N]
+    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement,perception,live] [--repeat N] [--frames N]
                     [--out DIR] [--quick]
 
 Sections (each runs in a process of its own and adds rows to one table):
@@ -17,6 +17,8 @@ Sections (each runs in a process of its own and adds rows to one table):
   perception handcap's palm detector and hand-landmark network (core/perception) on the CPU:
              landmark crops/s at batch 1, 32, 256 and palm ms per 192 px image, beside MediaPipe's
              own runtime on the same models                              (bench/perception.py)
+  live       handcap live on a 640x480 video read as the add-on reads it: latency per frame,
+             frames/s, ms per frame by stage                              (bench/live.py)
 
 Every timing is the median of ``--repeat`` runs after a warm-up run, with the spread (min-max).
 The table is printed and written atomically to DIR/bench.md and DIR/bench.json (default
@@ -24,4 +26,4 @@ bench/results/) with the date, the machine and the command. ``--quick`` is a smo
 sizes, one run each): its numbers mean nothing.
 """
 
-SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement", "perception")
+SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement", "perception", "live")

@@ -28,6 +28,7 @@ SECTION_FUNCTIONS = {        # section -> (module in bench/, its run function, i
     "accuracy": ("accuracy", "run_accuracy", "accuracy_rows"),
     "agreement": ("accuracy", "run_agreement", "agreement_rows"),
     "perception": ("perception", "run", "rows"),
+    "live": ("live", "run", "rows"),
 }
 
 
