@@ -195,7 +195,7 @@ def cmd_live(args) -> int:
     watch_stdin(stop)
     try:
         frames = runner.run(LiveOptions(args.source, args.max_frames, args.focal, args.K, args.rig,
-                                        args.width, args.height), sys.stdout, stop)
+                                        args.width, args.height, args.as_camera), sys.stdout, stop)
     except InputError as e:
         print(f"handcap live: error: {e}", file=sys.stderr, flush=True)
         return exit_codes.FAILED
@@ -392,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("source", metavar="CAMERA|VIDEO", help="a camera index (0 is the first camera) or a video file")
     live.add_argument("--rig", default=None, metavar="FILE.npz",
                       help="also write a capture file with the rest-pose hand of each side (a reader builds its rigs from it)")
+    live.add_argument("--as-camera", action="store_true",
+                      help="a video file is played at its frame rate and only the newest frame is estimated, as with a "
+                           "camera (default: every frame, as fast as the engine goes)")
     live.add_argument("--max-frames", type=number(int, 0), default=0, help="stop after this many frames (0: no limit)")
     live.add_argument("--width", type=number(int, 0), default=0, help="camera: ask for this frame width (0: its default)")
     live.add_argument("--height", type=number(int, 0), default=0, help="camera: ask for this frame height (0: its default)")

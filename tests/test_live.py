@@ -105,6 +105,25 @@ def test_camera_reader_hands_on_only_the_newest_frame(clip):
     assert seen and seen == sorted(set(seen)) and seen[-1] == FRAMES - 1
 
 
+def test_camera_reader_paced_like_a_camera(clip):
+    """--as-camera: the file plays at its frame rate; a consumer slower than that skips frames."""
+    import threading
+    from core.engine.live import LatestFrame
+    capture = cv2.VideoCapture(clip)
+    reader = LatestFrame(capture, pace_fps=FPS)
+    start = time.perf_counter()
+    try:
+        seen = []
+        for index, _, _ in reader.frames(threading.Event()):
+            seen.append(index)
+            time.sleep(2.5 / FPS)
+    finally:
+        reader.close()
+        capture.release()
+    assert time.perf_counter() - start >= (FRAMES - 1) / FPS
+    assert seen == sorted(set(seen)) and len(seen) < FRAMES and seen[-1] == FRAMES - 1
+
+
 def test_causal_smoother():
     q_rest, q_turn = np.array([[1.0, 0, 0, 0]]), np.array([[0.0, 1, 0, 0]])
     raw = live_pose.CausalSmoother(0.0)

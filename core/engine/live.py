@@ -13,7 +13,8 @@ Records (one JSON object per stdout line, README "Live capture"):
 ``rig`` is the path of a capture file holding one rest-pose frame per side (``--rig``), from which
 a reader builds its rigs with the ordinary capture-file code; null without ``--rig``. A camera is
 read on a thread of its own and only its newest frame is estimated (``LatestFrame``): a slow engine
-skips frames rather than lagging ever further; a video file gives every frame, in order.
+skips frames rather than lagging ever further; a video file gives every frame, in order, unless
+``--as-camera`` plays it at its frame rate like a camera.
 
 It ends when the input ends, when stdin is a pipe and it is closed (the add-on's Stop), on SIGTERM
 or Ctrl-C, or after ``--max-frames``; each way writes the ``end`` record and releases the camera.
@@ -52,6 +53,7 @@ class LiveOptions:
     rig_path: Optional[str] = None    # write the rest-pose rig capture file here
     width: int = 0                    # camera only: ask for this frame size (0: the camera's default)
     height: int = 0
+    as_camera: bool = False           # a video file played at its frame rate, newest frame only, as a camera
 
 
 def open_source(source: str) -> tuple[cv2.VideoCapture, bool]:
@@ -98,8 +100,9 @@ class LatestFrame:
     time the engine is ready, so a slow engine skips frames instead of falling ever further behind
     (the record's ``frame`` numbers the camera's frames, skipped ones included)."""
 
-    def __init__(self, capture: cv2.VideoCapture):
+    def __init__(self, capture: cv2.VideoCapture, pace_fps: float = 0.0):
         self.capture = capture
+        self.pace_fps = pace_fps                 # > 0: a video file read no faster than it plays (--as-camera)
         self.latest = None                       # (index, bgr, perf_counter when read)
         self.ended = False
         self.changed = threading.Condition()
@@ -108,8 +111,10 @@ class LatestFrame:
         self.thread.start()
 
     def _read(self) -> None:
-        index = -1
+        index, started = -1, time.perf_counter()
         while not self._stop.is_set():
+            if self.pace_fps > 0:
+                time.sleep(max(0.0, started + (index + 1) / self.pace_fps - time.perf_counter()))
             ok, bgr = self.capture.read()
             with self.changed:
                 if not ok or bgr is None or bgr.size == 0:
@@ -170,7 +175,9 @@ class LiveRunner:
             fps = fps if np.isfinite(fps) and 0 < fps <= 10_000 else CAMERA_FPS
             K = None
             with torch_threads(self.options.threads or _default_threads()):
-                reader = LatestFrame(capture) if is_camera else None
+                paced = live.as_camera and not is_camera
+                reader = LatestFrame(capture, fps if paced else 0.0) if is_camera or paced else None
+                is_camera = is_camera or paced
                 try:
                     for index, bgr, grabbed in (reader.frames(stop) if reader else self._file_frames(capture, stop)):
                         if live.max_frames and frames >= live.max_frames:
