@@ -1,7 +1,7 @@
 """handcap's benchmark: speed and accuracy side by side with the peers, in one table.
 
-    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement,perception,people,ray] [--repeat N]
-                    [--frames N]
+    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement,perception,people,ray,live]
+                    [--repeat N] [--frames N]
                     [--out DIR] [--quick]
 
 Sections (each runs in a process of its own and adds rows to one table):
@@ -23,6 +23,8 @@ Sections (each runs in a process of its own and adds rows to one table):
                                                                           (bench/hand_recall.py)
   ray        clips/minute of 'handcap estimate' over a folder of 640x480 clips, plain against
              '--ray local --workers 2', whole commands                    (bench/scale_out.py)
+  live       handcap live on a 640x480 video read as the add-on reads it: latency per frame,
+             frames/s, ms per frame by stage                              (bench/live.py)
 
 Every timing is the median of ``--repeat`` runs after a warm-up run, with the spread (min-max).
 The table is printed and written atomically to DIR/bench.md and DIR/bench.json (default
@@ -30,4 +32,4 @@ bench/results/) with the date, the machine and the command. ``--quick`` is a smo
 sizes, one run each): its numbers mean nothing.
 """
 
-SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement", "perception", "people", "ray")
+SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement", "perception", "people", "ray", "live")

@@ -30,6 +30,7 @@ SECTION_FUNCTIONS = {        # section -> (module in bench/, its run function, i
     "perception": ("perception", "run", "rows"),
     "people": ("hand_recall", "run", "rows"),
     "ray": ("scale_out", "run", "rows"),
+    "live": ("live", "run", "rows"),
 }
 
 

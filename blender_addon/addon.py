@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import bpy
 
-from . import ops_estimate, ops_import, ops_regions, ops_retarget, panel, preferences, properties
+from . import ops_estimate, ops_import, ops_live, ops_regions, ops_retarget, panel, preferences, properties
 from .retarget import properties as retarget_properties
 
-CLASSES = (preferences.HANDCAP_AddonPreferences, *properties.CLASSES, *retarget_properties.CLASSES,
-           *ops_import.CLASSES, *ops_regions.CLASSES, *ops_estimate.CLASSES, *ops_retarget.CLASSES,
+CLASSES = (*preferences.CLASSES, *properties.CLASSES, *retarget_properties.CLASSES,
+           *ops_import.CLASSES, *ops_regions.CLASSES, *ops_estimate.CLASSES, *ops_live.CLASSES, *ops_retarget.CLASSES,
            *panel.CLASSES)
 
 
@@ -22,6 +22,7 @@ def register() -> None:
 
 def unregister() -> None:
     ops_estimate.stop_all_runs()
+    ops_live.stop_live()
     bpy.types.TOPBAR_MT_file_import.remove(ops_import.menu_import)
     retarget_properties.unregister_properties()
     properties.unregister_properties()

@@ -6,6 +6,7 @@ import bpy
 
 from .ops_estimate import HANDCAP_OT_cancel_estimate, HANDCAP_OT_estimate
 from .ops_import import HANDCAP_OT_import_capture
+from .ops_live import HANDCAP_OT_live_start, HANDCAP_OT_live_stop
 from .ops_regions import HANDCAP_OT_region_add, HANDCAP_OT_region_from_view, HANDCAP_OT_region_remove
 from .ops_retarget import (HANDCAP_OT_retarget, HANDCAP_OT_retarget_detect, HANDCAP_OT_retarget_preset_load,
                            HANDCAP_OT_retarget_preset_save)
@@ -95,6 +96,33 @@ def draw_regions(layout, settings, enabled: bool = True, title: bool = True) -> 
     row.operator(HANDCAP_OT_region_from_view.bl_idname, icon="IMAGE_DATA")
 
 
+class HANDCAP_PT_live(bpy.types.Panel):
+    """Live capture from a camera or a video file: Start, Record, Stop; latency and frame rate."""
+
+    bl_idname = "HANDCAP_PT_live"
+    bl_label = "Live Capture"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Hand Capture"
+    bl_parent_id = "HANDCAP_PT_estimate"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.handcap
+        state = context.window_manager.handcap
+        row = layout.row()
+        row.enabled = not state.live_running
+        row.prop(settings, "live_source")
+        layout.prop(settings, "live_record", toggle=True, icon="REC")
+        if state.live_running:
+            layout.label(text=f"{state.live_frames} frames, {state.live_fps:.1f} frames/s, "
+                              f"latency {state.live_latency_ms:.0f} ms")
+            layout.operator(HANDCAP_OT_live_stop.bl_idname, icon="SNAP_FACE")
+        else:
+            layout.operator(HANDCAP_OT_live_start.bl_idname, icon="PLAY")
+
+
 class HANDCAP_UL_retarget_bones(bpy.types.UIList):
     """The mapping: one row per hand joint, with the target bone picked from the target's bones."""
 
@@ -142,4 +170,4 @@ class HANDCAP_PT_retarget(bpy.types.Panel):
         layout.operator(HANDCAP_OT_retarget.bl_idname, icon="ARMATURE_DATA")
 
 
-CLASSES = (HANDCAP_PT_estimate, HANDCAP_PT_regions_image, HANDCAP_UL_retarget_bones, HANDCAP_PT_retarget)
+CLASSES = (HANDCAP_PT_estimate, HANDCAP_PT_live, HANDCAP_PT_regions_image, HANDCAP_UL_retarget_bones, HANDCAP_PT_retarget)

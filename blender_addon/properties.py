@@ -62,6 +62,12 @@ class HANDCAP_Settings(bpy.types.PropertyGroup):
                      "(the same regions on every frame of a video)"),
         default=False)
     regions: bpy.props.CollectionProperty(type=HANDCAP_Region)
+    live_source: bpy.props.StringProperty(
+        name="Camera or Video", description="Live capture source: a camera index (0 is the first camera) or a video file",
+        default="0")
+    live_record: bpy.props.BoolProperty(
+        name="Record", description="Key the live hand (at source frame + 1) while on; the keys are written at Stop",
+        default=False)
 
     def boxes(self) -> tuple:
         """The regions to pass to the engine: all of them when they are in use, else none."""
@@ -81,6 +87,11 @@ class HANDCAP_State(bpy.types.PropertyGroup):
     cancel_requested: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
     progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, options={"SKIP_SAVE"})
     status: bpy.props.StringProperty(default="", options={"SKIP_SAVE"})
+    live_running: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
+    live_stop_requested: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"})
+    live_latency_ms: bpy.props.FloatProperty(default=0.0, options={"SKIP_SAVE"})
+    live_fps: bpy.props.FloatProperty(default=0.0, options={"SKIP_SAVE"})
+    live_frames: bpy.props.IntProperty(default=0, options={"SKIP_SAVE"})
 
 
 CLASSES = (HANDCAP_Region, HANDCAP_Settings, HANDCAP_State)   # Region before Settings (it uses it)

@@ -1,4 +1,4 @@
-"""The `handcap` command line: demo, estimate, blend, retarget, addon-zip (also reachable as `python -m core`).
+"""The `handcap` command line: demo, estimate, live, self-test, blend, retarget, addon-zip (also reachable as `python -m core`).
 
 One rule for every command (README, "Errors and exit codes"): an error is one line on stderr
 naming the input and the problem; the exit code is 0 when every input gave a result, 1 when any
@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import traceback
 
 from blender_addon import exit_codes
@@ -232,6 +233,51 @@ def _estimate_summary(args, progress, outputs: list, failed: int, no_hand: list,
     return exit_codes.exit_code(failed, len(no_hand), len(outputs) + failed)
 
 
+# ------------------------------------------------------------------------------------ live
+
+def cmd_live(args) -> int:
+    """A camera or a video file -> one JSON record per frame on stdout (core.engine.live)."""
+    from .engine.shipped import EngineError as WeightsError, check_weights
+    try:
+        check_weights(args.weights)
+    except WeightsError as e:
+        return usage_error("live", str(e))
+    if args.K is not None and not os.path.isfile(args.K):
+        return usage_error("live", f"--K {args.K}: no such file")
+    from .engine.live import LiveOptions, LiveRunner, open_source, watch_stdin
+    from .engine.network import EngineError
+    from .engine.pipeline import EngineOptions
+    from .engine.run import InputError
+    try:
+        open_source(args.source)[0].release()        # a missing file or camera is reported before models load
+        runner = LiveRunner(EngineOptions(device=args.device, weights=args.weights, hand=args.hand,
+                                          max_hands=args.max_hands, refine=not args.no_refine,
+                                          fit_steps=args.fit_steps, boxes=tuple(args.box), threads=args.threads,
+                                          landmarks=args.landmarks))
+    except (EngineError, InputError, ValueError) as e:
+        return usage_error("live", str(e))
+    stop = threading.Event()
+    watch_stdin(stop)
+    try:
+        frames = runner.run(LiveOptions(args.source, args.max_frames, args.focal, args.K, args.rig,
+                                        args.width, args.height, args.as_camera), sys.stdout, stop)
+    except InputError as e:
+        print(f"handcap live: error: {e}", file=sys.stderr, flush=True)
+        return exit_codes.FAILED
+    finally:
+        runner.close()
+    return exit_codes.OK if frames else exit_codes.FAILED
+
+
+def cmd_self_test(args) -> int:
+    """Versions, CPU/GPU and one estimate on the bundled photo; exit 0 when all is well, 1 otherwise."""
+    import json
+    from .self_test import report_text, self_test
+    report = self_test(args.device, estimate=not args.no_estimate)
+    print(json.dumps(report) if args.json else report_text(report), flush=True)
+    return exit_codes.OK if report["ok"] else exit_codes.FAILED
+
+
 # ------------------------------------------------------------------------------- blend, zip
 
 def cmd_blend(args) -> int:
@@ -414,6 +460,50 @@ def build_parser() -> argparse.ArgumentParser:
                      help="GPUs per worker, e.g. 1, or 0.25 for four workers per GPU (default: 0)")
     add_verbose(est)
     est.set_defaults(func=cmd_estimate)
+
+    live = sub.add_parser(
+        "live", help="a camera or a video file -> one JSON record per frame on stdout, as it goes",
+        description="Capture hands live: read frames from a camera (an OpenCV index such as 0) or a video file "
+                    "standing in for one, estimate each frame's hands as they come (video tracking, as 'handcap "
+                    "estimate' does, without the offline smoothing) and write one JSON object per frame on stdout: "
+                    "a 'start' record, then 'frame' records (frame, time, latency_ms, fps, hands with side, pose, "
+                    "transl, betas, joints_3d, keypoints_2d, confidence), then an 'end' record. It stops when the "
+                    "input ends, when stdin is a pipe and is closed, on SIGTERM or Ctrl-C, or after --max-frames. "
+                    "The record format is in the README ('Live capture'). Exit code 0 when frames were streamed.")
+    live.add_argument("source", metavar="CAMERA|VIDEO", help="a camera index (0 is the first camera) or a video file")
+    live.add_argument("--rig", default=None, metavar="FILE.npz",
+                      help="also write a capture file with the rest-pose hand of each side (a reader builds its rigs from it)")
+    live.add_argument("--as-camera", action="store_true",
+                      help="a video file is played at its frame rate and only the newest frame is estimated, as with a "
+                           "camera (default: every frame, as fast as the engine goes)")
+    live.add_argument("--max-frames", type=number(int, 0), default=0, help="stop after this many frames (0: no limit)")
+    live.add_argument("--width", type=number(int, 0), default=0, help="camera: ask for this frame width (0: its default)")
+    live.add_argument("--height", type=number(int, 0), default=0, help="camera: ask for this frame height (0: its default)")
+    live.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s")
+    live.add_argument("--weights", default=None, help=weights_help())
+    live.add_argument("--hand", choices=["auto", "right", "left"], default="auto", help="which hands (auto: both)")
+    live.add_argument("--max-hands", type=number(int, 1), default=2, help="at most this many hands per frame")
+    live.add_argument("--landmarks", choices=["full", "lite"], default="full", help="MediaPipe's landmark model")
+    live.add_argument("--box", action="append", default=[], type=box, metavar=BOX_HELP,
+                      help="a hand's region in pixels, used instead of detection on every frame (repeatable)")
+    live.add_argument("--focal", type=number(float, 0, low_open=True), default=None,
+                      help="focal length in pixels (default: 50 degrees across the longer side)")
+    live.add_argument("--K", default=None, metavar="FILE", help="3x3 intrinsics in pixels (.npy, .json or text)")
+    live.add_argument("--no-refine", action="store_true", help="skip fitting the hand to the 2D keypoints")
+    live.add_argument("--fit-steps", type=number(int, 0), default=30, help="refinement steps (default: %(default)s)")
+    live.add_argument("--threads", type=number(int, 0), default=0, help="CPU threads for the network (0: all cores but one)")
+    add_verbose(live)
+    live.set_defaults(func=cmd_live)
+
+    test = sub.add_parser("self-test", help="check this engine: versions, CPU/GPU, one estimate on the bundled photo",
+                          description="Report the versions of handcap and its libraries, the device the engine would "
+                                      "use (GPU name when there is one), and run the engine once on the bundled photo. "
+                                      "Exit code 0 when everything works, 1 otherwise. The add-on's Check Engine runs this.")
+    test.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    test.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s")
+    test.add_argument("--no-estimate", action="store_true", help="only versions and devices (no model is loaded)")
+    add_verbose(test)
+    test.set_defaults(func=cmd_self_test)
 
     blend = sub.add_parser("blend", help="capture file(s) -> .blend, .fbx or .glb (chosen by the extension of OUT)")
     blend.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture files (.npz)")

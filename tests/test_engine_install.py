@@ -1,0 +1,180 @@
+"""Install Engine / Check Engine (blender_addon.engine_install) with no network: a private venv
+built from hand-made local wheels (``--no-index --find-links``), failures and cancels that leave a
+clean state, and the real engine's self-test. One test installs from the package index, skipped
+unless HANDCAP_NETWORK_TESTS=1."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from blender_addon import engine_install
+from blender_addon.engine import EngineError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE = sys.executable          # Python 3.11: within engine_install.SUPPORTED
+
+
+def make_wheel(folder, name: str, files: dict, requires: tuple = ()) -> str:
+    """A pure-Python wheel ``name-1.0`` holding ``files`` {path: text}, depending on ``requires``."""
+    info = f"{name}-1.0.dist-info"
+    files = dict(files)
+    files[f"{info}/METADATA"] = "Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n%s" % (
+        name, "".join(f"Requires-Dist: {r}\n" for r in requires))
+    files[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
+    path = os.path.join(folder, f"{name}-1.0-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w") as z:
+        for name_in_zip, text in files.items():
+            z.writestr(name_in_zip, text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory):
+    """handcap (a stand-in ``core``) pinned to handcapdep==1.0, both in one folder; and a broken
+    handcap whose pinned dependency is nowhere."""
+    good = tmp_path_factory.mktemp("wheels")
+    make_wheel(good, "handcapdep", {"handcapdep/__init__.py": "VALUE = 7\n"})
+    handcap = make_wheel(good, "handcap", {"core/__init__.py": "import handcapdep\n", "torch/__init__.py": "",
+                                           "cv2/__init__.py": ""}, ("handcapdep==1.0",))   # stand-ins, imported by the check
+    bad = tmp_path_factory.mktemp("bad")
+    broken = make_wheel(bad, "handcap", {"core/__init__.py": ""}, ("handcap-missing-dependency==1.0",))
+    return handcap, str(good), broken
+
+
+def leftovers(folder) -> list:
+    return [n for n in os.listdir(folder) if n.startswith(".engine-")]
+
+
+def install(target, wheel, links, **kw) -> engine_install.InstallJob:
+    return engine_install.InstallJob(str(target), [wheel], [links], offline=True, base_python=BASE,
+                                     check_code="import core, handcapdep; assert handcapdep.VALUE == 7", **kw)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, wheels):
+    handcap, links, _ = wheels
+    folder = tmp_path_factory.mktemp("user")
+    return install(folder / "engine", handcap, links).run(), folder
+
+
+def test_install_from_local_wheels(installed):
+    job, folder = installed
+    assert job.state == "done", open(job.log_path).read()[-2000:]
+    assert job.python == engine_install.venv_python(str(folder / "engine")) and job.progress == 1.0
+    run = subprocess.run([job.python, "-c", "import core, handcapdep, sys; print(sys.prefix)"],
+                         capture_output=True, text=True, cwd=str(folder))
+    assert run.returncode == 0 and os.path.samefile(run.stdout.strip(), folder / "engine")   # renamed into place
+    log = open(job.log_path).read()
+    assert "--no-index" in log and "handcapdep" in log
+
+
+def test_broken_install_is_reported_and_cleaned(installed, wheels):
+    handcap, links, broken = wheels
+    job, folder = installed
+    failed = install(folder / "engine", broken, os.path.dirname(broken)).run()
+    assert failed.state == "failed" and "installing handcap" in failed.message and failed.log_path in failed.message
+    assert leftovers(folder) == []
+    assert subprocess.run([job.python, "-c", "import core, handcapdep"], cwd=str(folder)).returncode == 0  # kept
+
+
+def test_cancel_leaves_nothing(tmp_path, wheels):
+    handcap, links, _ = wheels
+    job = install(tmp_path / "engine", handcap, links).start()
+    job.cancel()
+    job.wait(120)
+    assert job.state == "cancelled" and not (tmp_path / "engine").exists() and leftovers(tmp_path) == []
+
+
+def test_offline_needs_local_files(tmp_path):
+    with pytest.raises(EngineError, match="offline"):
+        engine_install.InstallJob(str(tmp_path / "e"), ["handcap==0.1.0"], offline=True)
+
+
+def test_python_choice(tmp_path):
+    python, why = engine_install.find_base_python([BASE])
+    assert python == BASE and "3.11" in why
+    old = tmp_path / "python2"
+    old.write_text("#!/bin/sh\necho 3 14\n")
+    old.chmod(0o755)
+    with pytest.raises(EngineError, match=r"3\.14.*install Python 3\.13"):
+        engine_install.find_base_python([str(old)])
+
+
+def test_check_engine_reports_versions_and_device():
+    report = engine_install.check_engine(sys.executable, estimate=False, env=dict(os.environ, PYTHONPATH=REPO))
+    import torch
+    assert report["ok"] and report["versions"]["torch"] == torch.__version__
+    assert report["device"] in ("cpu", "cuda") and report["python"] == sys.version.split()[0]
+    assert engine_install.report_lines(report)[0].startswith("Engine OK")
+
+
+def test_check_engine_without_handcap(tmp_path):
+    bare = tmp_path / "python"                      # this Python without its site-packages: no handcap
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    bare.chmod(0o755)
+    with pytest.raises(EngineError, match="not installed"):
+        engine_install.check_engine(str(bare), estimate=False, env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+
+
+# --- the preferences' operators (bpy) ----------------------------------------------------
+
+@pytest.fixture
+def prefs(monkeypatch):
+    bpy = pytest.importorskip("bpy")
+    import addon_utils
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable("blender_addon", default_set=True)
+    yield bpy.context.preferences.addons["blender_addon"].preferences
+    addon_utils.disable("blender_addon", default_set=True)
+
+
+def test_install_engine_operator_replaces_and_sets_the_engine(prefs, installed, wheels, monkeypatch):
+    """Offline (the bpy module has no online access) from Local Wheels, over an engine already there;
+    then a broken install is reported, and the engine and the preference stay as they were."""
+    import bpy
+    from blender_addon import preferences
+    handcap, links, broken = wheels
+    job, folder = installed
+    monkeypatch.setattr(preferences, "engine_folder", lambda: str(folder / "engine"))
+    assert not bpy.app.online_access
+    prefs.local_packages = links
+    assert bpy.ops.handcap.install_engine() == {"FINISHED"}
+    assert prefs.engine_python == engine_install.venv_python(str(folder / "engine"))
+    assert "--no-index" in open(preferences._JOB.log_path).read() and leftovers(folder) == []
+    prefs.local_packages = os.path.dirname(broken)
+    with pytest.raises(RuntimeError, match="installing handcap and its dependencies failed"):
+        bpy.ops.handcap.install_engine()
+    assert prefs.engine_python == engine_install.venv_python(str(folder / "engine")) and leftovers(folder) == []
+    assert subprocess.run([prefs.engine_python, "-c", "import core, handcapdep"], cwd=str(folder)).returncode == 0
+
+
+def test_check_engine_operator(prefs, monkeypatch):
+    import bpy
+    from blender_addon import preferences
+    monkeypatch.setenv("PYTHONPATH", REPO)
+    prefs.engine_python = sys.executable
+    assert bpy.ops.handcap.check_engine() == {"FINISHED"}
+    assert preferences._REPORT[0].startswith("Engine OK") and "torch" in preferences._REPORT[0]
+    assert any(line.startswith("Bundled photo: 1 hand(s)") for line in preferences._REPORT)
+
+
+@pytest.mark.skipif(os.environ.get("HANDCAP_NETWORK_TESTS") != "1", reason="set HANDCAP_NETWORK_TESTS=1 (downloads GBs)")
+def test_install_from_the_package_index(tmp_path):
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(wheel_dir), REPO], check=True)
+    (wheel,) = wheel_dir.glob("handcap-*.whl")
+    job = engine_install.InstallJob(str(tmp_path / "engine"), [str(wheel)], base_python=BASE).run()
+    assert job.state == "done", job.message
+    assert engine_install.check_engine(job.python)["ok"]

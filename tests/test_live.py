@@ -1,0 +1,213 @@
+"""Live capture: ``handcap live`` on a video file standing in for a camera, read by the add-on's
+plain stream reader, and the Live Capture session (headless bpy) driving a rig and keying it.
+
+The clip is a synthetic right hand sliding over a grey frame; ``--box`` puts the hand where it is
+(detection is tested elsewhere), so every frame has one right hand.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from blender_addon import live_pose, live_stream
+from blender_addon.capture_format import load_capture
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FRAMES, FPS = 10, 24
+ENGINE = ["--box", "10,0,300,240", "--fit-steps", "5", "--device", "cpu", "--landmarks", "lite"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> str:
+    """(FRAMES frames, 320x240, FPS) a right-hand render moving 4 px right per frame."""
+    from training.synth import SyntheticHands
+    sample = SyntheticHands(count=1, seed=5, split="heldout", size=256)[0]
+    assert not bool(sample["is_left"])
+    hand = cv2.resize(cv2.cvtColor(np.ascontiguousarray(sample["image"].permute(1, 2, 0).numpy()), cv2.COLOR_RGB2BGR),
+                      (240, 240))
+    path = str(tmp_path_factory.mktemp("live") / "camera.mp4")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), FPS, (320, 240))
+    for i in range(FRAMES):
+        frame = np.full((240, 320, 3), 90, np.uint8)
+        frame[:, 10 + 4 * i:250 + 4 * i] = hand
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def repo_on_path(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", REPO)
+
+
+@pytest.fixture(scope="module")
+def streamed(clip, tmp_path_factory):
+    """Every record of one whole run, read through the add-on's LiveStream."""
+    rig = str(tmp_path_factory.mktemp("rig") / "rig.npz")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    stream = live_stream.start_live(sys.executable, clip, rig, ENGINE, env=env)
+    started = time.monotonic()
+    records = stream.wait(timeout=300)
+    return stream, records, rig, time.monotonic() - started
+
+
+def test_live_streams_one_record_per_frame(streamed):
+    stream, records, rig, _ = streamed
+    assert stream.returncode == 0 and stream.error is None, stream._stderr
+    start, frames, end = records[0], records[1:-1], records[-1]
+    assert start["type"] == "start" and (start["width"], start["height"]) == (320, 240) and start["fps"] == FPS
+    assert [r["frame"] for r in frames] == list(range(FRAMES))
+    assert end == {**end, "type": "end", "frames": FRAMES, "reason": "input ended"}
+    K = np.asarray(start["K"])
+    for r in frames:
+        assert r["time"] == pytest.approx(r["frame"] / FPS, abs=1e-3)
+        assert r["latency_ms"] > 0 and r["fps"] > 0
+        (hand,) = r["hands"]
+        assert hand["side"] == "right" and 0 <= hand["confidence"] <= 1
+        assert np.shape(hand["pose"]) == (16, 3) and np.shape(hand["transl"]) == (3,)
+        assert np.shape(hand["joints_3d"]) == (21, 3) and np.shape(hand["keypoints_2d"]) == (21, 2)
+        # the pixels are the 3D points seen through the stream's camera (computed here, not by the engine)
+        joints = np.asarray(hand["joints_3d"])
+        uv = joints @ K.T
+        np.testing.assert_allclose(np.asarray(hand["keypoints_2d"]), uv[:, :2] / uv[:, 2:], atol=0.05)
+    capture = load_capture(rig)
+    assert sorted(t.side for t in capture.tracks) == ["left", "right"]
+    assert all(np.allclose(t.pose, 0) for t in capture.tracks)
+
+
+def test_live_bad_source_is_one_line(repo_on_path, tmp_path):
+    stream = live_stream.start_live(sys.executable, str(tmp_path / "missing.mp4"))
+    stream.wait(timeout=60)
+    assert stream.returncode == 2 and "no such file" in stream.error
+
+
+def test_camera_reader_hands_on_only_the_newest_frame(clip):
+    """A slow engine gets the newest frame each time, never an old one (a file read like a camera)."""
+    import threading
+    from core.engine.live import LatestFrame
+    capture = cv2.VideoCapture(clip)
+    reader = LatestFrame(capture)
+    try:
+        seen = []
+        for index, bgr, grabbed in reader.frames(threading.Event()):
+            assert bgr.shape == (240, 320, 3) and grabbed <= time.perf_counter()
+            seen.append(index)
+            time.sleep(0.05)
+    finally:
+        reader.close()
+        capture.release()
+    assert seen and seen == sorted(set(seen)) and seen[-1] == FRAMES - 1
+
+
+def test_camera_reader_paced_like_a_camera(clip):
+    """--as-camera: the file plays at its frame rate; a consumer slower than that skips frames."""
+    import threading
+    from core.engine.live import LatestFrame
+    capture = cv2.VideoCapture(clip)
+    reader = LatestFrame(capture, pace_fps=FPS)
+    start = time.perf_counter()
+    try:
+        seen = []
+        for index, _, _ in reader.frames(threading.Event()):
+            seen.append(index)
+            time.sleep(2.5 / FPS)
+    finally:
+        reader.close()
+        capture.release()
+    assert time.perf_counter() - start >= (FRAMES - 1) / FPS
+    assert seen == sorted(set(seen)) and len(seen) < FRAMES and seen[-1] == FRAMES - 1
+
+
+def test_causal_smoother():
+    q_rest, q_turn = np.array([[1.0, 0, 0, 0]]), np.array([[0.0, 1, 0, 0]])
+    raw = live_pose.CausalSmoother(0.0)
+    raw(q_rest, np.zeros(3))
+    np.testing.assert_allclose(raw(q_turn, np.ones(3))[0], q_turn)
+    strong = live_pose.CausalSmoother(1.0)
+    strong(q_rest, np.zeros(3))
+    # (-0.6, 0.8, 0, 0) is the turn (0.6, -0.8, 0, 0): the smoother moves 10% toward the latter (same hemisphere)
+    quats, location = strong(np.array([[-0.6, 0.8, 0, 0]]), np.ones(3))
+    np.testing.assert_allclose(location, 0.1)
+    expected = np.array([0.96, -0.08, 0, 0]) / np.linalg.norm([0.96, -0.08])
+    np.testing.assert_allclose(quats[0], expected)
+
+
+# --- the Live Capture session in Blender ------------------------------------------------
+
+@pytest.fixture
+def addon():
+    bpy = pytest.importorskip("bpy")
+    import blender_addon
+    blender_addon.register()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    yield bpy
+    blender_addon.unregister()
+
+
+def rodrigues(aa) -> np.ndarray:
+    return cv2.Rodrigues(np.asarray(aa, np.float64).reshape(3, 1))[0]
+
+
+def expected_bone_rotations(pose: np.ndarray, parents, rest: np.ndarray) -> np.ndarray:
+    """Armature-space rotations (J, 3, 3) of posed bones by forward kinematics of the record's pose:
+    G_j = G_parent R_j, bone = G_j @ rest_j."""
+    world = []
+    for j, p in enumerate(parents):
+        R = rodrigues(pose[j])
+        world.append(R if p < 0 else world[p] @ R)
+    return np.stack(world) @ rest
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_live_session_drives_the_rig_and_records(addon, clip, repo_on_path):
+    bpy = addon
+    from blender_addon.ops_live import LiveSession
+    context = bpy.context
+    context.scene.handcap.live_record = True
+    session = LiveSession(clip, sys.executable, ENGINE, smoothing=0.0).start()
+    pid, frames = session.stream.pid, []
+    try:
+        deadline = time.monotonic() + 240
+        while len(frames) < 3 and time.monotonic() < deadline and not session.stream.finished:
+            frames += [r for r in session.step(context) if r["type"] == "frame"]
+            time.sleep(0.05)
+        assert len(frames) >= 3, session.stream._stderr
+        rig = session.rigs["right"]
+        armature = rig["armature"]
+        assert not armature.hide_viewport and session.rigs["left"]["armature"].hide_viewport   # no left hand seen
+        context.view_layer.update()
+        hand = frames[-1]["hands"][0]
+        posed = np.array([np.array(b.matrix)[:3, :3] for b in armature.pose.bones])
+        parents = [-1 if b.parent is None else rig["bones"].index(b.parent.name) for b in armature.data.bones]
+        np.testing.assert_allclose(posed, expected_bone_rotations(np.asarray(hand["pose"]), parents, rig["rest"]),
+                                   atol=1e-4)
+        np.testing.assert_allclose(armature.pose.bones[0].head, hand["joints_3d"][0], atol=1e-5)
+        assert state_numbers(context) == (session.stream.frames, session.stream.latency_ms)
+    finally:
+        context.scene.handcap.live_record = True
+        session.stop(context)
+    assert not pid_alive(pid)
+    assert session.stream.end["reason"] in ("stopped", "input ended")
+    seen = sorted({r["frame"] for r in frames})
+    action = armature.animation_data.action
+    keyed = sorted({k.co[0] for fc in action.layers[0].strips[0].channelbags[0].fcurves for k in fc.keyframe_points})
+    # every frame handled before Stop is keyed at its source frame + 1 (frames read while stopping too)
+    assert set(f + 1.0 for f in seen) <= set(keyed) and keyed == [float(f) for f in range(1, len(keyed) + 1)]
+
+
+def state_numbers(context) -> tuple:
+    state = context.window_manager.handcap
+    return state.live_frames, pytest.approx(state.live_latency_ms, abs=0.01)
