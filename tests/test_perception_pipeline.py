@@ -174,8 +174,9 @@ class FakeLandmarkNet(torch.nn.Module):
 
     def forward(self, image, features=False):
         b = image.shape[0]
-        return LandmarkOutput(self.hand.expand(b, 21, 3), torch.full((b,), self.presence), torch.full((b,), 0.8),
-                              torch.zeros(b, 21, 3))
+        out = LandmarkOutput(self.hand.expand(b, 21, 3), torch.full((b,), self.presence), torch.full((b,), 0.8),
+                             torch.zeros(b, 21, 3))
+        return (out, {"head_c4": torch.ones(b, 4, 7, 7)}) if features else out
 
 
 def test_tracking_skips_the_palm_detector_while_it_holds_the_hands_and_redetects_when_it_loses_one():

@@ -6,7 +6,13 @@ than ``max_hands``, the palm detector runs too and its best ``max_hands`` palms 
 second hand is then found up to n - 1 frames late, for about half the work per frame); the
 two sets are merged (a tracked region replaces a palm region of the same hand, IoU > 0.5); the
 landmark model looks in every region (one batch) and keeps the regions where a hand is present;
-their landmarks give the next frame's regions. A photo is a frame with nothing tracked.
+their landmarks give the next frame's regions, mirrored for a left hand (``Region.mirrored``: the
+model sees every tracked hand as a right one). That is the crop a network on the landmark trunk
+wants, so the engine reuses the pass over it (``Hand.seen`` of a ``Hand.tracked``) instead of
+running the model again. MediaPipe does not mirror: a left hand's landmarks move by 2.7 crop px on
+average (median 1.8) between the two views of 72 hands in real photos, and were as close to the
+truth either way on held-out synthetic renders (mean error 0.0976 of the hand's size unmirrored,
+0.0983 mirrored, 49 left hands; right hands 0.110 and 0.106). A photo is a frame with nothing tracked.
 
     tracker = HandTracker.load(max_hands=2, video=True, device="cpu")
     for rgb in frames:
@@ -69,6 +75,10 @@ class HandTracker:
             palm_regions = [region_from_palm(p.box, p.keypoints) for p in self.palms(rgb)[:self.max_hands]]
             self._since_palms = 0
         regions = merge_regions(palm_regions, tracked)
-        hands = [h for h in self.landmarker.look(rgb, regions) if h is not None]
-        self.tracked = [region_from_landmarks(h.landmarks[:, :2]) for h in hands]
+        hands = []
+        for region, hand in zip(regions, self.landmarker.look(rgb, regions)):
+            if hand is not None:
+                hand.tracked = any(region is t for t in tracked)
+                hands.append(hand)
+        self.tracked = [region_from_landmarks(h.landmarks[:, :2], mirrored=h.side == "left") for h in hands]
         return hands
