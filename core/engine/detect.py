@@ -107,8 +107,9 @@ class HandDetector:
         self._sweep = None          # RegionSweep, made on first need (photos only)
 
     def close(self) -> None:
-        """Nothing to free (the networks are shared, see ``core.perception.hand_tracker.load_networks``);
-        kept so that a detector is used as a context manager."""
+        """Ends the tracker's palm-detector thread (the networks are shared and stay loaded, see
+        ``core.perception.hand_tracker.load_networks``)."""
+        self._tracker.close()
 
     def __enter__(self):
         return self
