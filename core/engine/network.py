@@ -1,8 +1,9 @@
 """The hand network as the engine runs it: shipped weights, device, threads, batched crops.
 
 Shipped weights live in ``core/weights/`` (half-precision safetensors): ``hamr_trunk`` (the default:
-HAMR's head on MediaPipe's frozen hand-landmark network, 224 px upright crops in [0, 1]; the trunk's
-weights come from core/perception/weights), ``hamr_fast`` (ResNet-18 from scratch, 96 px, kept for
+HAMR's head on MediaPipe's frozen hand-landmark network, 224 px crops in [0, 1], cut as MediaPipe's
+hand regions by the engine, which reuses the detector's pass over the same crop when there is one;
+the trunk's weights come from core/perception/weights), ``hamr_fast`` (ResNet-18 from scratch, 96 px, kept for
 comparison) and ``hamr_accurate`` (larger, for a GPU) when it exists. Each network declares its crops:
 input size, normalisation and whether it wants them turned upright (``NetworkConfig``).
 """
