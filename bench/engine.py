@@ -1,16 +1,17 @@
 """The engine on this CPU: a 640x480 video, stage by stage, beside MediaPipe's hand tracker.
 
 Makes a 640x480 test video (the bundled demo render of a hand gliding over a gradient, written
-with OpenCV), runs ``handcap estimate`` on it (the Estimator, as the command line does) once to
-warm up and ``repeat`` times measured, for each shipped model (and the fast one again with
-MediaPipe's lite landmark model, ``--landmarks lite``), and reports per stage (decode,
-detect, crop, network, refine, smooth, write) the milliseconds per frame and end to end the
-frames/s; beside it, the hand pipeline alone (detect + landmarks, handcap's torch modules, with
-the engine's settings and with MediaPipe's graph exactly) and MediaPipe's hand tracker itself
-(when mediapipe is installed) on the same decoded frames (the reference most Blender capture
-add-ons use). The fit's quality is the mean distance (pixels) between the
-fitted hand's projected keypoints and the landmarks it was fitted to, before smoothing.
-Target (ARCHITECTURE.md): CPU video >= 30 frames/s with the fast model.
+with OpenCV) and runs ``handcap estimate`` on it (the Estimator, as the command line does, default
+settings) for each shipped model, the default (trunk) first, and the default again with
+MediaPipe's lite landmark model (``--landmarks lite``); per stage (decode, detect, crop, network,
+refine, smooth, write) the milliseconds per frame, end to end the frames/s. Beside it, on the same
+decoded frames: the hand pipeline alone (detect + landmarks, handcap's torch modules, with the
+engine's settings and with MediaPipe's graph exactly) and MediaPipe's hand tracker itself (when
+mediapipe is installed; the reference most Blender capture add-ons use). Every runner runs once to
+warm up, then ``repeat`` rounds of all runners interleaved, so the ratios to MediaPipe compare runs
+made side by side on a machine whose speed drifts. The fit's quality is the mean distance (pixels)
+between the fitted hand's projected keypoints and the landmarks it was fitted to, before smoothing.
+Target (the issue): CPU video >= 30 frames/s with the default settings.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from .common import MODELS, REPO, Options, Row, ms, rate, shipped_weights, skipped
 
 STAGES = ("decode", "detect", "crop", "network", "refine", "smooth", "write")
+MEDIAPIPE = "MediaPipe Hands 0.10.21 itself"
 WIDTH, HEIGHT = 640, 480
 LITE_MODEL = "trunk"     # also measured with MediaPipe's lite landmark model (--landmarks lite)
 
@@ -127,11 +129,17 @@ def mediapipe_run(frames: list) -> float:
 
 
 def run(options: Options) -> dict:
+    """Every runner (each model end to end, the hand pipelines alone, MediaPipe) once to warm up, then
+    ``repeat`` rounds of all of them interleaved, so that a busy machine's drift hits all alike and the
+    ratios to MediaPipe compare runs made side by side."""
     frames, repeat = options.frames, options.repeat
-    result = {"video": f"{WIDTH}x{HEIGHT}, {frames} frames (synthetic)", "device": "cpu", "models": {}}
+    result = {"video": f"{WIDTH}x{HEIGHT}, {frames} frames (synthetic)", "device": "cpu", "models": {}, "detect": {}}
     with tempfile.TemporaryDirectory() as tmp:
         video = os.path.join(tmp, "bench_640x480.mp4")
         make_video(video, frames)
+        rgb = decoded_frames(video)
+        from core.engine.detect import VIDEO_PALM_EVERY
+        engines = {}
         for name, landmarks in [(model, "full") for model in MODELS] + [(LITE_MODEL, "lite")]:
             weights = shipped_weights(name)
             if landmarks == "lite":
@@ -139,32 +147,34 @@ def run(options: Options) -> dict:
             if weights is None:
                 result["models"][name] = {"skipped": "no weights"}
                 continue
+            engines[name] = (weights, landmarks)
+        detectors = {f"handcap, palm detector every {VIDEO_PALM_EVERY} frames while tracking (engine)":
+                     lambda: handcap_detect_run(rgb, VIDEO_PALM_EVERY),
+                     "handcap, MediaPipe's graph exactly (palm detector every frame while < 2 hands)":
+                     lambda: handcap_detect_run(rgb, 1),
+                     MEDIAPIPE: lambda: mediapipe_run(rgb)}
+        for name, (weights, landmarks) in engines.items():               # warm-up
             engine_run(video, weights, os.path.join(tmp, "warmup"), landmarks=landmarks)
-            runs = [engine_run(video, weights, os.path.join(tmp, f"{name}{i}"), landmarks=landmarks) for i in range(repeat)]
-            done = runs[0]["frames"] or frames
-            result["models"][name] = {
-                "weights": os.path.relpath(weights, REPO), "frames": done,
-                "stages_ms_per_frame": {s: ms([r["stages"].get(s, 0.0) / done for r in runs]) for s in STAGES},
-                "fps": rate(done, [r["total"] for r in runs], "frames/s"),
-                "fit_error_px": float(np.mean(runs[0]["fit_errors"])) if runs[0]["fit_errors"] else None,
-            }
-        rgb = decoded_frames(video)
-        from core.engine.detect import VIDEO_PALM_EVERY
-        result["detect"] = {}
-        runners = {f"handcap, palm detector every {VIDEO_PALM_EVERY} frames while tracking (engine)":
-                   lambda: handcap_detect_run(rgb, VIDEO_PALM_EVERY),
-                   "handcap, MediaPipe's graph exactly (palm detector every frame while < 2 hands)":
-                   lambda: handcap_detect_run(rgb, 1),
-                   "MediaPipe Hands 0.10.21 itself": lambda: mediapipe_run(rgb)}
-        runners = {name: run_once for name, run_once in runners.items() if run_once() is not None}   # + warm-up
-        seconds = {name: [] for name in runners}
-        for _ in range(repeat):                  # interleaved, so that a busy machine's drift hits all alike
-            for name, run_once in runners.items():
+        detectors = {name: run_once for name, run_once in detectors.items() if run_once() is not None}
+        runs = {name: [] for name in engines}
+        seconds = {name: [] for name in detectors}
+        for i in range(repeat):
+            for name, (weights, landmarks) in engines.items():
+                runs[name].append(engine_run(video, weights, os.path.join(tmp, f"{i}"), landmarks=landmarks))
+            for name, run_once in detectors.items():
                 seconds[name].append(run_once())
-        for name, runs in seconds.items():
-            result["detect"][name] = {"ms_per_frame": ms([s / len(rgb) for s in runs]),
-                                      "fps": rate(len(rgb), runs, "frames/s")}
-        mp = result["detect"].get("MediaPipe Hands 0.10.21 itself")
+        for name, model_runs in runs.items():
+            done = model_runs[0]["frames"] or frames
+            result["models"][name] = {
+                "weights": os.path.relpath(engines[name][0], REPO), "frames": done,
+                "stages_ms_per_frame": {s: ms([r["stages"].get(s, 0.0) / done for r in model_runs]) for s in STAGES},
+                "fps": rate(done, [r["total"] for r in model_runs], "frames/s"),
+                "fit_error_px": float(np.mean(model_runs[0]["fit_errors"])) if model_runs[0]["fit_errors"] else None,
+            }
+        for name, runs_s in seconds.items():
+            result["detect"][name] = {"ms_per_frame": ms([s / len(rgb) for s in runs_s]),
+                                      "fps": rate(len(rgb), runs_s, "frames/s")}
+        mp = result["detect"].get(MEDIAPIPE)
         if mp:
             result["mediapipe"] = {"fps": mp["fps"]}
     return result
@@ -183,10 +193,14 @@ def rows(result: dict) -> list:
             out.append(Row("engine", f"{name}: {stage}", value, "ms/frame"))
         if model.get("fit_error_px") is not None:
             out.append(Row("engine", f"{name}: fit error (fitted keypoints vs landmarks)", model["fit_error_px"], "px"))
+    mp_detect = result.get("detect", {}).get(MEDIAPIPE)
     for name, detect in result.get("detect", {}).items():
+        if name == MEDIAPIPE:
+            continue
+        ratio = mp_detect["ms_per_frame"]["median"] / detect["ms_per_frame"]["median"] if mp_detect else None
         out.append(Row("engine", f"detect + landmarks alone, {name}, tracking, 640x480, CPU", detect["ms_per_frame"],
-                       "ms/frame"))
+                       "ms/frame", reference=f"MediaPipe {mp_detect['ms_per_frame']['median']:.1f} ms/frame (speed ratio)"
+                       if mp_detect else "", ratio=ratio))
     if mp:
         out.append(Row("engine", "MediaPipe Hands alone (tracking mode, same frames)", mp))
     return out
-

@@ -168,14 +168,15 @@ class FakeLandmarkNet(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.weight, self.presence = torch.nn.Parameter(torch.zeros(1)), 0.9
+        self.weight, self.presence, self.handedness = torch.nn.Parameter(torch.zeros(1)), 0.9, 0.8
         hand = _upright_hand(112.0, 190.0, 60.0)
         self.hand = torch.tensor(np.concatenate([hand, np.zeros((21, 1))], 1), dtype=torch.float32)
 
     def forward(self, image, features=False):
         b = image.shape[0]
-        return LandmarkOutput(self.hand.expand(b, 21, 3), torch.full((b,), self.presence), torch.full((b,), 0.8),
-                              torch.zeros(b, 21, 3))
+        out = LandmarkOutput(self.hand.expand(b, 21, 3), torch.full((b,), self.presence),
+                             torch.full((b,), self.handedness), torch.zeros(b, 21, 3))
+        return (out, {"head_c4": torch.ones(b, 4, 7, 7)}) if features else out
 
 
 def test_tracking_skips_the_palm_detector_while_it_holds_the_hands_and_redetects_when_it_loses_one():
@@ -200,9 +201,28 @@ def test_two_hands_wanted_one_tracked_runs_the_palm_detector_and_drops_the_dupli
     palm_net, landmark_net = FakePalmNet(), FakeLandmarkNet()
     tracker = HandTracker(PalmFinder(palm_net, 0.5), HandLandmarker(landmark_net), max_hands=2, video=True)
     frame = np.full((480, 640, 3), 128, np.uint8)
-    tracker(frame)
+    first = tracker(frame)
+    assert not first[0].tracked and tracker._palm_thread is None     # nothing tracked: palms in this thread
     hands = tracker(frame)                                      # palm region and tracked region: one hand
-    assert palm_net.calls == 2 and len(hands) == 1
+    assert palm_net.calls == 2 and len(hands) == 1 and hands[0].tracked
+    assert hands[0].region == region_from_landmarks(first[0].landmarks[:, :2])
+    thread = tracker._palm_thread                               # the palm detector ran beside the tracked pass
+    assert thread is not None
+    tracker.close()
+    assert tracker._palm_thread is None and thread._shutdown
+
+
+def test_a_tracked_left_hand_is_looked_at_mirrored():
+    palm_net, landmark_net = FakePalmNet(), FakeLandmarkNet()
+    landmark_net.handedness = 0.2                               # MediaPipe's "Right": the person's left hand
+    tracker = HandTracker(PalmFinder(palm_net, 0.5), HandLandmarker(landmark_net), max_hands=1, video=True)
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    (first,) = tracker(frame)
+    assert first.side == "left" and not first.region.mirrored and first.seen.handedness == pytest.approx(0.2)
+    assert tracker.tracked == [region_from_landmarks(first.landmarks[:, :2], mirrored=True)]
+    (second,) = tracker(frame)                                  # the model saw the crop mirrored: its 0.2
+    assert second.tracked and second.region.mirrored            # is flipped back to P(right) = 0.8
+    assert second.right == pytest.approx(0.8) and second.seen.handedness == pytest.approx(0.2)
 
 
 def test_palm_every_n_frames_while_a_hand_is_tracked():

@@ -65,3 +65,31 @@ def test_the_producer_runs_ahead_of_the_consumer():
                 while len(made) < 5 and time.time() < deadline:
                     time.sleep(0.01)
                 assert len(made) == 5
+
+
+def test_leaving_early_ends_a_read_ahead_nested_in_the_producer():
+    """The video reader: decoding in a ReadAhead inside the detection generator; leaving the outer loop
+    closes that generator in its thread, which leaves the inner ReadAhead and ends its thread too."""
+    closed = []
+
+    def decoded():
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    def detected():
+        try:
+            with ReadAhead(decoded(), depth=2) as frames:
+                for frame in frames:
+                    yield frame * 10
+        finally:
+            closed.append(True)
+
+    before = threading.active_count()
+    with ReadAhead(detected(), depth=2) as ahead:
+        for item in ahead:
+            if item == 50:
+                break
+    assert closed == [True]
+    assert threading.active_count() == before

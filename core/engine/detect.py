@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from core.perception.hand_finder import HandFinder
-from core.perception.hand_landmarker import Hand, HandLandmarker
+from core.perception.hand_landmarker import Hand, HandLandmarker, LandmarkPass
 from core.perception.hand_tracker import HandTracker, load_networks
 from core.perception.regions import Region
 
@@ -57,6 +57,10 @@ class Detection:
                                             # (palm detector on a tile) | "box" (given by the user) | "search" | "sweep"
     world_landmarks: Optional[np.ndarray] = None   # (21, 3) metres, camera axes, origin near the hand's centre
     person: int = -1                        # which person of the photo the hand belongs to; -1: not known
+    # a hand tracked in a video: the region it was found in (full-image pixels) and the landmark model's
+    # pass over that region's crop, which a network on the landmark trunk reuses (core.engine.pipeline)
+    tracked_region: Optional[Region] = None
+    seen: Optional[LandmarkPass] = None
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -117,8 +121,9 @@ class HandDetector:
         self._sweep = None          # RegionSweep, made on first need (photos only)
 
     def close(self) -> None:
-        """Nothing to free (the networks are shared, see ``core.perception.hand_tracker.load_networks``);
-        kept so that a detector is used as a context manager."""
+        """Ends the tracker's palm-detector thread (the networks are shared and stay loaded, see
+        ``core.perception.hand_tracker.load_networks``)."""
+        self._tracker.close()
 
     def __enter__(self):
         return self
@@ -178,8 +183,15 @@ def _bf16(device) -> bool:
 
 
 def _from_hand(hand: Hand, to_full=(1.0, 1.0), source: str = "mediapipe") -> Detection:
-    """A detection from a ``core.perception`` hand, its pixels scaled by ``to_full`` (2,)."""
-    return _from_points(hand.landmarks[:, :2] * to_full, hand.side, hand.side_score, source, world=hand.world)
+    """A detection from a ``core.perception`` hand, its pixels scaled by ``to_full`` (2,); a tracked
+    hand keeps its region (scaled alike) and the landmark model's pass over it."""
+    found = _from_points(hand.landmarks[:, :2] * to_full, hand.side, hand.side_score, source, world=hand.world)
+    if hand.tracked:
+        r, scale = hand.region, float(np.mean(to_full))
+        found.tracked_region = dataclasses.replace(r, cx=r.cx * to_full[0], cy=r.cy * to_full[1],
+                                                   width=r.width * scale, height=r.height * scale)
+        found.seen = hand.seen
+    return found
 
 
 def _from_points(points: np.ndarray, side: str, score: float, source: str = "mediapipe",

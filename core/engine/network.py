@@ -1,8 +1,9 @@
 """The hand network as the engine runs it: shipped weights, device, threads, batched crops.
 
 Shipped weights live in ``core/weights/`` (half-precision safetensors): ``hamr_trunk`` (the default:
-HAMR's head on MediaPipe's frozen hand-landmark network, 224 px upright crops in [0, 1]; the trunk's
-weights come from core/perception/weights), ``hamr_fast`` (ResNet-18 from scratch, 96 px, kept for
+HAMR's head on MediaPipe's frozen hand-landmark network, 224 px crops in [0, 1], cut as MediaPipe's
+hand regions by the engine, which reuses the detector's pass over the same crop when there is one;
+the trunk's weights come from core/perception/weights), ``hamr_fast`` (ResNet-18 from scratch, 96 px, kept for
 comparison) and ``hamr_accurate`` (larger, for a GPU) when it exists. Each network declares its crops:
 input size, normalisation and whether it wants them turned upright (``NetworkConfig``).
 """
@@ -65,9 +66,13 @@ class HandNetwork:
         self.input_size = self.config.input_size
         self.normalization = self.config.input_normalization
         self.upright = self.config.upright_crops   # crops turned by core.crops.upright_angle; see predict
+        # the landmark model's variant when the network's trunk is MediaPipe's landmark model (its crops are
+        # then MediaPipe's hand regions, and a detector's pass over the same crop can stand in for the trunk)
+        self.trunk_variant = self.model.trunk.net.variant if self.config.pretrained_trunk else None
 
     @torch.inference_mode()
-    def predict(self, crops: np.ndarray, batch_size: int = 64, angles: Optional[np.ndarray] = None) -> dict:
+    def predict(self, crops: np.ndarray, batch_size: int = 64, angles: Optional[np.ndarray] = None,
+                seen: Optional[list] = None) -> dict:
         """(N, S, S, 3) uint8 RGB right-hand crops -> numpy float32 arrays:
 
         pose (N, 16, 3) axis-angle radians (camera axes), betas (N, B), camera (N, 3) weak perspective,
@@ -78,14 +83,17 @@ class HandNetwork:
         angles (N,) radians: the in-plane angle each crop was cut at (core.crops.crop_matrix, e.g.
         upright_angle for an upright-crop network); every output is turned back into the frame of
         the same crop cut at angle 0, so callers work in axis-aligned crops whatever the network saw.
+
+        seen (N,): for a network on the landmark trunk, per crop the landmark model's pass over that same
+        crop (core.perception.hand_landmarker.LandmarkPass) or None; the trunk runs only where it is None.
         """
         outputs = []
         for start in range(0, len(crops), batch_size):
-            images = normalize_image(torch.from_numpy(crops[start:start + batch_size]), self.normalization)
-            images = images.to(self.device)
-            images = images.contiguous(memory_format=torch.channels_last)
+            part_seen = seen[start:start + batch_size] if seen is not None else None
+            inputs = (self._trunk_outputs(crops[start:start + batch_size], part_seen)
+                      if self.trunk_variant is not None else self._images(crops[start:start + batch_size]))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out = self.model(images)
+                out = self.model(inputs)
             part = {"pose": matrix_to_axis_angle(out["rotmats"].float()), "betas": out["betas"],
                     "camera": out["camera"], "joints_3d": out["joints_3d"], "keypoints_2d": out["keypoints_2d"]}
             if out["heatmaps"]:
@@ -96,6 +104,27 @@ class HandNetwork:
             outputs.append({k: v.float().cpu().numpy() for k, v in part.items()})
         result = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]} if outputs else {}
         return unrotate(result, angles) if angles is not None and result else result
+
+    def _images(self, crops: np.ndarray) -> torch.Tensor:
+        """(B, S, S, 3) uint8 -> the network's normalised input on its device, channels-last."""
+        images = normalize_image(torch.from_numpy(crops), self.normalization).to(self.device)
+        return images.contiguous(memory_format=torch.channels_last)
+
+    def _trunk_outputs(self, crops: np.ndarray, seen: Optional[list]) -> dict:
+        """The landmark trunk's outputs (B rows) for crops (B, 224, 224, 3) uint8: from ``seen[i]`` where
+        given, else from the trunk run on the other crops in one batch."""
+        trunk = self.model.trunk
+        fresh = [i for i in range(len(crops)) if seen is None or seen[i] is None]
+        rows = [None] * len(crops)
+        if fresh:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out = trunk(self._images(crops[fresh]))
+            for n, i in enumerate(fresh):
+                rows[i] = {k: v[n:n + 1].float() for k, v in out.items()}
+        for i in range(len(crops)):
+            if rows[i] is None:
+                rows[i] = {k: v.to(self.device) for k, v in trunk.outputs_from_pass(seen[i]).items()}
+        return {k: torch.cat([r[k] for r in rows]) for k in rows[0]}
 
 
 def unrotate(out: dict, angles: np.ndarray) -> dict:

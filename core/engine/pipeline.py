@@ -6,6 +6,12 @@
 All hands of all frames given in one call go through the network as one batch and through the
 refinement as one batch. Left hands are cropped mirrored (the network sees right hands) and
 mirrored back (core.engine.fitting).
+
+The default network reads MediaPipe's hand-landmark model as its trunk (core.networks.landmark_trunk),
+the model the detector runs too. Its crop of a hand is the region MediaPipe's tracker makes from the
+hand's landmarks (``region_from_landmarks``, mirrored for a left hand): in a video, a hand tracked
+from the last frame was found in just such a crop (core.perception.hand_tracker), so the detector's
+pass over it is reused and the trunk runs only on the other hands (photos, newly found hands).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import torch
 from core.crops import CROP_MARGIN, crop_matrix, crop_to_source, cut_crop, keypoint_box, upright_angle
 from core.hand_model import HandLayer, PosePrior, load_hand_model
 from core.hand_model.inverse_kinematics import pose_from_keypoints
+from core.perception.regions import Region, region_from_landmarks
+from core.perception.warp import BORDER_REPLICATE, cut_regions
 
 from .detect import LANDMARK_MODELS, Detection, HandDetector, RegionSweep
 from .fitting import FIT_STEPS, HandFitter, align_to_keypoints, mirror_intrinsics, mirror_to_left, project_points, wrist_position
@@ -156,12 +164,12 @@ class Engine:
         unsure = [i for i, (_, d) in enumerate(items) if self._side_unsure(d)]
         items += [(items[i][0], dataclasses.replace(items[i][1], side=OTHER_SIDE[items[i][1].side])) for i in unsure]
         with self.times("crop"):
-            crops, matrices, centres, sides, Ks, angles = self._crops(frames, items, K)
+            crops, matrices, centres, sides, hand_sizes, Ks, angles, seen = self._crops(frames, items, K)
         with self.times("network"):
-            out = self.network.predict(crops, angles=angles)
+            out = self.network.predict(crops, angles=angles, seen=seen)
         with self.times("refine"):
             pose, betas, transl, joints, keypoints, energy = self._place_and_refine(frames, items, out, matrices,
-                                                                                    centres, sides, Ks)
+                                                                                    centres, sides, hand_sizes, Ks)
         chosen, confidence = choose_sides(len(items) - len(unsure), unsure, energy,
                                           [d.score for _, d in items])
         results = [[] for _ in frames]
@@ -181,26 +189,47 @@ class Engine:
 
     def _crops(self, frames, items, K):
         """Right-hand crops (N, S, S, 3) of the detections, their crop matrices, and in the right-hand
-        frame: crop centres (N, 2), sides (N,) pixels, intrinsics (N, 3, 3); and the angles (N,) the
-        crops were cut at (upright by the landmarks for an upright-crop network; the matrices are
-        those of angle 0, the frame HandNetwork.predict answers in)."""
+        frame: crop centres (N, 2), crop sides (N,) pixels, hand sizes (N,) pixels (``keypoint_box``'s
+        side, the fit's scale), intrinsics (N, 3, 3); the angles (N,) the crops were cut at (the
+        matrices are those of angle 0, the frame HandNetwork.predict answers in); and per crop the
+        detector's landmark pass to reuse, or None (see the module docstring)."""
         size = self.network.input_size
-        crops, matrices, centres, sides, mirrored_K, angles = [], [], [], [], [], []
+        crops, matrices, centres, sides, hand_sizes, mirrored_K, angles, seen = [], [], [], [], [], [], [], []
         for f, d in items:
             width = frames[f].shape[1]
             points = d.keypoints_2d if d.keypoints_2d is not None else d.box.reshape(2, 2)
             margin = CROP_MARGIN if d.keypoints_2d is not None else CROP_MARGIN / 1.2  # a box is looser than keypoints
             centre, side = keypoint_box(points, margin)
+            hand_sizes.append(side)
             left = d.side == "left"
-            matrix = crop_matrix(centre, side, size, 0.0, flip=left)
-            angle = upright_angle(d.keypoints_2d, left) if self.network.upright and d.keypoints_2d is not None else 0.0
-            crops.append(cut_crop(frames[f], crop_matrix(centre, side, size, angle, flip=left) if angle else matrix, size))
+            reuse = None
+            if self.network.trunk_variant is not None:      # the landmark trunk: a MediaPipe hand region
+                region, reuse = self._trunk_region(d, centre, side, left)
+                crops.append(reuse.crop if reuse is not None else cut_regions(frames[f], [region], size, BORDER_REPLICATE)[0][0])
+                centre, side = np.array([region.cx, region.cy]), region.width
+                angle = region.rotation if left else -region.rotation     # core.crops' angle of the region's crop
+            else:
+                angle = upright_angle(d.keypoints_2d, left) if self.network.upright and d.keypoints_2d is not None else 0.0
+                crops.append(cut_crop(frames[f], crop_matrix(centre, side, size, angle, flip=left), size))
+            seen.append(reuse)
             angles.append(angle)
-            matrices.append(matrix)
+            matrices.append(crop_matrix(centre, side, size, 0.0, flip=left))
             centres.append([width - 1 - centre[0], centre[1]] if left else centre)
             sides.append(side)
             mirrored_K.append(mirror_intrinsics(K, width) if left else np.asarray(K, np.float64))
-        return np.stack(crops), matrices, np.asarray(centres), np.asarray(sides), np.stack(mirrored_K), np.asarray(angles)
+        return (np.stack(crops), matrices, np.asarray(centres), np.asarray(sides), np.asarray(hand_sizes),
+                np.stack(mirrored_K), np.asarray(angles), seen)
+
+    def _trunk_region(self, d: Detection, centre: np.ndarray, side: float, left: bool):
+        """The landmark trunk's crop of a detection as a region (mirrored for a left hand), and the
+        detector's pass over that very crop when there is one (a right hand tracked by the same
+        landmark model, mirrored as this side needs), else None. Without landmarks: the square ``centre``, ``side`` (pixels), unturned."""
+        if d.keypoints_2d is None:
+            return Region(float(centre[0]), float(centre[1]), side, side, 0.0, left), None
+        if (d.seen is not None and d.tracked_region is not None and d.tracked_region.mirrored == left
+                and d.seen.model == self.network.trunk_variant):
+            return d.tracked_region, d.seen
+        return region_from_landmarks(d.keypoints_2d, mirrored=left), None
 
     def _evidence_3d(self, items, out, pose_init: np.ndarray) -> np.ndarray:
         """(N, 21, 3) 3D points in the right-hand frame, relative to the model's wrist keypoint, that
@@ -224,7 +253,7 @@ class Engine:
         evidence[have] = posed.cpu().numpy()
         return evidence
 
-    def _place_and_refine(self, frames, items, out, matrices, centres, sides, Ks):
+    def _place_and_refine(self, frames, items, out, matrices, centres, sides, hand_sizes, Ks):
         """Network output -> (pose, betas, layer transl, camera-space keypoints, pixels, fit energy) of
         right hands in the right-hand frame: weak perspective to the camera, PnP to the 2D keypoints,
         then the fit."""
@@ -260,13 +289,13 @@ class Engine:
         K_t = tensor(Ks)
         from_landmarks = tensor([d.keypoints_2d is not None for _, d in items])
         pose, betas, wrist = self.fitter(tensor(pose_init), tensor(out["betas"]), tensor(wrists), K_t,
-                                         tensor(targets), tensor(weights), tensor(evidence), tensor(sides / CROP_MARGIN),
+                                         tensor(targets), tensor(weights), tensor(evidence), tensor(hand_sizes / CROP_MARGIN),
                                          from_landmarks)
         with torch.no_grad():
             joints = self.fitter.landmarks(pose, betas, wrist)        # the 21 keypoints, as landmarks are defined
             keypoints = project_points(joints, K_t)
             transl = self.fitter.translation(betas, wrist)
             energy = self.fitter.energy(pose, betas, wrist, K_t, tensor(targets), tensor(weights), tensor(evidence),
-                                        tensor(sides / CROP_MARGIN), from_landmarks)
+                                        tensor(hand_sizes / CROP_MARGIN), from_landmarks)
         return (pose.cpu().numpy(), betas.cpu().numpy(), transl.cpu().numpy(), joints.cpu().numpy(),
                 keypoints.cpu().numpy(), energy.cpu().numpy())

@@ -19,7 +19,8 @@ class ReadAhead:
 
     items: any iterable, consumed in a background thread, at most ``depth`` items ahead of the
     loop. An exception raised by ``items`` is raised again in the loop, at the point it was reached.
-    Leaving the ``with`` block early stops the producer and waits for its thread.
+    Leaving the ``with`` block early stops the producer and waits for its thread; a generator given
+    as ``items`` is closed in that thread (so a ReadAhead inside it is left, and its thread ends too).
     """
 
     def __init__(self, items: Iterable, depth: int = 8):
@@ -60,6 +61,10 @@ class ReadAhead:
             self._put(_DONE)
         except BaseException as error:          # handed to the consumer, raised there
             self._put(_Failure(error))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():

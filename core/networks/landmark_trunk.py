@@ -15,7 +15,9 @@ networks, and the head's view of what it sees.
 The trunk's weights ship with core.perception (Apache-2.0, see core/perception/weights/NOTICE), not
 in the network's weights file; it never trains (no gradients, always eval mode), so its outputs for
 a training set can be computed once (``python -m training.cache_features``) and a network's
-``forward`` takes either crops or such a dict.
+``forward`` takes either crops or such a dict. The engine's hand tracker runs the same model on the
+same crop of a tracked right hand: ``outputs_from_pass`` turns that pass into trunk outputs, so the
+trunk does not run twice on one crop.
 """
 
 from __future__ import annotations
@@ -48,11 +50,26 @@ class LandmarkTrunk(nn.Module):
     def forward(self, images: torch.Tensor) -> dict:
         out, maps = self.net(images, features=True)
         head = next(v for k, v in maps.items() if k.startswith("head_"))      # (B, 1152, 7, 7)
-        scale = 2.0 / self.INPUT_SIZE
-        landmarks = out.landmarks * scale
-        landmarks = torch.cat([landmarks[..., :2] - 1.0, landmarks[..., 2:]], dim=-1)
-        return {"embedding": head.mean((2, 3)), "landmarks": landmarks, "world": out.world,
-                "presence": out.presence, "handedness": out.handedness}
+        return trunk_dict(head.mean((2, 3)), out.landmarks, out.world, out.presence, out.handedness)
+
+    def outputs_from_pass(self, seen) -> dict:
+        """A pass of the same landmark model over one crop (core.perception.hand_landmarker.LandmarkPass)
+        -> this trunk's outputs for that crop, batch of 1 (ValueError when another model made it)."""
+        if seen.model != self.net.variant:
+            raise ValueError(f"a pass of the {seen.model!r} landmark model; this trunk is {self.net.variant!r}")
+        tensor = torch.as_tensor
+        return trunk_dict(tensor(seen.embedding)[None], tensor(seen.landmarks)[None], tensor(seen.world)[None],
+                          tensor([seen.presence], dtype=torch.float32), tensor([seen.handedness], dtype=torch.float32))
+
+
+def trunk_dict(embedding: torch.Tensor, landmarks: torch.Tensor, world: torch.Tensor, presence: torch.Tensor,
+               handedness: torch.Tensor) -> dict:
+    """The landmark model's outputs (embedding (B, C), landmarks (B, 21, 3) crop pixels of the 224 px
+    input, world (B, 21, 3), presence (B,), handedness (B,)) -> trunk outputs (the module docstring)."""
+    landmarks = landmarks * (2.0 / LandmarkTrunk.INPUT_SIZE)
+    landmarks = torch.cat([landmarks[..., :2] - 1.0, landmarks[..., 2:]], dim=-1)
+    return {"embedding": embedding, "landmarks": landmarks, "world": world, "presence": presence,
+            "handedness": handedness}
 
 
 class LandmarkEvidence(nn.Module):

@@ -6,6 +6,12 @@ batches, and its outputs are mapped back: image landmarks to photo pixels (lette
 and scaled by the region), world landmarks (metres, origin near the hand's centre) turned by the
 region's rotation about the camera axis, as MediaPipe's WorldLandmarkProjectionCalculator does.
 
+A mirrored region (``Region.mirrored``) is cut flipped left-right: the model then sees a left hand
+as a right one; its outputs are flipped back (x of the landmarks, x of the world landmarks, and the
+handedness score, 1 - p), so a ``Hand`` is the same either way. Each ``Hand`` keeps what the model saw
+and said for its crop (``LandmarkPass``): a network on the landmark trunk reads it instead of running
+the model on the same crop again (core.networks.landmark_trunk).
+
 Handedness: the model's score is the probability of MediaPipe's label "Left", a label that assumes a
 mirrored (selfie) image; in an ordinary photo that is the person's right hand, so ``Hand.side`` is
 "right" when it passes 0.5. A region holds a hand when the presence score passes ``min_presence``
@@ -29,6 +35,20 @@ MIN_PRESENCE = 0.5
 
 
 @dataclasses.dataclass
+class LandmarkPass:
+    """The landmark model's pass over one crop, as the model saw it (flipped when the region is
+    mirrored): the crop and the raw outputs, float32."""
+
+    model: str                # the model's variant ("full" | "lite")
+    crop: np.ndarray          # (224, 224, 3) uint8 RGB, the model's input
+    landmarks: np.ndarray     # (21, 3) crop pixels of that input; z on the same scale
+    world: np.ndarray         # (21, 3) metres, the input's axes
+    presence: float           # in [0, 1]
+    handedness: float         # probability of MediaPipe's "Left" for the input as seen
+    embedding: np.ndarray     # (C,) the head's feature map averaged (the landmark trunk's embedding)
+
+
+@dataclasses.dataclass
 class Hand:
     """One hand found in a region of a photo."""
 
@@ -37,6 +57,8 @@ class Hand:
     presence: float           # in [0, 1]
     right: float              # probability that it is the person's right hand (unmirrored photo)
     region: Region            # where it was looked for
+    seen: Optional[LandmarkPass] = None   # the model's pass over the region's crop
+    tracked: bool = False     # the region came from the last frame's landmarks (core.perception.hand_tracker)
 
     @property
     def side(self) -> str:
@@ -79,33 +101,42 @@ class HandLandmarker:
         for _, regions in work:
             found = []
             for region in regions:
-                found.append(self._hand(out, i, region, paddings[i]))
+                found.append(self._hand(out, i, region, paddings[i], crops[i]))
                 i += 1
             results.append(found)
         return results
 
     @torch.inference_mode()
     def run(self, crops: np.ndarray) -> dict:
-        """(N, 224, 224, 3) uint8 crops -> the model's outputs as float64 arrays: "landmarks" (N, 21, 3)
-        crop pixels, "presence" (N,), "handedness" (N,), "world" (N, 21, 3) metres."""
+        """(N, 224, 224, 3) uint8 crops -> the model's outputs as float32 arrays: "landmarks" (N, 21, 3)
+        crop pixels, "presence" (N,), "handedness" (N,), "world" (N, 21, 3) metres, "embedding" (N, C)
+        the head's feature map averaged."""
         parts = []
         for start in range(0, len(crops), self.batch_size):
             images = to_network_input(crops[start:start + self.batch_size], self.net.INPUT_RANGE, self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16), exact_float32(self.device):
-                o = self.net(images)
-            parts.append([t.float().cpu() for t in (o.landmarks, o.presence, o.handedness, o.world)])
-        names = ("landmarks", "presence", "handedness", "world")
-        return {name: torch.cat([p[k] for p in parts]).double().numpy().reshape(len(crops), *shape)
-                for k, (name, shape) in enumerate(zip(names, ((21, 3), (), (), (21, 3))))}
+                o, maps = self.net(images, features=True)
+            head = next(v for k, v in maps.items() if k.startswith("head_"))       # (B, C, 7, 7)
+            parts.append([t.float().cpu() for t in (o.landmarks, o.presence, o.handedness, o.world, head.mean((2, 3)))])
+        names = ("landmarks", "presence", "handedness", "world", "embedding")
+        return {name: torch.cat([p[k] for p in parts]).numpy() for k, name in enumerate(names)}
 
-    def _hand(self, out: dict, i: int, region: Region, padding: np.ndarray) -> Optional[Hand]:
+    def _hand(self, out: dict, i: int, region: Region, padding: np.ndarray, crop: np.ndarray) -> Optional[Hand]:
         presence = float(out["presence"][i])
         if not presence > self.min_presence:
             return None
-        crop = out["landmarks"][i] / LANDMARK_INPUT_SIZE                     # (21, 3) fractions of the input
-        local = remove_letterbox(crop[:, :2], padding)
-        z = crop[:, 2:] * region.width                                       # MediaPipe scales z like x
+        seen = LandmarkPass(model=getattr(self.net, "variant", ""), crop=crop, landmarks=out["landmarks"][i],
+                            world=out["world"][i], presence=presence, handedness=float(out["handedness"][i]),
+                            embedding=out["embedding"][i])
+        fractions = seen.landmarks.astype(np.float64) / LANDMARK_INPUT_SIZE   # (21, 3) fractions of the input
+        local = remove_letterbox(fractions[:, :2], padding)                  # (region.to_image undoes a mirror)
+        z = fractions[:, 2:] * region.width                                  # MediaPipe scales z like x
+        world = seen.world.astype(np.float64)
+        right = seen.handedness
+        if region.mirrored:                                                  # the input was flipped left-right
+            world = world * np.array([-1.0, 1.0, 1.0])
+            right = 1.0 - right
         c, s = math.cos(region.rotation), math.sin(region.rotation)
-        world = out["world"][i] @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+        world = world @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
         return Hand(landmarks=np.concatenate([region.to_image(local), z], axis=1), world=world, presence=presence,
-                    right=float(out["handedness"][i]), region=region)
+                    right=right, region=region, seen=seen)

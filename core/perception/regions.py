@@ -14,6 +14,10 @@ the crop. MediaPipe keeps regions as fractions of the image; every step below is
   moved by -0.1 of its height along up, square on the long side, scaled by 2.
 - Two regions whose axis-aligned boxes (rotation ignored) overlap by IoU > 0.5 are one hand
   (AssociationNormRectCalculator): the later one replaces the earlier.
+
+A region can be ``mirrored``: its crop is cut flipped left-right (handcap's addition, not MediaPipe's),
+so that a left hand is seen as a right one, as the networks on the landmark trunk want their crops
+(core.networks.landmark_trunk); crop coordinates are then those of the flipped crop.
 """
 
 from __future__ import annotations
@@ -35,19 +39,23 @@ _FLOAT_MIN = float(np.finfo(np.float32).tiny)      # MediaPipe's initial maximum
 
 @dataclasses.dataclass(frozen=True)
 class Region:
-    """A rectangle of an image, turned: centre (pixels), width and height (pixels), rotation (radians)."""
+    """A rectangle of an image, turned: centre (pixels), width and height (pixels), rotation (radians);
+    ``mirrored``: its crop is flipped left-right (see the module docstring)."""
 
     cx: float
     cy: float
     width: float
     height: float
     rotation: float = 0.0
+    mirrored: bool = False
 
     def to_image(self, local: np.ndarray) -> np.ndarray:
         """(..., 2) crop coordinates as fractions of the region (0..1, x right, y down in the crop) ->
         image pixels (MediaPipe's LandmarkProjectionCalculator: turned, then scaled by width and height)."""
         c, s = math.cos(self.rotation), math.sin(self.rotation)
         x, y = local[..., 0] - 0.5, local[..., 1] - 0.5
+        if self.mirrored:
+            x = -x
         return np.stack([(c * x - s * y) * self.width + self.cx, (s * x + c * y) * self.height + self.cy], axis=-1)
 
     def box(self) -> np.ndarray:
@@ -74,7 +82,7 @@ def transform_region(region: Region, scale: float, shift_y: float) -> Region:
     cx = region.cx - region.height * shift_y * math.sin(r)
     cy = region.cy + region.height * shift_y * math.cos(r)
     side = max(region.width, region.height) * scale
-    return Region(cx, cy, side, side, r)
+    return Region(cx, cy, side, side, r, region.mirrored)
 
 
 def region_from_palm(box: np.ndarray, keypoints: np.ndarray) -> Region:
@@ -85,8 +93,9 @@ def region_from_palm(box: np.ndarray, keypoints: np.ndarray) -> Region:
     return transform_region(raw, PALM_SCALE, PALM_SHIFT_Y)
 
 
-def region_from_landmarks(points: np.ndarray) -> Region:
-    """(21, 2) landmarks, pixels -> the region the tracker looks at in the next frame."""
+def region_from_landmarks(points: np.ndarray, mirrored: bool = False) -> Region:
+    """(21, 2) landmarks, pixels -> the region the tracker looks at in the next frame (its crop
+    flipped left-right when ``mirrored``)."""
     points = np.asarray(points, np.float64)
     wrist, index, middle, ring = (points[i] for i in ROTATION_LANDMARKS)
     rotation = up_rotation(wrist, ((index + ring) / 2 + middle) / 2)
@@ -100,7 +109,7 @@ def region_from_landmarks(points: np.ndarray) -> Region:
     c, s = math.cos(rotation), math.sin(rotation)
     cx = middle[0] * c - middle[1] * s + centre[0]
     cy = middle[0] * s + middle[1] * c + centre[1]
-    raw = Region(cx, cy, high[0] - low[0], high[1] - low[1], rotation)
+    raw = Region(cx, cy, high[0] - low[0], high[1] - low[1], rotation, mirrored)
     return transform_region(raw, LANDMARK_SCALE, LANDMARK_SHIFT_Y)
 
 

@@ -4,13 +4,15 @@ A region is first padded to the input's aspect ratio (keep_aspect_ratio: the let
 fractions are returned so that results can be mapped back), then its four corners (OpenCV's
 ``boxPoints`` of the turned rectangle) are mapped onto the input's corners (0 and size, not
 size - 1) by a perspective transform, and the uint8 image is resampled bilinearly (border: zeros
-for the palm detector's letterbox, replicated edge pixels for the landmark model's crops).
+for the palm detector's letterbox, replicated edge pixels for the landmark model's crops); a
+mirrored region's input is then flipped left-right.
 Values become floats in the network's range afterwards (``to_network_input``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 
 import cv2
@@ -28,9 +30,9 @@ def pad_to_square(region: Region) -> tuple[Region, np.ndarray]:
     aspect = region.height / region.width
     if aspect < 1.0:
         pad = (1.0 - aspect) / 2.0
-        return Region(region.cx, region.cy, region.width, region.width, region.rotation), np.array([0.0, pad, 0.0, pad])
+        return dataclasses.replace(region, height=region.width), np.array([0.0, pad, 0.0, pad])
     pad = (1.0 - 1.0 / aspect) / 2.0
-    return Region(region.cx, region.cy, region.height, region.height, region.rotation), np.array([pad, 0.0, pad, 0.0])
+    return dataclasses.replace(region, width=region.height), np.array([pad, 0.0, pad, 0.0])
 
 
 def region_matrix(region: Region, size: int) -> np.ndarray:
@@ -47,18 +49,21 @@ def as_mediapipe_roi(region: Region, width: int, height: int) -> Region:
     w, h = f32(width), f32(height)
     return Region(float(f32(f32(region.cx / width) * w)), float(f32(f32(region.cy / height) * h)),
                   float(f32(f32(region.width / width) * w)), float(f32(f32(region.height / height) * h)),
-                  float(f32(region.rotation)))
+                  float(f32(region.rotation)), region.mirrored)
 
 
 def cut_regions(rgb: np.ndarray, regions: list[Region], size: int, border: int = BORDER_REPLICATE
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, 3) uint8 -> ((N, size, size, 3) uint8 inputs, (N, 4) letterbox paddings), one per region."""
+    """(H, W, 3) uint8 -> ((N, size, size, 3) uint8 inputs, (N, 4) letterbox paddings), one per region
+    (a mirrored region's input flipped left-right; its letterbox is symmetric, so the padding holds)."""
     crops = np.empty((len(regions), size, size, 3), np.uint8)
     paddings = np.empty((len(regions), 4))
     for i, region in enumerate(regions):
         square, paddings[i] = pad_to_square(as_mediapipe_roi(region, rgb.shape[1], rgb.shape[0]))
         cv2.warpPerspective(rgb, region_matrix(square, size), (size, size), dst=crops[i],
                             flags=cv2.INTER_LINEAR, borderMode=border, borderValue=(0, 0, 0))
+        if region.mirrored:
+            crops[i] = crops[i][:, ::-1]
     return crops, paddings
 
 
