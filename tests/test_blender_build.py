@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.test_blender_support import (bpy_or_skip, cv_to_world, model_capture, reset_scene, save,
+from tests.test_blender_support import (bpy_or_skip, cv_to_world, model_capture, posed_joints, reset_scene, save,
                                   scene_fingerprint, toy_capture, world_vertices, write_png)
 
 bpy = bpy_or_skip()
@@ -207,19 +207,19 @@ def test_scene_collection_camera_and_fps(hands, tmp_path):
 
 
 def test_camera_and_bones_line_up_with_the_capture(hands):
-    """Posed bone heads sit on joints_3d, which the Blender camera projects onto keypoints_2d."""
+    """Posed bone heads sit on the rig's joints (posed by the numpy LBS of the capture's own rig);
+    the Blender camera projects the capture's 21 keypoints (joints_3d) onto keypoints_2d."""
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
     path, capture, _ = hands
     result = build(path)
     scene = bpy.context.scene
-    kp_of_joint = [0, 5, 6, 7, 9, 10, 11, 17, 18, 19, 13, 14, 15, 1, 2, 3]   # OpenPose index per joint
     W, H = capture.image_size
     for (arm, _), track in zip(result.rigs, capture.tracks):
         for f in (1, 4, FRAMES):
             scene.frame_set(f)
             heads = np.array([arm.matrix_world @ pb.head for pb in arm.pose.bones])
-            np.testing.assert_allclose(heads, cv_to_world(track.joints_3d[f - 1][kp_of_joint]), atol=2e-6)
+            np.testing.assert_allclose(heads, cv_to_world(posed_joints(track, [f - 1])[0]), atol=2e-6)
             pix = []
             for p in cv_to_world(track.joints_3d[f - 1]):
                 c = world_to_camera_view(scene, result.camera, Vector(p))
