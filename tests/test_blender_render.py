@@ -93,9 +93,10 @@ def test_render_through_capture_camera_lands_on_keypoints(tmp_path):
     ys, xs = np.nonzero(mask)                                     # the hand fills the keypoints' box
     box_kp = np.array([pix[:, 0].min(), pix[:, 1].min(), pix[:, 0].max(), pix[:, 1].max()])
     box_mask = np.array([xs.min(), ys.min(), xs.max(), ys.max()])
-    # the fingers point up: the mesh ends at the forearm cut, about 1.2 cm below the wrist joint, so only
-    # that (bottom) edge may lie further out
-    assert np.abs(box_mask - box_kp)[:3].max() < 25 * scale and 0 <= box_mask[3] - box_kp[3] < 45 * scale
+    # the fingers point up: the mesh ends at the forearm cut, about 1.6 cm below the wrist keypoint (a
+    # landmark point, 4 mm distal of the wrist joint), so that (bottom) edge lies further out; the
+    # fingertip keypoints sit up to 1.4 cm inside the finger pads, so the other edges may lie out too
+    assert np.abs(box_mask - box_kp)[:3].max() < 35 * scale and 0 <= box_mask[3] - box_kp[3] < 55 * scale
     picture = composite(rgba, background, kp, scale)
     cv2.imwrite(str(tmp_path / "composite.png"), picture)
     if write_docs:
