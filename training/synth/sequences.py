@@ -4,8 +4,8 @@
 
 Clip i of seed S is always the same. Even clips show both hands of one person: they start apart,
 approach, touch (one a little in front of the other), cross over and part again. Odd clips show
-one hand that leaves the frame for a moment and comes back. In every clip a bar sweeps across the
-picture once (a brief occlusion). How the hands move (smooth minimum-jerk moves between natural
+one hand that leaves the picture (for about a second) and comes back. In every clip a bar sweeps
+across the picture once (a brief occlusion). How the hands move (smooth minimum-jerk moves between natural
 poses, slow and fast) is motion.py's job. Shape, skin, forearm, light and background come from the
 still-image synthesizer (scene.py, backgrounds.py, render.py, held-out style), drawn once per clip.
 
