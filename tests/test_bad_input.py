@@ -298,7 +298,7 @@ def test_corrupted_videos(mixed_run):
     error line, no file (the exit code of the run is 1); nothing crashes."""
     code, peak_kb, stderr, folder, out = mixed_run
     assert (f"handcap estimate: warning: {folder / 'lost.avi'}: 3 of 12 frames could not be decoded and were "
-            "skipped (9 used)") in [line.split("\r")[-1] for line in stderr.split("\n")]
+            "skipped (the first: frame 3; 9 used)") in [line.split("\r")[-1] for line in stderr.split("\n")]
     capture = load_capture(str(out / "lost.npz"))
     assert capture.tracks and all(not set(t.frame_index) & {3, 4, 5} for t in capture.tracks)
 

@@ -1,6 +1,8 @@
 """Evaluate trained hand networks on held-out data; write the metrics as JSON (+ a PCK plot).
 
     python -m training.evaluate --weights W [--weights W2 ...] --data SPEC --json OUT [--plot PCK.png] [--reference] [--engine]
+    python -m training.evaluate --video DIR [--json OUT] [--smoothing S] [--device D]   (video benchmark:
+                                training/video_eval.py)
 
 SPEC:
   synthetic:N   N held-out synthetic renders (training.synth.SyntheticHands, split "heldout", fixed seed)
@@ -279,14 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog="SPEC: synthetic:N | freihand:DIR | images:DIR (see the module doc)")
     parser.add_argument("--weights", action="append", default=[], metavar="W",
                         help="a .safetensors weights file; repeat to compare several")
-    parser.add_argument("--data", required=True, metavar="SPEC", help="synthetic:N, freihand:DIR or images:DIR")
-    parser.add_argument("--json", required=True, metavar="OUT", help="where to write the metrics (JSON)")
+    parser.add_argument("--data", metavar="SPEC", help="synthetic:N, freihand:DIR or images:DIR")
+    parser.add_argument("--json", metavar="OUT", help="where to write the metrics (JSON; with --video, default "
+                                                      "DIR/video_eval.json)")
+    parser.add_argument("--video", metavar="DIR",
+                        help="instead: run handcap estimate on the rendered clips in DIR (python -m training.synth "
+                             "--video DIR) and score them against their ground truth (training/video_eval.py)")
     parser.add_argument("--plot", metavar="PNG", help="also plot the 3D PCK curves of all models here")
     parser.add_argument("--reference", action="store_true",
                         help="also score one fixed hand, the mean training pose (the floor a network must beat)")
     parser.add_argument("--engine", action="store_true",
                         help="also score the whole engine (detection, network, fit) on each full photo with its "
                              "intrinsics, and the detector's own world and image landmarks beside it")
+    parser.add_argument("--smoothing", type=float, metavar="S",
+                        help="with --video: handcap estimate --smoothing S (0: per-frame results; default: its own)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
@@ -294,9 +302,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def evaluate_video(args, parser) -> int:
+    """--video DIR: the video benchmark; prints its table, writes its JSON."""
+    from training.video_eval import evaluate_videos, table
+    if args.data or args.weights or args.reference or args.engine or args.plot:
+        parser.error("--video takes only --json, --smoothing and --device")
+    if not os.path.isdir(args.video):
+        parser.error(f"--video {args.video}: no such folder")
+    try:
+        result = evaluate_videos(args.video, device=args.device or "auto", smoothing=args.smoothing)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(table(result))
+    path = args.json or os.path.join(args.video, "video_eval.json")
+    write_atomic(path, (json.dumps(result, indent=1) + "\n").encode())
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.video:
+        return evaluate_video(args, parser)
+    if args.smoothing is not None:
+        parser.error("--smoothing goes with --video")
+    if not args.data or not args.json:
+        parser.error("give --data SPEC and --json OUT (or --video DIR)")
     try:
         kind, value = parse_spec(args.data)
         images = list_images(value) if kind == "images" else None

@@ -139,6 +139,17 @@ def read_image(path: str) -> tuple[np.ndarray, tuple[int, int]]:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size
 
 
+def undecoded_warning(path: str, requested: range, used: list[int]) -> Optional[str]:
+    """The one warning line for a video whose requested source frames were not all decoded (corrupt
+    data, or the video ending early), with their count and the first one's source frame number, or
+    None. Frames that were used keep their source numbers in the capture file."""
+    missing = sorted(set(requested) - set(used))
+    if not missing:
+        return None
+    return (f"{path}: {len(missing)} of {len(requested)} frames could not be decoded and were skipped "
+            f"(the first: frame {missing[0]}; {len(used)} used)")
+
+
 def check_size(path: str, width: int, height: int, what: str = "image") -> None:
     """InputError for an image or frame too small to hold a hand (MIN_SIDE)."""
     if min(width, height) < MIN_SIDE:
@@ -397,10 +408,12 @@ class Estimator:
                 detector.close()
         if not frames_done:
             raise InputError(f"{path}: no frame could be decoded")
-        self.progress.update("video", len(frames_done), len(frames_done), os.path.basename(path), force=True)
-        if total > len(frames_done):
-            self.progress.warning(f"{path}: {total - len(frames_done)} of {total} frames could not be decoded "
-                                  f"and were skipped ({len(frames_done)} used)")
+        self.progress.update("video", len(frames_done), max(total, len(frames_done)), os.path.basename(path),
+                             force=True)
+        warning = undecoded_warning(path, range(v.frame_start, last + 1, max(1, v.frame_step)) if count else range(0),
+                                    frames_done)
+        if warning:
+            self.progress.warning(warning)
         tracks = []
         with self.engine.times("smooth"):
             for t in tracker.tracks:

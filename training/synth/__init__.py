@@ -3,6 +3,7 @@
     SyntheticHands(count=None, seed=0, split="train", size=224, backgrounds=None)  # IterableDataset
     python -m training.synth --out DIR --count N [--split train|heldout]         # FreiHAND layout
     python -m training.synth --grid docs/synth_samples.png                        # look at samples
+    python -m training.synth --video DIR --clips N [--frames F]                   # benchmark clips (sequences.py)
 """
 
 from .dataset import SyntheticHands

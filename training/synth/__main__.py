@@ -4,6 +4,7 @@
                              [--backgrounds DIR] [--workers W]
     python -m training.synth --grid docs/synth_samples.png [--seed S]
     python -m training.synth --benchmark N [--workers W]
+    python -m training.synth --video OUT_DIR --clips N [--seed S] [--frames F]
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ shape, intrinsics. Sample i of a (seed, split) is always the same image.
 draws (focal lengths, skin tones, light colours, background families). handcap_meta.json
 records the hand model, split, seed, count and which samples are left hands; *_mano.json holds
 open-hand parameters (48 pose, 10 betas, 3 translation), not MANO. See
-training/synth/freihand_writer.py for the details."""
+training/synth/freihand_writer.py for the details.
+
+--video renders clips for the video benchmark instead (training/synth/sequences.py): 640 x 480,
+30 fps mp4 files of one or two hands moving between natural poses, slow and fast, crossing,
+occluded by a passing bar or leaving the picture, each with a <clip>_K.npy intrinsics sidecar and a
+<clip>_truth.npz of exact per-frame 3D/2D keypoints, landmark points, identities and visibility.
+Score them with: python -m training.evaluate --video OUT_DIR"""
 
 
 def benchmark(count: int, workers: int, size: int) -> float:
@@ -59,9 +66,18 @@ def main(argv=None) -> int:
                         help="rendering processes (default: the number of CPUs, up to 8; none under 200 samples)")
     parser.add_argument("--grid", metavar="IMAGE", help="write a labelled contact sheet of samples instead (.png/.jpg)")
     parser.add_argument("--benchmark", type=int, metavar="N", help="time rendering N samples and print images/s")
+    parser.add_argument("--video", metavar="OUT_DIR", help="render benchmark video clips with ground truth here")
+    parser.add_argument("--clips", type=int, default=4, help="with --video: number of clips (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=75, help="with --video: frames per clip (default: %(default)s)")
     args = parser.parse_args(argv)
-    if sum(x is not None for x in (args.out, args.grid, args.benchmark)) != 1:
-        parser.error("give exactly one of --out DIR, --grid IMAGE or --benchmark N")
+    if sum(x is not None for x in (args.out, args.grid, args.benchmark, args.video)) != 1:
+        parser.error("give exactly one of --out DIR, --grid IMAGE, --benchmark N or --video OUT_DIR")
+    if args.video:
+        if args.clips < 1 or args.frames < 12:
+            parser.error("--clips must be at least 1 and --frames at least 12")
+        from .sequences import write_clips
+        print(write_clips(args.video, args.clips, args.seed, args.frames))
+        return 0
     if args.size < 16:
         parser.error("--size must be at least 16")
     if args.grid:

@@ -1,0 +1,109 @@
+"""The video benchmark (issue 19): rendered clips carry consistent truth, the scoring counts what it
+says (checked on hand-made tracks against values computed here by hand), and frames that fail to
+decode are reported with their count and the first source frame number."""
+
+from __future__ import annotations
+
+import contextlib
+import types
+
+import cv2
+import numpy as np
+import pytest
+
+from core.engine.run import Estimator, VideoOptions, undecoded_warning
+from training.video_eval import score_clip
+
+from .test_bad_input import damage_frames, write_video
+
+
+@pytest.fixture(scope="module")
+def two_hands(tmp_path_factory):
+    pytest.importorskip("moderngl")
+    from training.synth.sequences import SequenceSynthesizer, write_clip
+    images, truth = SequenceSynthesizer(seed=3).render(0, 20)
+    stem = str(tmp_path_factory.mktemp("clip") / "clip_000")
+    write_clip(stem, images, truth)
+    return images, truth, stem
+
+
+def test_rendered_clip_truth_is_consistent(two_hands):
+    images, truth, stem = two_hands
+    assert images.shape == (20, 480, 640, 3)
+    assert list(truth["sides"]) == ["left", "right"]
+    K = truth["K"].astype(np.float64)
+    for points, pixels in (("landmarks_3d", "landmarks_2d"), ("joints_3d", "keypoints_2d")):
+        X = truth[points].astype(np.float64)                                     # (F, H, 21, 3)
+        u = K[0, 0] * X[..., 0] / X[..., 2] + K[0, 2]
+        v = K[1, 1] * X[..., 1] / X[..., 2] + K[1, 2]
+        np.testing.assert_allclose(truth[pixels], np.stack([u, v], -1), atol=1e-2)
+    wrist = truth["landmarks_3d"][:, :, 0]                                       # (F, H, 3)
+    own = np.linalg.norm(wrist[1:] - wrist[:-1], axis=-1)                        # (F-1, H) to its own last place
+    other = np.linalg.norm(wrist[1:] - wrist[:-1, ::-1], axis=-1)                # ... to the other hand's
+    assert (own < other).all() and own.max() < 0.08                             # no jumps: identities held
+    accel = np.linalg.norm(truth["joints_3d"][:-2] - 2 * truth["joints_3d"][1:-1] + truth["joints_3d"][2:], axis=-1)
+    assert accel.max() < 0.06              # smooth: a teleport or swapped hand would be > 0.1 m/frame^2 here
+    assert np.linalg.norm(wrist[:, 0] - wrist[:, 1], axis=-1).min() < 0.15       # the hands come close
+    assert np.sign(wrist[0, 0, 0] - wrist[0, 1, 0]) != np.sign(wrist[-1, 0, 0] - wrist[-1, 1, 0])  # and cross
+    # the rendered hand lies under its true keypoints: a hand pixel differs from the picture far away
+    f, h = 0, 0
+    x, y = truth["keypoints_2d"][f, h, 9].round().astype(int)                    # middle knuckle
+    assert truth["visible"][f, h]
+    patch = images[f, y - 2:y + 3, x - 2:x + 3].reshape(-1, 3).mean(0)
+    corner = images[f, :20, :20].reshape(-1, 3).mean(0)
+    assert np.abs(patch - corner).max() > 5
+    video = cv2.VideoCapture(stem + ".mp4")
+    count = 0
+    while video.read()[0]:
+        count += 1
+    assert count == 20 and video.get(cv2.CAP_PROP_FPS) == pytest.approx(30)
+    np.testing.assert_array_equal(np.load(stem + "_K.npy"), truth["K"])
+
+
+def fake_track(frames, joints_3d, keypoints_2d):
+    return types.SimpleNamespace(frame_index=np.asarray(frames), valid=np.ones(len(frames), bool),
+                                 joints_3d=joints_3d, keypoints_2d=keypoints_2d)
+
+
+def test_scores_on_hand_made_tracks():
+    """One true hand over 10 frames; two tracks (frames 0-4 and 5-8) whose fingertip drifts by
+    c t^2 from the truth: one identity switch, two tracks for the hand, frame 9 lost, and an
+    acceleration error of |2c| on one keypoint of 21."""
+    frames, c = 10, 0.001                                        # metres per frame^2
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 0.03, (21, 3)) + [0, 0, 0.5]
+    t = np.arange(frames, dtype=np.float64)
+    true_3d = base[None] + (0.01 * t)[:, None, None] * np.array([1.0, 0.0, 0.0])      # gliding, no acceleration
+    true_2d = 600 * true_3d[..., :2] / true_3d[..., 2:] + 320
+    truth = {"visible": np.ones((frames, 1), bool), "landmarks_3d": true_3d[:, None],
+             "landmarks_2d": true_2d[:, None]}
+    est = true_3d.copy()
+    est[:, 8, 1] += c * t ** 2                                   # index fingertip: accelerates by 2c
+    tracks = [fake_track(range(0, 5), est[0:5], true_2d[0:5]), fake_track(range(5, 9), est[5:9], true_2d[5:9])]
+    entry = score_clip(truth, tracks)
+    assert entry["id_switches"] == 1 and entry["tracks_per_hand"] == [2]
+    assert entry["frames_visible"] == 10 and entry["frames_lost"] == 1 and entry["extra_tracks"] == 0
+    assert entry["accel_error_mm"] == pytest.approx(1000 * 2 * c / 21)
+    assert entry["accel_truth_mm"] == pytest.approx(0, abs=1e-9)
+    drift = 1000 * c * t[:9] ** 2 / 21                           # per-frame MPJPE: the fingertip's drift
+    assert entry["mpjpe_mm"] == pytest.approx(drift.mean())
+    # an estimate far from the hand is not matched to it: the frame is lost, the track extra
+    far = fake_track([9], est[9:10] + 1, true_2d[9:10] + 300)
+    assert score_clip(truth, tracks + [far])["extra_tracks"] == 1
+
+
+def test_undecodable_frames_are_counted_with_the_first_index(tmp_path):
+    path = tmp_path / "damaged.avi"
+    write_video(path, frames=12)
+    damage_frames(path, (2, 5, 6))
+    reader = object.__new__(Estimator)                           # only the frame reader: no engine
+    reader.video = VideoOptions()
+    reader.engine = types.SimpleNamespace(times=lambda name: contextlib.nullcontext())
+    video = cv2.VideoCapture(str(path))
+    count = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
+    used = [index for index, _ in reader._frames(video, count)]
+    assert used == [0, 1, 3, 4, 7, 8, 9, 10, 11]                 # source frame numbers kept
+    assert undecoded_warning(str(path), range(count), used) == (
+        f"{path}: 3 of 12 frames could not be decoded and were skipped (the first: frame 2; 9 used)")
+    assert undecoded_warning(str(path), range(count), list(range(12))) is None
+    assert "of 2 frames" in undecoded_warning("v", range(5, 9, 2), [5])   # --frame-start/--step count only theirs
