@@ -114,13 +114,19 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.images and not args.data:
         parser.error("give --images or --data")
+    from core.engine.inputs import InputError
     from core.engine.pipeline import Engine, EngineOptions
+    from training.evaluate import SpecError
+    try:
+        rows = photos_from_args(args)
+    except (InputError, SpecError, IndexError) as e:
+        parser.error(str(e) or "--index out of range")
     engine = Engine(EngineOptions())
     try:
         models = {side: load_hand_model(engine.network.config.hand_model, side) for side in ("right", "left")}
         layers = {side: HandLayer(model, torch.float32) for side, model in models.items()}
         faces = {side: model.faces for side, model in models.items()}
-        png = views_png(photos_from_args(args), engine, faces, layers)
+        png = views_png(rows, engine, faces, layers)
     finally:
         engine.close()
     temporary = args.out + ".tmp"
