@@ -107,3 +107,78 @@ def test_undecodable_frames_are_counted_with_the_first_index(tmp_path):
         f"{path}: 3 of 12 frames could not be decoded and were skipped (the first: frame 2; 9 used)")
     assert undecoded_warning(str(path), range(count), list(range(12))) is None
     assert "of 2 frames" in undecoded_warning("v", range(5, 9, 2), [5])   # --frame-start/--step count only theirs
+
+
+def test_motion_blur_samples_the_open_shutter():
+    pytest.importorskip("moderngl")
+    from training.synth.motion import HandScript
+    from training.synth.sequences import hand_at, shutter_times
+    times = shutter_times(5, 4)                                                  # 4 renders per frame
+    np.testing.assert_allclose(times[2], [1.8125, 1.9375, 2.0625, 2.1875])      # 2 +- a quarter frame, evenly
+    assert times.min() == 0 and times.max() == 4                                 # kept inside the clip
+    np.testing.assert_array_equal(shutter_times(5, 1)[:, 0], np.arange(5))       # one render: the frame itself
+    # a joint turning 0.2 rad a frame about z, the wrist moving 1 cm a frame along x
+    pose = np.zeros((5, 16, 3))
+    pose[:, 3, 2] = 0.2 * np.arange(5)
+    wrist = np.stack([0.01 * np.arange(5), np.zeros(5), np.full(5, 0.5)], 1)
+    hand = hand_at(HandScript("right", np.zeros(10), pose, wrist), np.array([1.0, 2.25, 3.5]))
+    np.testing.assert_allclose(hand.pose[:, 3, 2], [0.2, 0.45, 0.7], atol=1e-9)
+    np.testing.assert_allclose(hand.pose[:, [0, 1, 2, 4]], 0, atol=1e-12)
+    np.testing.assert_allclose(hand.wrist[:, 0], [0.01, 0.0225, 0.035], atol=1e-12)
+
+
+def test_motion_blur_blurs_a_moving_hand_and_keeps_the_truth(two_hands):
+    from training.synth.sequences import SequenceSynthesizer
+    images, truth, _ = two_hands
+    blurred, blurred_truth = SequenceSynthesizer(seed=3, motion_blur=4).render(0, 20)
+    for key in ("landmarks_2d", "joints_3d", "pose"):
+        np.testing.assert_array_equal(blurred_truth[key], truth[key])
+    speed = np.linalg.norm(np.diff(truth["landmarks_2d"], axis=0), axis=-1).mean(-1)      # (F-1, H) px/frame
+    fast, hand = np.unravel_index(np.argmax(speed), speed.shape)
+    fast += 1
+    (x0, y0), (x1, y1) = truth["landmarks_2d"][fast, hand].min(0).astype(int), truth["landmarks_2d"][fast, hand].max(0).astype(int)
+    gray = [cv2.cvtColor(i[fast], cv2.COLOR_BGR2GRAY)[max(y0, 0):y1, max(x0, 0):x1].astype(np.float64)
+            for i in (images, blurred)]                                          # the fastest hand, in its fastest frame
+    sharpness = [cv2.Laplacian(g, cv2.CV_64F).var() for g in gray]
+    assert speed.max() > 5 and sharpness[1] < 0.8 * sharpness[0]    # softer with an open shutter
+    assert np.abs(gray[0] - gray[1]).mean() < 20                     # ... but the same hand there
+
+
+def test_video_views_draws_each_capture_on_its_frames(two_hands, tmp_path):
+    """A capture made from the clip's own truth: its strip shows the hands where the truth puts them
+    (pixels change under the true keypoints and nowhere far from them), and the command writes a PNG."""
+    import torch
+    from core.capture import Capture, save_capture, track_from_layer
+    from core.hand_model import HandLayer, load_hand_model
+    from training.video_views import main, strip_rows
+    images, truth, stem = two_hands
+    tracks = []
+    for h, side in enumerate(truth["sides"]):
+        layer = HandLayer(load_hand_model("open", str(side)), torch.float32)
+        tracks.append(track_from_layer(layer, truth["betas"][h], truth["pose"][:, h], truth["transl"][:, h], truth["K"]))
+    capture = Capture(hand_model="open", source_path=stem + ".mp4", image_size=np.array([640, 480]), K=truth["K"],
+                      fps=30.0, tracks=tracks)
+    path = str(tmp_path / "capture.npz")
+    save_capture(capture, path)
+    np.testing.assert_allclose(tracks[0].keypoints_2d, truth["landmarks_2d"][:, 0], atol=0.05)
+    (strip,) = strip_rows(stem + ".mp4", [capture], [3])
+    raw = cv2.VideoCapture(stem + ".mp4")
+    for _ in range(4):
+        frame = raw.read()[1]
+    raw.release()
+    tile = cv2.resize(frame, strip.shape[1::-1], interpolation=cv2.INTER_AREA)
+    changed = np.abs(strip.astype(int) - tile).max(-1) > 30                      # (h, w) drawn pixels
+    scale = strip.shape[1] / 640
+    for h in range(2):
+        if truth["visible"][3, h]:
+            x, y = (truth["landmarks_2d"][3, h, 9] * scale).round().astype(int)
+            assert changed[y - 2:y + 3, x - 2:x + 3].any()                       # the knuckle is drawn over
+    hands = truth["landmarks_2d"][3].reshape(-1, 2) * scale
+    ys, xs = np.nonzero(changed[30:])                                            # (below the frame label)
+    distance = np.min(np.linalg.norm(np.stack([xs, ys + 30], 1)[:, None] - hands[None], axis=-1), axis=1)
+    assert np.percentile(distance, 99) < 40                                      # drawn only around the hands
+    out = str(tmp_path / "views.png")
+    assert main([stem + ".mp4", path, "--truth", stem + "_truth.npz", "--frames", "2", "5", "--out", out]) == 0
+    assert cv2.imread(out).shape[1] == 2 * 320                                # two strip frames wide
+    with pytest.raises(SystemExit):
+        main([stem + ".mp4", stem + "_K.npy", "--out", out])                    # not a capture: a clear error

@@ -4,7 +4,7 @@
                              [--backgrounds DIR] [--workers W]
     python -m training.synth --grid docs/synth_samples.png [--seed S]
     python -m training.synth --benchmark N [--workers W]
-    python -m training.synth --video OUT_DIR --clips N [--seed S] [--frames F]
+    python -m training.synth --video OUT_DIR --clips N [--seed S] [--frames F] [--motion-blur S]
 """
 
 from __future__ import annotations
@@ -69,14 +69,17 @@ def main(argv=None) -> int:
     parser.add_argument("--video", metavar="OUT_DIR", help="render benchmark video clips with ground truth here")
     parser.add_argument("--clips", type=int, default=4, help="with --video: number of clips (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=75, help="with --video: frames per clip (default: %(default)s)")
+    parser.add_argument("--motion-blur", type=int, default=1, metavar="S",
+                        help="with --video: each frame is the mean of S renders over a half-frame open shutter, "
+                             "as a camera blurs fast fingers (default: %(default)s, no blur; 8 is strong)")
     args = parser.parse_args(argv)
     if sum(x is not None for x in (args.out, args.grid, args.benchmark, args.video)) != 1:
         parser.error("give exactly one of --out DIR, --grid IMAGE, --benchmark N or --video OUT_DIR")
     if args.video:
-        if args.clips < 1 or args.frames < 12:
-            parser.error("--clips must be at least 1 and --frames at least 12")
+        if args.clips < 1 or args.frames < 12 or args.motion_blur < 1:
+            parser.error("--clips and --motion-blur must be at least 1 and --frames at least 12")
         from .sequences import write_clips
-        print(write_clips(args.video, args.clips, args.seed, args.frames))
+        print(write_clips(args.video, args.clips, args.seed, args.frames, args.motion_blur))
         return 0
     if args.size < 16:
         parser.error("--size must be at least 16")

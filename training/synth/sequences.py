@@ -1,6 +1,6 @@
 """Rendered video clips with exact per-frame ground truth: the video benchmark's data (issue 19).
 
-    python -m training.synth --video OUT_DIR --clips N [--seed S] [--frames F]
+    python -m training.synth --video OUT_DIR --clips N [--seed S] [--frames F] [--motion-blur S]
 
 Clip i of seed S is always the same. Even clips show both hands of one person: they start apart,
 approach, touch (one a little in front of the other), cross over and part again. Odd clips show
@@ -8,6 +8,9 @@ one hand that leaves the picture (for about a second) and comes back. In every c
 across the picture once (a brief occlusion). How the hands move (smooth minimum-jerk moves between natural
 poses, slow and fast) is motion.py's job. Shape, skin, forearm, light and background come from the
 still-image synthesizer (scene.py, backgrounds.py, render.py, held-out style), drawn once per clip.
+With ``--motion-blur S`` every frame is the mean of S renders spread over a half-frame open shutter
+(a film camera's 180 degrees) centred on the frame's time, as a camera blurs fast fingers; the truth
+stays that of the frame's time.
 
 Files per clip (``clip_NNN``), written atomically:
   clip_NNN.mp4        640 x 480, 30 fps, mp4v
@@ -39,6 +42,7 @@ import os
 import cv2
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation, Slerp
 
 from core.hand_model import HandLayer, load_hand_model
 from core.hand_model.landmark_points import LandmarkPoints
@@ -55,13 +59,35 @@ FOCAL = 620.0                  # pixels (about 54 degrees across the width)
 BAR_WIDTH = 70                 # pixels, the occluding bar
 VISIBLE_FRACTION = 0.5         # of the landmarks in the picture and unoccluded: "visible"
 STREAM = 19_000_019            # keeps clip seeds apart from the still images'
+SHUTTER = 0.5                  # frames the shutter is open with --motion-blur (180 degrees)
+
+
+def shutter_times(frames: int, samples: int, shutter: float = SHUTTER) -> np.ndarray:
+    """(F, S) times in frames at which each frame's S sub-frames are drawn: spread evenly over an open
+    shutter of ``shutter`` frames centred on the frame (just the frame itself when S is 1), kept inside
+    the clip."""
+    offsets = (np.arange(samples) + 0.5) / samples - 0.5 if samples > 1 else np.zeros(1)
+    return np.clip(np.arange(frames)[:, None] + shutter * offsets[None], 0, frames - 1)
+
+
+def hand_at(hand: HandScript, times: np.ndarray) -> HandScript:
+    """The scripted hand at fractional ``times`` (T,) frames: the wrist interpolated linearly, each
+    joint's rotation slerped, between the neighbouring frames."""
+    frames = np.arange(len(hand.pose))
+    pose = np.stack([Slerp(frames, Rotation.from_rotvec(hand.pose[:, j]))(times).as_rotvec()
+                     for j in range(hand.pose.shape[1])], 1)                            # (T, 16, 3)
+    wrist = np.stack([np.interp(times, frames, hand.wrist[:, k]) for k in range(3)], 1)  # (T, 3)
+    return HandScript(hand.side, hand.betas, pose.astype(hand.pose.dtype), wrist.astype(hand.wrist.dtype))
 
 
 class SequenceSynthesizer:
     """``render(clip, frames) -> (BGR frames (F, 480, 640, 3) uint8, truth dict)`` for clip ``clip``."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, motion_blur: int = 1):
+        if motion_blur < 1:
+            raise ValueError(f"motion_blur must be at least 1 sub-frame, got {motion_blur}")
         self.seed = int(seed)
+        self.motion_blur = int(motion_blur)
         self.sampler = SceneSampler("heldout", seed, WIDTH)   # held-out style: settings training never drew
         models = {side: load_hand_model("open", side) for side in ("right", "left")}
         self.meshes = {side: HandMesh(m) for side, m in models.items()}
@@ -120,23 +146,38 @@ class SequenceSynthesizer:
         bar_texture = self.backgrounds.texture(rng, clip + 1, BAR_WIDTH, HEIGHT)
         bar_x = self._bar_path(rng, frames)
         noise = noise_fields(WIDTH)[int(rng.integers(1, 3))]
+        times = shutter_times(frames, self.motion_blur)                               # (F, S) frames
+        shots = [hand_at(h, times.ravel()) for h in hands] if self.motion_blur > 1 else hands
+        shot_truths = [self._pose_truth(h) for h in shots] if self.motion_blur > 1 else truths
+        shot_bar_x = np.interp(times.ravel(), np.arange(frames), bar_x)
+        exposure = np.zeros((HEIGHT, WIDTH, 3), np.float32)
         images = np.empty((frames, HEIGHT, WIDTH, 3), np.uint8)
         with one_torch_thread():
-            for draw, layers in self.renderer.render(self._draws(rng, hands, truths, scenes)):
-                f = draw.tag
-                rgba = cv2.GaussianBlur(layers.rgba[:HEIGHT], (0, 0), 0.5)
-                r, g, b, a = cv2.split(rgba)
-                clear = cv2.bitwise_not(a)
-                image = cv2.add(cv2.merge([r, g, b]),
-                                cv2.multiply(background, cv2.merge([clear, clear, clear]), scale=1 / 255))
-                x0 = int(round(bar_x[f]))
-                lo, hi = max(x0, 0), min(x0 + BAR_WIDTH, WIDTH)
-                if lo < hi:
-                    image[:, lo:hi] = bar_texture[:, lo - x0:hi - x0]
+            for draw, layers in self.renderer.render(self._draws(rng, shots, shot_truths, scenes)):
+                exposure += self._composite(layers.rgba[:HEIGHT], background, bar_texture, shot_bar_x[draw.tag])
+                f, s = divmod(draw.tag, self.motion_blur)
+                if s < self.motion_blur - 1:
+                    continue
+                image = np.clip(exposure / self.motion_blur + 0.5, 0, 255).astype(np.uint8)
+                exposure[:] = 0
                 y, x = rng.integers(0, WIDTH, 2)
                 image = cv2.add(image, noise[y:y + HEIGHT, x:x + WIDTH], dtype=cv2.CV_8U)
                 images[f] = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         return images, self._truth(hands, truths, bar_x)
+
+    @staticmethod
+    def _composite(rgba: np.ndarray, background: np.ndarray, bar_texture: np.ndarray, bar_x: float) -> np.ndarray:
+        """(H, W, 4) uint8 rendered hands over the (H, W, 3) background, the bar (left edge ``bar_x``
+        pixels) in front: (H, W, 3) RGB float32, 0-255."""
+        rgba = cv2.GaussianBlur(rgba, (0, 0), 0.5)
+        r, g, b, a = cv2.split(rgba)
+        clear = cv2.bitwise_not(a)
+        image = cv2.add(cv2.merge([r, g, b]), cv2.multiply(background, cv2.merge([clear, clear, clear]), scale=1 / 255))
+        x0 = int(round(bar_x))
+        lo, hi = max(x0, 0), min(x0 + BAR_WIDTH, WIDTH)
+        if lo < hi:
+            image[:, lo:hi] = bar_texture[:, lo - x0:hi - x0]
+        return image.astype(np.float32)
 
     @staticmethod
     def _bar_path(rng, frames: int) -> np.ndarray:
@@ -190,10 +231,11 @@ def write_clip(path_stem: str, images: np.ndarray, truth: dict) -> None:
     os.replace(tmp_truth, path_stem + "_truth.npz")
 
 
-def write_clips(out_dir: str, clips: int, seed: int = 0, frames: int = 75) -> str:
-    """Render ``clips`` clips of ``frames`` frames into ``out_dir``; returns a one-line summary."""
+def write_clips(out_dir: str, clips: int, seed: int = 0, frames: int = 75, motion_blur: int = 1) -> str:
+    """Render ``clips`` clips of ``frames`` frames (each the mean of ``motion_blur`` sub-frames) into
+    ``out_dir``; returns a one-line summary."""
     os.makedirs(out_dir, exist_ok=True)
-    synthesizer = SequenceSynthesizer(seed)
+    synthesizer = SequenceSynthesizer(seed, motion_blur)
     for clip in range(clips):
         images, truth = synthesizer.render(clip, frames)
         write_clip(os.path.join(out_dir, f"clip_{clip:03d}"), images, truth)
