@@ -118,13 +118,24 @@ class HandFitter(torch.nn.Module):
         """(N,) what the fit minimises, per hand (arguments as ``forward``'s): how badly the hand
         explains the 2D keypoints and the 3D bone directions, plus how unnatural its pose and shape are."""
         points = self.landmarks(pose, betas, wrist, from_landmarks)
-        error = (project_points(points, K) - targets).norm(dim=-1) / box_side[:, None]
-        huber = torch.where(error < HUBER_PIXELS, 0.5 * error ** 2, HUBER_PIXELS * (error - 0.5 * HUBER_PIXELS))
-        loss_2d = (huber * target_weights).sum(1) / target_weights.sum(1).clamp(min=1e-6)
+        loss_2d = self._huber_2d(points, K, targets, target_weights, box_side)
         loss_3d = (1.0 - (bone_directions(points) * bone_directions(evidence_3d)).sum(-1)).mean(1)   # 1 - cos
         w = self.weights
         return (w["keypoints_2d"] * loss_2d / HUBER_PIXELS ** 2 + w["bones_3d"] * 100.0 * loss_3d
                 + w["pose_prior"] * self.prior.score(pose) + w["shape_prior"] * (betas ** 2).sum(1))
+
+    @staticmethod
+    def _huber_2d(points, K, targets, target_weights, box_side) -> torch.Tensor:
+        """(N,) weighted mean Huber distance of projected (N, 21, 3) points to the (N, 21, 2) targets,
+        in units of the hand's box side."""
+        error = (project_points(points, K) - targets).norm(dim=-1) / box_side[:, None]
+        huber = torch.where(error < HUBER_PIXELS, 0.5 * error ** 2, HUBER_PIXELS * (error - 0.5 * HUBER_PIXELS))
+        return (huber * target_weights).sum(1) / target_weights.sum(1).clamp(min=1e-6)
+
+    def misfit_2d(self, pose, betas, wrist, K, targets, target_weights, box_side, from_landmarks=None) -> torch.Tensor:
+        """(N,) how far the hand's landmark points project from the 2D keypoints (the energy's 2D term
+        alone, arguments as ``forward``'s): what tells two fits of one hand apart."""
+        return self._huber_2d(self.landmarks(pose, betas, wrist, from_landmarks), K, targets, target_weights, box_side)
 
     def forward(self, pose: torch.Tensor, betas: torch.Tensor, wrist: torch.Tensor, K: torch.Tensor,
                 targets: torch.Tensor, target_weights: torch.Tensor, evidence_3d: torch.Tensor,

@@ -19,18 +19,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-import cv2
 import numpy as np
-import torch
 
-from core.crops import CROP_MARGIN, crop_matrix, crop_to_source, cut_crop, keypoint_box, upright_angle
+from core.crops import CROP_MARGIN, crop_matrix, cut_crop, keypoint_box, upright_angle
 from core.hand_model import HandLayer, PosePrior, load_hand_model
-from core.hand_model.inverse_kinematics import pose_from_keypoints
 from core.perception.regions import Region, region_from_landmarks
 from core.perception.warp import BORDER_REPLICATE, cut_regions
 
 from .detect import LANDMARK_MODELS, Detection, HandDetector, RegionSweep
-from .fitting import FIT_STEPS, HandFitter, align_to_keypoints, mirror_intrinsics, mirror_to_left, project_points, wrist_position
+from .fitting import FIT_STEPS, HandFitter, mirror_intrinsics, mirror_to_left
+from .placement import HandPlacer
 from .network import HandNetwork, resolve_device, resolve_weights
 from .timing import StageTimes
 
@@ -104,6 +102,7 @@ class Engine:
         self.layer = HandLayer(model).to(self.device)
         self.fitter = HandFitter(self.layer, PosePrior(model).to(self.device),
                                  steps=options.fit_steps if options.refine else 0).to(self.device)
+        self.placer = HandPlacer(self.fitter, self.device, self.network.input_size, options.refine)
         if options.landmarks not in LANDMARK_MODELS:
             raise ValueError(f"landmarks must be one of {sorted(LANDMARK_MODELS)}, got {options.landmarks!r}")
         self.detector = None if options.boxes else HandDetector(options.max_hands, options.min_confidence,
@@ -168,8 +167,8 @@ class Engine:
         with self.times("network"):
             out = self.network.predict(crops, angles=angles, seen=seen)
         with self.times("refine"):
-            pose, betas, transl, joints, keypoints, energy = self._place_and_refine(frames, items, out, matrices,
-                                                                                    centres, sides, hand_sizes, Ks)
+            pose, betas, transl, joints, keypoints, energy = self.placer.place(frames, items, out, matrices,
+                                                                               centres, sides, hand_sizes, Ks)
         chosen, confidence = choose_sides(len(items) - len(unsure), unsure, energy,
                                           [d.score for _, d in items])
         results = [[] for _ in frames]
@@ -230,72 +229,3 @@ class Engine:
                 and d.seen.model == self.network.trunk_variant):
             return d.tracked_region, d.seen
         return region_from_landmarks(d.keypoints_2d, mirrored=left), None
-
-    def _evidence_3d(self, items, out, pose_init: np.ndarray) -> np.ndarray:
-        """(N, 21, 3) 3D points in the right-hand frame, relative to the model's wrist keypoint, that
-        the fit turns its bones toward and PnP places the start hand with: where the detection has
-        world landmarks, the model's landmark points posed onto them (the pose goes into
-        ``pose_init`` in place); else the network's joints."""
-        evidence = np.array(out["joints_3d"], np.float64, copy=True)
-        evidence -= evidence[:, :1]
-        have = [i for i, (_, d) in enumerate(items) if getattr(d, "world_landmarks", None) is not None]
-        if not have:
-            return evidence
-        world = np.stack([np.asarray(items[i][1].world_landmarks, np.float64) for i in have])
-        world[[k for k, i in enumerate(have) if items[i][1].side == "left"], :, 0] *= -1
-        with torch.no_grad():
-            betas = torch.as_tensor(out["betas"][have], dtype=torch.float32, device=self.device)
-            origin = torch.zeros(len(have), 3, device=self.device)
-            rest = self.fitter.landmarks(None, betas, origin)
-            pose = pose_from_keypoints(rest, torch.as_tensor(world, dtype=torch.float32, device=self.device))
-            posed = self.fitter.landmarks(pose, betas, origin)
-        pose_init[have] = pose.cpu().numpy()
-        evidence[have] = posed.cpu().numpy()
-        return evidence
-
-    def _place_and_refine(self, frames, items, out, matrices, centres, sides, hand_sizes, Ks):
-        """Network output -> (pose, betas, layer transl, camera-space keypoints, pixels, fit energy) of
-        right hands in the right-hand frame: weak perspective to the camera, PnP to the 2D keypoints,
-        then the fit."""
-        size = self.network.input_size
-        wrists = np.stack([wrist_position(out["camera"][i:i + 1], centres[i:i + 1], sides[i:i + 1], Ks[i])[0]
-                           for i in range(len(items))])
-        targets, weights = [], []
-        for i, (f, d) in enumerate(items):
-            width = frames[f].shape[1]
-            if d.keypoints_2d is not None:
-                points, weight = d.keypoints_2d, np.ones(21)
-            else:  # no landmarks: the network's own heatmap keypoints, weighted by their confidence
-                points = crop_to_source(out["heatmap_keypoints"][i], matrices[i], size)
-                weight = np.clip(out["heatmap_confidence"][i], 0.0, 1.0)
-            if d.side == "left":
-                points = np.stack([width - 1 - points[:, 0], points[:, 1]], axis=1)
-            targets.append(points)
-            weights.append(weight)
-
-        pose_init = out["pose"].copy()
-        evidence = self._evidence_3d(items, out, pose_init)
-        for i in range(len(items)):          # the start hand, turned and placed to match the 2D keypoints
-            aligned = align_to_keypoints(evidence[i], targets[i], weights[i], Ks[i]) if self.options.refine else None
-            if aligned is not None:
-                rotation, wrists[i] = aligned
-                root = rotation @ cv2.Rodrigues(pose_init[i, 0].astype(np.float64))[0]
-                pose_init[i, 0] = cv2.Rodrigues(root)[0][:, 0]
-                evidence[i] = evidence[i] @ rotation.T
-
-        def tensor(a):
-            return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=self.device)
-
-        K_t = tensor(Ks)
-        from_landmarks = tensor([d.keypoints_2d is not None for _, d in items])
-        pose, betas, wrist = self.fitter(tensor(pose_init), tensor(out["betas"]), tensor(wrists), K_t,
-                                         tensor(targets), tensor(weights), tensor(evidence), tensor(hand_sizes / CROP_MARGIN),
-                                         from_landmarks)
-        with torch.no_grad():
-            joints = self.fitter.landmarks(pose, betas, wrist)        # the 21 keypoints, as landmarks are defined
-            keypoints = project_points(joints, K_t)
-            transl = self.fitter.translation(betas, wrist)
-            energy = self.fitter.energy(pose, betas, wrist, K_t, tensor(targets), tensor(weights), tensor(evidence),
-                                        tensor(hand_sizes / CROP_MARGIN), from_landmarks)
-        return (pose.cpu().numpy(), betas.cpu().numpy(), transl.cpu().numpy(), joints.cpu().numpy(),
-                keypoints.cpu().numpy(), energy.cpu().numpy())
