@@ -105,18 +105,27 @@ def test_a_tiny_feature_cache_trains(tmp_path):
     path = save_cache(build_cache(6, copies=2, seed=3, progress=False), str(tmp_path / "feats.pt"))
     cache = load_cache(path)
     assert cache["trunk"]["embedding"].dtype == torch.float16 and cache["trunk"]["embedding"].shape == (12, 1152)
-    assert cache["targets"]["joints_3d"].shape == (12, 21, 3) and not cache["targets"]["has_mask"].any()
+    assert cache["targets"]["joints_3d"].shape == (12, 21, 3) and cache["targets"]["has_mask"].all()
+    # the cached masks (64 x 64, Lseg's size) cover the hand: its knuckles lie inside them
+    masks = cache["targets"]["mask"].float()
+    assert masks.shape == (12, 64, 64) and 0 <= masks.min() and masks.max() <= 1
+    knuckles = ((cache["targets"]["keypoints_2d"][:, [5, 9, 13, 17]] + 1) / 2 * 64).long().clamp(0, 63)   # (12, 4, 2)
+    inside = masks[torch.arange(12)[:, None], knuckles[..., 1], knuckles[..., 0]]
+    assert (inside > 0.5).float().mean() > 0.8 and masks.mean() < 0.6
     # the cached 3D targets are root-relative right hands, as the crop samples of training/sample.py
     assert torch.allclose(cache["targets"]["joints_3d"][:, 0], torch.zeros(12, 3))
     out = str(tmp_path / "run")
     cfg = load_config("configs/hamr_trunk.toml", [f'data.train=["cache:{path}"]', f'run.out="{out}"',
                                                   "optim.steps=60", "optim.batch_size=12", "optim.warmup_steps=5",
-                                                  "data.val_count=0", "run.log_every=10"])
+                                                  "data.val_count=0", "run.log_every=10", "loss.silhouette=10.0"])
     weights = train(cfg, restart=True)
     import csv
     with open(os.path.join(out, "metrics.csv")) as f:
         losses = [float(r["train/joints_3d"]) for r in csv.DictReader(f) if r.get("train/joints_3d")]
     assert len(losses) == 6 and losses[-1] < 0.7 * losses[0], losses
+    with open(os.path.join(out, "metrics.csv")) as f:
+        silhouette = [float(r["train/silhouette"]) for r in csv.DictReader(f) if r.get("train/silhouette")]
+    assert len(silhouette) == 6 and 0 < silhouette[-1] < 1          # Lseg ran on the cached masks
     assert load_weights(weights)[1].backbone == "mediapipe_hand"
 
 

@@ -15,8 +15,10 @@ The file (torch.save, written atomically) holds a dict:
   trunk     the trunk outputs, N * copies rows: embedding (float16), landmarks, world, presence,
             handedness (float32)
   targets   the crop samples' targets (training/sample.py): keypoints_2d, joints_3d, pose, betas
-            (float32), is_left, has_3d, has_mesh, has_mask (bool; has_mask is False: no masks are
-            cached, so the silhouette loss cannot be used on a cache)
+            (float32), is_left, has_3d, has_mesh, has_mask (bool), and mask: the crop's hand mask
+            area-downsampled to MASK_SIZE x MASK_SIZE (float16 in [0, 1]), the resolution the
+            silhouette loss (Lseg) compares at, so a head trained on a cache can use Lseg. (Caches
+            made before masks were kept read as has_mask False.)
   meta      data spec, copies, seed, render_size, the hand model's fingerprint (a cache made with
             another hand model is refused by the trainer), seconds taken
 """
@@ -32,8 +34,9 @@ import torch
 from tqdm import tqdm
 
 FORMAT = "handcap-trunk-cache/1"
-TARGET_KEYS = ("keypoints_2d", "joints_3d", "pose", "betas", "is_left", "has_3d", "has_mesh", "has_mask")
-HALF_KEYS = ("embedding",)  # ReLU6 features in [0, 6]: float16 keeps ~3 significant digits
+TARGET_KEYS = ("keypoints_2d", "joints_3d", "pose", "betas", "is_left", "has_3d", "has_mesh", "has_mask", "mask")
+HALF_KEYS = ("embedding", "mask")  # ReLU6 features in [0, 6], masks in [0, 1]: float16 keeps ~3 significant digits
+MASK_SIZE = 64             # pixels: the silhouette loss's default size (training.losses.HamrLoss)
 
 
 def hand_model_fingerprint(name: str = "open") -> str:
@@ -49,6 +52,12 @@ def hand_model_fingerprint(name: str = "open") -> str:
         if value is not None:
             digest.update(torch.as_tensor(value).float().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def downsample_mask(mask: torch.Tensor) -> torch.Tensor:
+    """(S, S) crop mask in [0, 1] -> (MASK_SIZE, MASK_SIZE), each pixel the mean of the area it covers."""
+    import torch.nn.functional as F
+    return F.interpolate(mask.float()[None, None], size=(MASK_SIZE, MASK_SIZE), mode="area")[0, 0]
 
 
 def build_cache(count: int, copies: int, seed: int = 0, render_size: int = 224, batch_size: int = 16,
@@ -75,14 +84,15 @@ def build_cache(count: int, copies: int, seed: int = 0, render_size: int = 224, 
         for key, value in found.items():
             outputs.setdefault(key, []).append(value.half() if key in HALF_KEYS else value.float())
         for key in TARGET_KEYS:
-            outputs.setdefault(key, []).append(torch.stack([torch.as_tensor(c[key]) for c in pending]))
+            values = torch.stack([torch.as_tensor(c[key]) for c in pending])
+            outputs.setdefault(key, []).append(values.half() if key in HALF_KEYS else values)
         pending.clear()
 
     with tqdm(total=count * copies, desc="cache", unit="crop", file=sys.stderr, disable=not progress) as bar:
         for raw in renders:
             for _ in range(copies):
                 crop = transform(raw)
-                crop["has_mask"] = torch.tensor(False)
+                crop["mask"] = downsample_mask(crop["mask"])
                 pending.append(crop)
             if len(pending) >= batch_size:
                 bar.update(len(pending))

@@ -44,8 +44,13 @@ class CachedTrunkSamples(Dataset):
     def __init__(self, path: str):
         from .cache_features import load_cache
         cache = load_cache(path)
-        self.trunk, self.targets = cache["trunk"], cache["targets"]
+        self.trunk, self.targets = cache["trunk"], dict(cache["targets"])
         self.meta = cache["meta"]
+        if "mask" not in self.targets:           # a cache made before masks were kept: no Lseg on it
+            from .cache_features import MASK_SIZE
+            rows = len(self.targets["joints_3d"])
+            self.targets["mask"] = torch.zeros(rows, MASK_SIZE, MASK_SIZE, dtype=torch.float16)
+            self.targets["has_mask"] = torch.zeros(rows, dtype=torch.bool)
 
     def __len__(self) -> int:
         return len(self.targets["joints_3d"])
