@@ -210,7 +210,7 @@ def train(cfg: TrainConfig, restart: bool = False) -> str:
             sums[k] = sums.get(k, 0.0) + float(v)
         if main_process:
             progress.update(1)
-            progress.set_postfix(loss=f"{float(loss):.4f}")
+            progress.set_postfix(loss=f"{loss.item():.4f}")
         if main_process and step % cfg.run.log_every == 0:
             elapsed = time.perf_counter() - window_start
             count = cfg.run.log_every
