@@ -7,7 +7,11 @@ second hand is then found up to n - 1 frames late, for about half the work per f
 two sets are merged (a tracked region replaces a palm region of the same hand, IoU > 0.5); the
 landmark model looks in every region (one batch) and keeps the regions where a hand is present;
 their landmarks give the next frame's regions, mirrored for a left hand (``Region.mirrored``: the
-model sees every tracked hand as a right one). That is the crop a network on the landmark trunk
+model sees every tracked hand as a right one). A tracked hand keeps its side: the side reported is
+the evidence of all its frames, not of this frame's call alone, and a frame's two hands are one left
+and one right hand (``core.perception.hand_sides``; MediaPipe calls each frame on its own). When a
+tracked hand is lost, the palm detector looks on the next frame (not only every ``palm_every``-th),
+so that the hand, or the other one it was covering, is found again at once. That is the crop a network on the landmark trunk
 wants, so the engine reuses the pass over it (``Hand.seen`` of a ``Hand.tracked``) instead of
 running the model again. MediaPipe does not mirror: a left hand's landmarks move by 2.7 crop px on
 average (median 1.8) between the two views of 72 hands in real photos, and were as close to the
@@ -29,6 +33,7 @@ import torch
 
 from . import load_hand_landmarks, load_palm_detector
 from .hand_landmarker import HandLandmarker
+from .hand_sides import one_of_each_side, probability, side_evidence
 from .palm_finder import PalmFinder
 from .regions import Region, merge_regions, region_from_landmarks, region_from_palm
 
@@ -63,6 +68,7 @@ class HandTracker:
         self.palms, self.landmarker, self.max_hands, self.video = palms, landmarker, max_hands, video
         self.palm_every = max(1, int(palm_every))
         self.tracked: list[Region] = []
+        self._evidence: dict[int, float] = {}     # id of a tracked region -> its hand's side evidence
         self._since_palms = 0           # frames since the palm detector last ran
         self._palm_thread: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -73,7 +79,7 @@ class HandTracker:
         return cls(PalmFinder(palm, min_confidence), HandLandmarker(landmarks, bf16=bf16), max_hands, video, palm_every)
 
     def reset(self) -> None:
-        self.tracked, self._since_palms = [], 0
+        self.tracked, self._evidence, self._since_palms = [], {}, 0
 
     def close(self) -> None:
         if self._palm_thread is not None:
@@ -95,13 +101,22 @@ class HandTracker:
         regions = merge_regions(palm_regions, tracked)
         new = [r for r in regions if id(r) not in found]
         found.update(zip(map(id, new), self.landmarker.look(rgb, new)))
-        hands = []
+        hands, evidence = [], []
         for region in regions:
             hand = found[id(region)]
             if hand is not None:
                 hand.tracked = any(region is t for t in tracked)
                 hands.append(hand)
+                evidence.append(side_evidence(hand.right, self._evidence.get(id(region)) if hand.tracked else None))
+        if self.video:
+            if self.max_hands == 2:                            # two hands: a person's left and right
+                evidence = one_of_each_side(evidence)
+            for hand, e in zip(hands, evidence):
+                hand.right = probability(e)
+            if sum(h.tracked for h in hands) < len(tracked):
+                self._since_palms = self.palm_every            # a tracked hand was lost: palms on the next frame
         self.tracked = [region_from_landmarks(h.landmarks[:, :2], mirrored=h.side == "left") for h in hands]
+        self._evidence = dict(zip(map(id, self.tracked), evidence))
         return hands
 
     def _palms_beside(self, rgb: np.ndarray) -> concurrent.futures.Future:
