@@ -12,6 +12,7 @@ from core.perception.hand_landmarker import HandLandmarker
 from core.perception.hand_sides import one_of_each_side, side_evidence
 from core.perception.hand_tracker import HandTracker
 from core.perception.palm_finder import PalmFinder
+from core.perception.regions import region_from_landmarks
 from tests.test_perception_pipeline import FakeLandmarkNet, FakePalmNet
 
 SIZE = 100.0     # pixels, the hands' box side
@@ -128,3 +129,26 @@ def test_a_tracked_hand_keeps_its_side_through_a_misread_frame():
     landmark_net.handedness = 0.8
     photo = HandTracker(PalmFinder(palm_net, 0.5), HandLandmarker(landmark_net), max_hands=1, video=False)
     assert photo(frame)[0].right == pytest.approx(0.8)
+
+
+def test_a_lost_hand_is_looked_for_again_where_it_was_lost():
+    """The hand's presence dips under 0.5 for 2 frames while the palm detector sees nothing: the
+    landmark model looks in the lost hand's region again and finds it, keeping its side; LOST_FRAMES
+    frames after a loss it stops looking there."""
+    from core.perception.hand_tracker import LOST_FRAMES
+    palm_net, landmark_net = FakePalmNet(), FakeLandmarkNet()
+    tracker = HandTracker(PalmFinder(palm_net, 0.5), HandLandmarker(landmark_net), max_hands=1, video=True)
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    (first,) = tracker(frame)
+    palm_net.score = -20.0                                 # no palm from now on
+    landmark_net.presence = 0.3
+    assert tracker(frame) == [] and tracker(frame) == []
+    landmark_net.presence, landmark_net.handedness = 0.9, 0.45     # back, its own call now barely left
+    (again,) = tracker(frame)
+    assert again.tracked and again.region == region_from_landmarks(first.landmarks[:, :2])
+    assert again.side == "right"                          # the evidence of its first frame carried over
+    landmark_net.presence = 0.3
+    for _ in range(1 + LOST_FRAMES):                      # the frame it is lost in, then LOST_FRAMES looks
+        assert tracker(frame) == []
+    landmark_net.presence = 0.9
+    assert tracker(frame) == []                            # forgotten: only a palm would find it now
