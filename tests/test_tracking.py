@@ -152,3 +152,27 @@ def test_a_lost_hand_is_looked_for_again_where_it_was_lost():
         assert tracker(frame) == []
     landmark_net.presence = 0.9
     assert tracker(frame) == []                            # forgotten: only a palm would find it now
+
+
+def test_two_tracked_regions_on_one_hand_give_one_result():
+    """The right hand's region slid onto the left hand (same wrist and middle finger, within SAME_PALM):
+    one result, the one from the region it moved least in; a hand of the same place found again in a
+    lost hand's old region is dropped too. Hands apart both stay."""
+    from core.perception.hand_landmarker import Hand
+    from core.perception.regions import Region
+    tracker = HandTracker(PalmFinder(FakePalmNet(), 0.5), HandLandmarker(FakeLandmarkNet()), max_hands=2, video=True)
+    points = np.concatenate([np.random.default_rng(3).uniform(300, 400, (21, 2)), np.zeros((21, 1))], 1)
+
+    def hand(dx, region_x):
+        return Hand(landmarks=points + [dx, 0, 0], world=np.zeros((21, 3)), presence=0.9, right=0.9,
+                    region=Region(region_x, 350.0, 200.0, 200.0))
+
+    own, slid = hand(0.0, 350.0), hand(5.0, 290.0)          # 5 px apart: one hand; "slid" moved 65 px in its region
+    kept, evidence = tracker._one_per_hand([slid, own], [1.0, 2.0], lost=[])
+    assert kept == [own] and evidence == [2.0]
+    apart = hand(150.0, 500.0)
+    kept, _ = tracker._one_per_hand([own, apart], [1.0, -1.0], lost=[])
+    assert kept == [own, apart]
+    again = hand(30.0, 380.0)                               # found in a lost region, its box overlapping
+    kept, _ = tracker._one_per_hand([again, own], [1.0, 2.0], lost=[again.region])
+    assert kept == [own]

@@ -21,7 +21,9 @@ detector looks on the next frame (not only every ``palm_every``-th), and for LOS
 landmark model looks again in the region where it was lost: the palm detector misses hands seen
 edge-on or with their fingers in each other's, which the landmark model still sees there. A hand
 found there that is another hand of the frame (one that moved in front) is dropped, and a hand the
-palm detector finds on such a region keeps the lost hand's side evidence.
+palm detector finds on such a region keeps the lost hand's side evidence. Two tracked regions that
+end on one hand (their wrists and middle fingers in one place: one slid onto the other hand as it
+passed in front) give one result, that of the region it moved least in.
 
     tracker = HandTracker.load(max_hands=2, video=True, device="cpu")
     for rgb in frames:
@@ -37,7 +39,7 @@ import numpy as np
 import torch
 
 from . import load_hand_landmarks, load_palm_detector
-from .hand_landmarker import HandLandmarker
+from .hand_landmarker import HandLandmarker, same_palm
 from .hand_sides import one_of_each_side, probability, side_evidence
 from .palm_finder import PalmFinder
 from .regions import SAME_HAND_IOU, Region, merge_regions, region_from_landmarks, region_from_palm, region_iou
@@ -45,6 +47,7 @@ from .ssd import box_iou_matrix
 
 LOST_FRAMES = 8           # video: frames a lost hand's region is looked in again
 SAME_HAND_BOX_IOU = 0.3   # ... and a hand found there whose landmark box overlaps another's this much is that one
+SAME_PALM = 0.25          # two hands whose wrists and middle fingers are this close (hand sizes) are one
 VARIANTS = ("full", "lite")      # MediaPipe's model_complexity 1 and 0: both networks of that size
 
 
@@ -120,7 +123,7 @@ class HandTracker:
                 hands.append(hand)
                 evidence.append(side_evidence(hand.right, before.get(id(region))))
         if self.video:
-            hands, evidence = self._drop_found_twice(hands, evidence, lost)
+            hands, evidence = self._one_per_hand(hands, evidence, lost)
             if self.max_hands == 2:                            # two hands: a person's left and right
                 evidence = one_of_each_side(evidence)
             for hand, e in zip(hands, evidence):
@@ -142,15 +145,24 @@ class HandTracker:
                 out[id(region)] = max(overlaps)[1]
         return out
 
-    def _drop_found_twice(self, hands: list, evidence: list, lost: list[Region]) -> tuple[list, list]:
-        """Hands found again in a lost hand's old region that are another hand of this frame (landmark
-        boxes overlapping by more than SAME_HAND_BOX_IOU: the old region now holds the hand in front) are dropped."""
+    def _one_per_hand(self, hands: list, evidence: list, lost: list[Region]) -> tuple[list, list]:
+        """One result per hand in a video frame. Two results are one hand when they share the palm
+        (``same_palm``, SAME_PALM: a tracked region slid onto the other hand as it passed in front),
+        or when one was found again in a lost hand's old region and their landmark boxes overlap by
+        more than SAME_HAND_BOX_IOU (the old region now holds the hand in front). Kept first: hands of
+        tracked regions, then those that moved least from their region (its centre, in region widths)."""
         again = [any(h.region is r for r in lost) for h in hands]
-        boxes = [np.concatenate([h.landmarks[:, :2].min(0), h.landmarks[:, :2].max(0)]) for h in hands]
-        keep = [k for k in range(len(hands)) if not (again[k] and any(
-            j != k and not again[j] and box_iou_matrix(boxes[k][None], boxes[j][None])[0, 0] > SAME_HAND_BOX_IOU
-            for j in range(len(hands))))]
-        return [hands[k] for k in keep], [evidence[k] for k in keep]
+        boxes = np.stack([np.concatenate([h.landmarks[:, :2].min(0), h.landmarks[:, :2].max(0)]) for h in hands]) \
+            if hands else np.zeros((0, 4))
+        overlap = box_iou_matrix(boxes, boxes)
+        moved = [float(np.hypot(*(h.landmarks[:, :2].mean(0) - (h.region.cx, h.region.cy)))) / h.region.width for h in hands]
+        kept: list[int] = []
+        for k in sorted(range(len(hands)), key=lambda k: (again[k], moved[k])):
+            if not any(same_palm(hands[k], hands[j], SAME_PALM) or (again[k] and overlap[k, j] > SAME_HAND_BOX_IOU)
+                       for j in kept):
+                kept.append(k)
+        kept.sort()
+        return [hands[k] for k in kept], [evidence[k] for k in kept]
 
     def _remember_lost(self, tracked: list[Region], hands: list) -> None:
         """Keeps, for LOST_FRAMES frames, the regions of tracked hands that were not found (with their side
