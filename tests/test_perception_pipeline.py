@@ -221,8 +221,9 @@ def test_a_tracked_left_hand_is_looked_at_mirrored():
     assert first.side == "left" and not first.region.mirrored and first.seen.handedness == pytest.approx(0.2)
     assert tracker.tracked == [region_from_landmarks(first.landmarks[:, :2], mirrored=True)]
     (second,) = tracker(frame)                                  # the model saw the crop mirrored: its 0.2
-    assert second.tracked and second.region.mirrored            # is flipped back to P(right) = 0.8
-    assert second.right == pytest.approx(0.8) and second.seen.handedness == pytest.approx(0.2)
+    assert second.tracked and second.region.mirrored            # is flipped back to P(right) = 0.8, which
+    # joins the first frame's evidence (core.perception.hand_sides): 0.9 log(0.2/0.8) + log(0.8/0.2)
+    assert second.right == pytest.approx(1 / (1 + np.exp(-0.1 * np.log(4)))) and second.seen.handedness == pytest.approx(0.2)
 
 
 def test_palm_every_n_frames_while_a_hand_is_tracked():

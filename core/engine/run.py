@@ -30,6 +30,7 @@ from .inputs import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputError, VideoOption
 from .pipeline import Engine, EngineOptions, HandEstimate
 from .progress import Progress
 from .read_ahead import ReadAhead
+from .track_links import link_tracks
 from .tracking import Tracker, smooth, smooth_rotations
 from . import overlay as draw
 
@@ -416,7 +417,7 @@ class Estimator:
             self.progress.warning(warning)
         tracks = []
         with self.engine.times("smooth"):
-            for t in tracker.tracks:
+            for t in link_tracks(tracker.tracks):
                 seen = sorted(t.frames)
                 span = [f for f in frames_done if seen[0] <= f <= seen[-1]]
                 tracks.append(self.builder.build(t.side, span, [t.frames.get(f) for f in span], K,

@@ -1,8 +1,9 @@
 """Video: keep each hand's identity across frames, share one shape per track, smooth over time.
 
 Association is greedy per frame: a hand joins the live track of the same side whose last box
-overlaps it most (IoU >= MIN_IOU, or centres closer than a box side); a track unseen for
-MAX_GAP frames ends. Frames where a track has no hand stay invalid (nothing is invented).
+overlaps it most (IoU >= MIN_IOU, or centres closer than a box side; a track unseen for a while
+counts a little less, so a hand found twice for a moment does not take its track over); a track
+unseen for MAX_GAP frames ends; ``core.engine.track_links`` joins the pieces of one hand at the end. Frames where a track has no hand stay invalid (nothing is invented).
 A hand that matches no track of its side but covers the place of the other side's hand of the
 frame before is that hand with its side misread, unless it keeps the new side FLIP_CONFIRM frames:
 such a flip is held as a tentative track and dropped when it does not last (the hand's own track
@@ -29,6 +30,7 @@ MIN_IOU = 0.1
 MAX_GAP = 15  # frames
 FLIP_IOU = 0.5       # overlap with the other side's hand of the frame before that makes a side flip
 FLIP_CONFIRM = 3     # frames a flipped side must last to become a track of its own
+STALE = 0.98         # per frame a track went unseen, its match scores count this much less
 
 
 @dataclasses.dataclass
@@ -65,8 +67,8 @@ class Tracker:
 
     def update(self, frame: int, hands: list[HandEstimate]) -> None:
         live = [t for t in self._tracks if frame - t.last_frame <= MAX_GAP]
-        pairs = sorted(((_close(t, h), ti, hi) for ti, t in enumerate(live) for hi, h in enumerate(hands)
-                        if t.side == h.side), reverse=True)
+        pairs = sorted(((_close(t, h) * STALE ** (frame - 1 - t.last_frame), ti, hi) for ti, t in enumerate(live)
+                        for hi, h in enumerate(hands) if t.side == h.side), reverse=True)
         used_tracks, used_hands = set(), set()
         for score, ti, hi in pairs:
             if score <= 0 or ti in used_tracks or hi in used_hands:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from . import load_hand_recrop, load_pose_detector, load_pose_landmarks
-from .hand_landmarker import Hand, HandLandmarker
+from .hand_landmarker import Hand, HandLandmarker, same_palm
 from .hand_tracker import load_networks
 from .palm_finder import PalmFinder
 from .people import Person, PersonFinder
@@ -46,7 +46,7 @@ RECENTRE_FROM = 0.02           # a person's hand scoring at least this gets a se
 SIDE_CONFLICT = 0.9            # ... a pose-derived find called the other side this surely is dropped
 DUPLICATE_IOU = 0.3            # landmark boxes of one hand
 DUPLICATE_CONTAINED = 0.7      # ... or the smaller mostly inside the larger, same side
-PALM_AXIS, SAME_PALM = (0, 9, 10, 11, 12), 0.25   # ... or wrist and middle finger in the same place, either side
+SAME_PALM = 0.25               # ... or wrist and middle finger in the same place, either side (hand sizes)
 
 
 @dataclasses.dataclass
@@ -176,11 +176,9 @@ def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[Fou
 
 
 def _same_palm(a: FoundHand, b: FoundHand) -> bool:
-    """Whether two finds put the wrist and the middle finger (landmarks 0, 9-12: the same points for
-    either side's reading of one hand) within SAME_PALM of the larger hand's size of each other."""
-    pa, pb = a.hand.landmarks[list(PALM_AXIS), :2], b.hand.landmarks[list(PALM_AXIS), :2]
-    size = max(float(np.ptp(a.hand.landmarks[:, :2], 0).max()), float(np.ptp(b.hand.landmarks[:, :2], 0).max()), 1.0)
-    return float(np.linalg.norm(pa - pb, axis=1).mean()) < SAME_PALM * size
+    """Whether two finds put the wrist and the middle finger within SAME_PALM of the larger hand's
+    size of each other (``hand_landmarker.same_palm``)."""
+    return same_palm(a.hand, b.hand, SAME_PALM)
 
 
 def _contained(a: np.ndarray, b: np.ndarray) -> float:

@@ -32,6 +32,7 @@ from .warp import BORDER_REPLICATE, cut_regions, exact_float32, remove_letterbox
 
 LANDMARK_INPUT_SIZE = 224     # pixels, square
 MIN_PRESENCE = 0.5
+PALM_AXIS = (0, 9, 10, 11, 12)   # wrist and middle finger: the same points for either side's reading of a hand
 
 
 @dataclasses.dataclass
@@ -68,6 +69,14 @@ class Hand:
     def side_score(self) -> float:
         """Confidence in ``side`` (MediaPipe's handedness score), in [0.5, 1]."""
         return max(self.right, 1.0 - self.right)
+
+
+def same_palm(a: Hand, b: Hand, fraction: float) -> bool:
+    """Whether two hands put the wrist and the middle finger (PALM_AXIS) within ``fraction`` of the
+    larger hand's size (pixels) of each other, on average: one hand read twice (as either side)."""
+    pa, pb = a.landmarks[list(PALM_AXIS), :2], b.landmarks[list(PALM_AXIS), :2]
+    size = max(float(np.ptp(a.landmarks[:, :2], 0).max()), float(np.ptp(b.landmarks[:, :2], 0).max()), 1.0)
+    return float(np.linalg.norm(pa - pb, axis=1).mean()) < fraction * size
 
 
 class HandLandmarker:
