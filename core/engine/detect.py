@@ -156,7 +156,8 @@ class HandDetector:
         height, width = rgb.shape[:2]
         small, _ = _detection_view(rgb)
         finds = self._finder(small)
-        doubtful = [i for i, f in enumerate(finds) if f.source == "tile" or (f.source == "person" and f.hand.presence < CHECK_PRESENCE)]
+        doubtful = [i for i, f in enumerate(finds) if f.owner is None and
+                    (f.source == "tile" or (f.source == "person" and f.hand.presence < CHECK_PRESENCE))]
         if doubtful:
             if self._sweep is None:
                 self._sweep = RegionSweep(device=self.device)
