@@ -151,8 +151,10 @@ class HandDetector:
 
     def _find(self, rgb: np.ndarray) -> list[Detection]:
         """A photo's hands by ``HandFinder`` (people first, then palms), each with its person. The less
-        certain finds (in a tile, where the whole photo's palm detector saw nothing, or from a person's
-        pose with a presence under CHECK_PRESENCE) are kept only when ``RegionSweep.are_stable``."""
+        certain finds that no pose wrist vouches for (``FoundHand.owner`` None: in a tile, where the whole
+        photo's palm detector saw nothing, or from a person's pose region with a presence under
+        CHECK_PRESENCE) are kept only when ``RegionSweep.are_stable``; a hand on a wrist is expected
+        there, and small hands seldom pass that check."""
         height, width = rgb.shape[:2]
         small, _ = _detection_view(rgb)
         finds = self._finder(small)

@@ -1,23 +1,31 @@
 """Every hand in a photo: people first, then palms, one result per hand.
 
 1. People (``core.perception.people``): every person the person detector finds, their body landmarks,
-   and each visible hand's region from the wrist, index and pinky landmarks, re-cropped by the hand
-   re-crop network. These regions know their person and side.
+   and both hands' regions from the wrist, index and pinky landmarks, re-cropped by the hand
+   re-crop network. These regions know their person and side, and whether the pose saw the wrist.
 2. Palms: the palm detector on the whole photo and on overlapping tiles (``core.perception.tiles``),
    so that hands without a visible body (close-ups, hands cut off at the frame) are found too; each
    palm gives a region (``regions.region_from_palm``); regions of one hand (IoU > 0.5) are merged.
-3. The hand landmark network looks in every region of both kinds in one batch; a region holds a hand
-   where its presence score passes ``min_presence`` (MediaPipe's 0.5), or ``min_presence_person`` in a
-   region from a person's visible wrist, where a hand is expected (small, holding, half-hidden hands
-   score lower). A region that scores under that, but not far under, gets a second look in the region
-   its own landmarks give (``recentre``).
+3. The hand landmark network looks in every region of both kinds in one batch. Each find is put on
+   the pose wrist it starts at, if any (``owner``, ``core.perception.pose_hints``: a find from a
+   person's region that reads that region's side and starts at its wrist is that wrist's; any other
+   find is the nearest wrist's where no wrist of the other side is about as near; only people whose
+   detection scored >= 0.5 vouch for hands). A find holds a hand where its presence passes
+   ``min_presence`` (MediaPipe's 0.5), or ``min_presence_person`` where a hand is expected: on a pose
+   wrist, or in the region of a visible wrist of a person who vouches (small, holding, gloved,
+   half-hidden hands score lower). A region that scores under its bar, but not far under, gets a
+   second look in the region its own landmarks give (``recentre``).
 4. One hand, one result: finds whose landmark boxes overlap by more than DUPLICATE_IOU, or lie mostly
    inside one another with the same side, or that put the wrist and the middle finger in the same
-   place (a hand read once as a left and once as a right hand) are one hand; the find with the highest presence stays, and
-   keeps the person of any person-derived find it absorbed.
+   place (a hand read once as a left and once as a right hand) are one hand, unless they are on one
+   person's two wrists (interlocked or touching hands); the find with the highest presence stays,
+   and keeps the person and owner of any find it absorbed. Where the network read the hand both ways
+   and is unsure (< SIDE_SURE), the owner's side wins (``side_from_pose``).
 5. What is not a hand is dropped: besides the presence score, a find from a person's pose whose side
-   the landmark network calls, with confidence (>= SIDE_CONFLICT), the other way is not that hand (the
-   engine also re-checks the less certain finds in perturbed views: ``core.engine.detect``).
+   the landmark network calls, with confidence (>= SIDE_CONFLICT), the other way is not that hand;
+   a find (not from a pose region) on a face but on no wrist is the face (``pose_hints.on_face``).
+   The engine also re-checks the less certain finds that no wrist vouches for in perturbed views
+   (``core.engine.detect``).
 
 ``HandFinder(...)(rgb) -> [FoundHand]``, best first within each person; pixels of the photo.
 """
@@ -42,10 +50,10 @@ from .ssd import box_iou_matrix
 from .tiles import photo_tiles
 
 MIN_PRESENCE = 0.5             # the landmark network's presence score a hand must pass (MediaPipe's) ...
-MIN_PRESENCE_PERSON = 0.1      # ... in a region from a person's visible wrist (small, holding, half-hidden hands)
+MIN_PRESENCE_PERSON = 0.1      # ... where a hand is expected (on a pose wrist: small, holding, gloved, half-hidden hands)
 RECENTRE_FROM = 0.02           # a person's hand scoring at least this gets a second, re-centred look
 SIDE_CONFLICT = 0.9            # ... a pose-derived find called the other side this surely is dropped
-SIDE_SURE = 0.9                # a find on a pose wrist takes that wrist's side unless the network is this sure
+SIDE_SURE = 0.9                # a hand read both ways takes its pose wrist's side unless the network is this sure
 DUPLICATE_IOU = 0.3            # landmark boxes of one hand
 DUPLICATE_CONTAINED = 0.7      # ... or the smaller mostly inside the larger, same side
 PALM_AXIS, SAME_PALM = (0, 9, 10, 11, 12), 0.25   # ... or wrist and middle finger in the same place, either side
