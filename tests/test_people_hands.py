@@ -129,6 +129,9 @@ def test_one_per_hand_keeps_the_best_with_its_person():
         hand.landmarks[axis, :2] = np.stack([np.full(5, 500.0), np.linspace(160, 100, 5)], 1)
         hand.landmarks[others, :2] = np.stack([np.linspace(x, x + 30, 16), np.linspace(100, 160, 16)], 1)
     assert len(one_per_hand([FoundHand(right), FoundHand(left)])) == 1          # boxes apart, the palm axis shared
+    # a weak find (presence <= 0.5) inside a surer one is a part of that hand, whatever its side
+    weak = FoundHand(_hand(122, 122, 15, "left", 0.3, seed=3), person=-1, source="person")
+    assert len(one_per_hand([finds[0], weak])) == 1
 
 
 def test_one_per_person_drops_a_person_found_twice():

@@ -16,7 +16,8 @@
    half-hidden hands score lower). A region that scores under its bar, but not far under, gets a
    second look in the region its own landmarks give (``recentre``).
 4. One hand, one result: finds whose landmark boxes overlap by more than DUPLICATE_IOU, or lie mostly
-   inside one another with the same side, or that put the wrist and the middle finger in the same
+   inside one another with the same side (any side for the weaker where its presence is under 0.5),
+   or that put the wrist and the middle finger in the same
    place (a hand read once as a left and once as a right hand) are one hand, unless they are on one
    person's two wrists (interlocked or touching hands); the find with the highest presence stays,
    and keeps the person and owner of any find it absorbed. Where the network read the hand both ways
@@ -184,7 +185,8 @@ def side_from_pose(find: FoundHand, sides_read: set[str], sure: float = SIDE_SUR
 
 def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[FoundHand]:
     """One find per hand: overlapping finds (landmark boxes' IoU > ``iou``, or the smaller mostly
-    inside the larger with the same side, or ``_same_palm``) are one hand, except two on one person's
+    inside the larger with the same side or with a presence under MIN_PRESENCE: a part of a hand read
+    as a weak hand, or ``_same_palm``) are one hand, except two on one person's
     two wrists (``owner``); the highest presence stays, with the person of any person-derived find of
     that hand, the owner of any find of it, and its side settled by ``side_from_pose``."""
     if not finds:
@@ -195,9 +197,11 @@ def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[Fou
     kept: list[int] = []
     members: dict[int, list[int]] = {}
     for i in order:
+        inside = [_contained(boxes[i], boxes[k]) > DUPLICATE_CONTAINED for k in range(len(finds))]
+        weak = finds[i].hand.presence <= MIN_PRESENCE
         home = next((k for k in kept if not _two_wrists(finds[i], finds[k]) and (
                      overlap[i, k] > iou or _same_palm(finds[i], finds[k]) or
-                     (finds[i].hand.side == finds[k].hand.side and _contained(boxes[i], boxes[k]) > DUPLICATE_CONTAINED))),
+                     (inside[k] and (weak or finds[i].hand.side == finds[k].hand.side)))),
                     None)
         if home is None:
             kept.append(i)
