@@ -102,6 +102,14 @@ def _from_ray(ray: np.ndarray) -> np.ndarray:
     return np.concatenate([ray[:, :2] * depth, depth], axis=1)
 
 
+def _nearest(rows: np.ndarray, count: int) -> np.ndarray:
+    """(S,) sorted seen frame rows -> (count,) the nearest of them to each row 0..count-1 (earlier on a tie)."""
+    index = np.arange(count)
+    after = np.clip(np.searchsorted(rows, index), 0, len(rows) - 1)
+    before = np.clip(after - 1, 0, len(rows) - 1)
+    return np.where(np.abs(rows[before] - index) <= np.abs(rows[after] - index), rows[before], rows[after])
+
+
 def _to_rotation(matrices: np.ndarray) -> np.ndarray:
     """(..., 3, 3) -> the nearest rotation matrices (SVD, determinant +1)."""
     u, _, vt = np.linalg.svd(matrices)
@@ -125,8 +133,7 @@ def solve_track(pose: np.ndarray, wrist: np.ndarray, confidence: np.ndarray, see
     rows = np.flatnonzero(seen)
     if not len(rows):
         raise ValueError("a track needs at least one seen frame")
-    index = np.arange(count)
-    nearest = rows[np.abs(rows[None, :] - index[:, None]).argmin(1)]               # (T,)
+    nearest = _nearest(rows, count)
     matrices = axis_angle_to_matrix(torch.as_tensor(pose, dtype=torch.float64)).numpy().reshape(count, joints * 9)
     wrist_dtype, wrist = np.asarray(wrist).dtype, np.asarray(wrist, np.float64)
     matrices, wrist = matrices[nearest], wrist[nearest]           # unseen frames: finite stand-ins (weight 0)
