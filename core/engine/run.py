@@ -197,9 +197,11 @@ class TrackBuilder:
         self.device = device
 
     def wrist_offset(self, side: str, betas: np.ndarray) -> np.ndarray:
-        """(N, B) betas -> (N, 3) rest position of the wrist (transl + this = the wrist)."""
+        """(N, B) betas -> (N, 3) rest position of the wrist (transl + this = the wrist); the layer's
+        keypoints-only path (rest joints are linear in betas: no mesh is skinned)."""
         with torch.no_grad():
-            out = self.layers[side](torch.as_tensor(betas, dtype=torch.float32, device=self.device))
+            out = self.layers[side](torch.as_tensor(betas, dtype=torch.float32, device=self.device),
+                                    keypoints_only=True)
         return out.rest_joints[:, 0].cpu().numpy()
 
     def build(self, side: str, frames: list[int], hands: list[Optional[HandEstimate]], K: np.ndarray,
