@@ -38,7 +38,7 @@ MAX_FILL_SECONDS = 0.5        # gaps up to this long are filled (flagged interpo
 CUTOFF_MAX_HZ = 12.0          # half-gain frequency at strength -> 0
 CUTOFF_MIN_HZ = 0.2           # ... at strength 1 (log-linear between; the default 0.5: 1.55 Hz)
 DEPTH_LAM_FACTOR = 10.0       # the wrist depth's lam over the image position's
-FILL_LAM = 1e-3               # strength 0: seen frames are kept exactly; gaps are bridged with this lam
+FILL_STRENGTH = 0.5           # strength 0: seen frames are kept exactly; gaps are bridged as this strength bridges them
 MIN_WEIGHT = 0.05             # a seen frame's weight is at least this (a detector score near 0 still counts)
 
 
@@ -139,8 +139,7 @@ def solve_track(pose: np.ndarray, wrist: np.ndarray, confidence: np.ndarray, see
     matrices, wrist = matrices[nearest], wrist[nearest]           # unseen frames: finite stand-ins (weight 0)
     weights = np.where(seen, np.maximum(np.asarray(confidence, np.float64), MIN_WEIGHT), 0.0)
     smooth = strength > 0 and fps > 0
-    lam = smoothness_weight(cutoff_hz(strength), fps) if smooth else FILL_LAM
-    depth_factor = DEPTH_LAM_FACTOR if smooth else 1.0
+    lam = smoothness_weight(cutoff_hz(strength if smooth else FILL_STRENGTH), fps) if fps > 0 else 0.0
     interpolated, solved = np.zeros(count, bool), np.zeros(count, bool)
     out_matrices, out_wrist = matrices.copy(), wrist.copy()
     for part in segments(seen, max(0, int(round(MAX_FILL_SECONDS * fps)))):
@@ -148,7 +147,7 @@ def solve_track(pose: np.ndarray, wrist: np.ndarray, confidence: np.ndarray, see
         out_matrices[part] = whittaker(matrices[part], w, lam)
         ray = _to_ray(wrist[part])                                 # image position and log depth
         ray[:, :2] = whittaker(ray[:, :2], w, lam)
-        ray[:, 2:] = whittaker(ray[:, 2:], w, lam * depth_factor)
+        ray[:, 2:] = whittaker(ray[:, 2:], w, lam * DEPTH_LAM_FACTOR)
         out_wrist[part] = _from_ray(ray)
         interpolated[part], solved[part] = ~seen[part], True
     if not smooth:                                                # per-frame: seen frames exactly as estimated
