@@ -124,7 +124,7 @@ def solve_track(pose: np.ndarray, wrist: np.ndarray, confidence: np.ndarray, see
 
     pose (T, J, 3) axis-angle radians and wrist (T, 3) metres, camera space: the per-frame estimates
     (any finite value where not seen); confidence (T,) in [0, 1]; seen (T,) bool; fps of the frames;
-    strength in [0, 1] (0: seen frames exactly as estimated, gaps still filled).
+    strength in [0, 1] (0: seen frames exactly as estimated, gaps still filled as FILL_STRENGTH fills them).
     Returns (pose (T, J, 3), wrist (T, 3), interpolated (T,) bool: unseen frames filled by the solve).
     Frames of gaps longer than MAX_FILL_SECONDS come back as the nearest seen frame's result, not interpolated.
     """
