@@ -2,8 +2,9 @@
 
 Makes a 640x480 test video (the bundled demo render of a hand gliding over a gradient, written
 with OpenCV) and runs ``handcap estimate`` on it (the Estimator, as the command line does, default
-settings) for each shipped model, the default (trunk) first, and the default again with
-MediaPipe's lite landmark model (``--landmarks lite``); per stage (decode, detect, crop, network,
+settings) for each shipped model, the default (trunk) first, the default again with
+MediaPipe's lite landmark model (``--landmarks lite``), and the default with per-frame results
+(``--smoothing 0``) beside it with the whole-track temporal solve (the ``smooth`` stage); per stage (decode, detect, crop, network,
 refine, smooth, write) the milliseconds per frame, end to end the frames/s. Beside it, on the same
 decoded frames: the hand pipeline alone (detect + landmarks, handcap's torch modules, with the
 engine's settings and with MediaPipe's graph exactly) and MediaPipe's hand tracker itself (when
@@ -30,6 +31,7 @@ STAGES = ("decode", "detect", "crop", "network", "refine", "smooth", "write")
 MEDIAPIPE = "MediaPipe Hands 0.10.21 itself"
 WIDTH, HEIGHT = 640, 480
 LITE_MODEL = "trunk"     # also measured with MediaPipe's lite landmark model (--landmarks lite)
+PER_FRAME = "per frame (--smoothing 0)"   # the default model also measured without the temporal solve
 
 
 def make_video(path: str, frames: int, fps: float = 30.0) -> None:
@@ -47,15 +49,16 @@ def make_video(path: str, frames: int, fps: float = 30.0) -> None:
 
 
 def engine_run(video: str, weights: str, out: str, device: str = "cpu", threads: int = 0,
-               landmarks: str = "full") -> dict:
+               landmarks: str = "full", smoothing: float = None) -> dict:
     """One ``handcap estimate`` run of a video: seconds per stage, total seconds, frames estimated,
-    and the fit's errors (pixels, one per hand and frame, against the landmarks it was fitted to)."""
+    and the fit's errors (pixels, one per hand and frame, against the landmarks it was fitted to).
+    ``smoothing``: ``--smoothing`` (None: the default)."""
     from blender_addon.capture_format import load_capture
     from core.engine.pipeline import EngineOptions
     from core.engine.run import Estimator, Progress, VideoOptions
 
     estimator = Estimator(EngineOptions(device=device, weights=weights, threads=threads, landmarks=landmarks),
-                          VideoOptions(), out,
+                          VideoOptions() if smoothing is None else VideoOptions(smoothing=smoothing), out,
                           progress=Progress("text"))
     engine, errors = estimator.engine, []
     estimate_frames = engine.estimate_frames
@@ -140,27 +143,31 @@ def run(options: Options) -> dict:
         rgb = decoded_frames(video)
         from core.engine.detect import VIDEO_PALM_EVERY
         engines = {}
-        for name, landmarks in [(model, "full") for model in MODELS] + [(LITE_MODEL, "lite")]:
+        for name, landmarks, smoothing in ([(model, "full", None) for model in MODELS] + [(LITE_MODEL, "lite", None)]
+                                           + [(MODELS[0], "full", 0.0)]):
             weights = shipped_weights(name)
             if landmarks == "lite":
                 name = f"{name}, lite landmarks"
+            if smoothing is not None:
+                name = f"{name}, {PER_FRAME}"
             if weights is None:
                 result["models"][name] = {"skipped": "no weights"}
                 continue
-            engines[name] = (weights, landmarks)
+            engines[name] = (weights, landmarks, smoothing)
         detectors = {f"handcap, palm detector every {VIDEO_PALM_EVERY} frames while tracking (engine)":
                      lambda: handcap_detect_run(rgb, VIDEO_PALM_EVERY),
                      "handcap, MediaPipe's graph exactly (palm detector every frame while < 2 hands)":
                      lambda: handcap_detect_run(rgb, 1),
                      MEDIAPIPE: lambda: mediapipe_run(rgb)}
-        for name, (weights, landmarks) in engines.items():               # warm-up
-            engine_run(video, weights, os.path.join(tmp, "warmup"), landmarks=landmarks)
+        for name, (weights, landmarks, smoothing) in engines.items():               # warm-up
+            engine_run(video, weights, os.path.join(tmp, "warmup"), landmarks=landmarks, smoothing=smoothing)
         detectors = {name: run_once for name, run_once in detectors.items() if run_once() is not None}
         runs = {name: [] for name in engines}
         seconds = {name: [] for name in detectors}
         for i in range(repeat):
-            for name, (weights, landmarks) in engines.items():
-                runs[name].append(engine_run(video, weights, os.path.join(tmp, f"{i}"), landmarks=landmarks))
+            for name, (weights, landmarks, smoothing) in engines.items():
+                runs[name].append(engine_run(video, weights, os.path.join(tmp, f"{i}"), landmarks=landmarks,
+                                             smoothing=smoothing))
             for name, run_once in detectors.items():
                 seconds[name].append(run_once())
         for name, model_runs in runs.items():
@@ -186,9 +193,15 @@ def rows(result: dict) -> list:
         if "skipped" in model:
             out.append(skipped("engine", f"{name}: end to end, {result['video']}", model["skipped"]))
             continue
-        ratio = model["fps"]["median"] / mp["median"] if mp else None
-        out.append(Row("engine", f"{name}: end to end, {result['video']}, CPU", model["fps"],
-                       reference=f"MediaPipe Hands alone {mp['median']:.1f} frames/s" if mp else "", ratio=ratio))
+        solved = result["models"].get(name.replace(f", {PER_FRAME}", ""), {}).get("fps")
+        if name.endswith(PER_FRAME) and solved:          # beside the same model with the temporal solve
+            out.append(Row("engine", f"{name}: end to end, {result['video']}, CPU", model["fps"],
+                           reference=f"with the temporal solve {solved['median']:.1f} frames/s",
+                           ratio=model["fps"]["median"] / solved["median"]))
+        else:
+            ratio = model["fps"]["median"] / mp["median"] if mp else None
+            out.append(Row("engine", f"{name}: end to end, {result['video']}, CPU", model["fps"],
+                           reference=f"MediaPipe Hands alone {mp['median']:.1f} frames/s" if mp else "", ratio=ratio))
         for stage, value in model["stages_ms_per_frame"].items():
             out.append(Row("engine", f"{name}: {stage}", value, "ms/frame"))
         if model.get("fit_error_px") is not None:

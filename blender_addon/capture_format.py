@@ -39,6 +39,9 @@ Per hand track t, keys prefixed ``track{t}/``:
   K is 21: the 16 joints plus 5 fingertips in FreiHAND/OpenPose order.
   ``person`` int32 () [optional]: which person of the photo the hand belongs to (0, 1, ...: the
   engine's people in the order it found them), -1 when not known; a file without it reads as -1.
+  ``interpolated`` bool (N,) [optional]: frames where the hand was not seen but lay inside a short
+  gap, filled by the engine's temporal solve (such frames are valid); a file without it reads as
+  all False. An interpolated frame must be valid.
   (A new optional key keeps the version: readers ignore keys they do not know.)
 """
 
@@ -83,10 +86,15 @@ class HandTrack:
     joints_3d: np.ndarray         # (N, 21, 3) metres, camera space
     keypoints_2d: np.ndarray      # (N, 21, 2) pixels
     confidence: np.ndarray        # (N,) in [0, 1]
-    valid: np.ndarray             # (N,) bool: False where no hand was seen in that frame
+    valid: np.ndarray             # (N,) bool: False where no hand was seen (and no short gap was filled)
     face_uvs: Optional[np.ndarray] = None         # (F, 3, 2) per-corner UVs
     pose_correctives: Optional[np.ndarray] = None  # ((J-1)*9, V, 3) metres per unit feature
     person: int = -1              # which person of the photo the hand belongs to; -1: not known
+    interpolated: Optional[np.ndarray] = None     # (N,) bool: not seen, filled over a short gap; None: all False
+
+    def __post_init__(self):
+        if self.interpolated is None:
+            self.interpolated = np.zeros(len(self.valid), bool)
 
     @property
     def num_frames(self) -> int:
@@ -127,6 +135,7 @@ _TRACK_FIELDS = (
     ("confidence", "f", ("N",), True),
     ("valid", "b", ("N",), True),
     ("person", "i", (), False),
+    ("interpolated", "b", ("N",), False),
 )
 _DTYPES = {"f": np.float32, "i": np.int32, "b": np.bool_}
 
@@ -215,6 +224,8 @@ def _validate_track(arrays: dict, prefix: str) -> None:
         raise CaptureError(f"'{prefix}parents' must be -1 for the root and point to earlier joints")
     if prefix + "person" in arrays and int(arrays[prefix + "person"]) < -1:
         raise CaptureError(f"'{prefix}person' must be -1 (not known) or a person index >= 0")
+    if prefix + "interpolated" in arrays and np.any(arrays[prefix + "interpolated"] & ~arrays[prefix + "valid"]):
+        raise CaptureError(f"'{prefix}interpolated' frames must be valid")
     weights = arrays[prefix + "skin_weights"]
     if np.any(np.abs(weights.sum(axis=1) - 1.0) > 1e-3) or np.any(weights < -1e-6):
         raise CaptureError(f"'{prefix}skin_weights' rows must be non-negative and sum to 1")

@@ -5,7 +5,8 @@ raises ``CaptureError`` before anything in the scene changes; should building it
 everything created so far is removed again.
 
 Frames: source frame index i is Blender frame i + 1 (Blender starts at 1). Frames marked
-invalid (no hand seen) get no keys: the F-curves interpolate linearly across the gap.
+invalid (no hand seen) get no keys: the F-curves interpolate linearly across the gap. Frames the
+engine filled over a short gap (``interpolated``) are keyed as BREAKDOWN keys.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def build_track(track: HandTrack, index: int, title: str, collection: bpy.types.
 
 def animate_track(track: HandTrack, armature: bpy.types.Object, mesh: bpy.types.Object,
                   bones: list, key_names: list = None) -> bpy.types.Action:
-    """Key the valid frames of a track (sorted, one key per source frame)."""
+    """Key the valid frames of a track (sorted, one key per source frame; filled frames as BREAKDOWN keys)."""
     frames, sel = keyed_frames(track.frame_index, track.valid)
     rest = build_armature.bone_rest_rotations(armature)
     pose = np.asarray(track.pose, np.float64)[sel]
@@ -122,7 +123,7 @@ def animate_track(track: HandTrack, armature: bpy.types.Object, mesh: bpy.types.
     return keyframes.key_rig(
         f"{armature.name} action", armature, bones, frames,
         rig_math.basis_quaternions(pose, rest), rig_math.root_locations(track.transl[sel], rest[0]),
-        mesh, key_names, values)
+        mesh, key_names, values, breakdown=np.asarray(track.interpolated, bool)[sel])
 
 
 def keyed_frames(frame_index: np.ndarray, valid: np.ndarray) -> tuple:

@@ -24,7 +24,8 @@ def self_test(device: str = "auto", estimate: bool = True) -> dict:
     ``ok`` is False when a library is missing or the engine cannot run on the bundled photo."""
     report = {"python": sys.version.split()[0], "executable": sys.executable, "platform": platform.platform(),
               "versions": {name: version(name) for name in ("handcap", "torch", "torchvision", "numpy",
-                                                            "opencv-contrib-python", "safetensors", "pillow")},
+                                                            "opencv-contrib-python", "safetensors", "pillow",
+                                                            "scipy")},
               "problems": []}
     try:
         import torch

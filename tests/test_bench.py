@@ -52,6 +52,18 @@ def test_stat_and_cells():
     assert "| engine | a/b | 2.00 ms | 1.00-3.00 (n=3) | r | 0.25 |" in text
 
 
+def test_engine_rows_put_per_frame_beside_the_temporal_solve():
+    from bench.engine import PER_FRAME, rows
+    stages = {name: stat([1.0], "ms") for name in ("decode", "smooth")}
+    model = lambda fps: {"fps": stat([fps], "frames/s"), "stages_ms_per_frame": stages, "fit_error_px": None}
+    result = {"video": "640x480", "models": {"trunk": model(20.0), f"trunk, {PER_FRAME}": model(25.0)},
+              "mediapipe": {"fps": stat([40.0], "frames/s")}}
+    ends = {r.measurement: r for r in rows(result) if "end to end" in r.measurement}
+    assert ends["trunk: end to end, 640x480, CPU"].ratio == 0.5                      # beside MediaPipe
+    per_frame = ends[f"trunk, {PER_FRAME}: end to end, 640x480, CPU"]
+    assert per_frame.reference == "with the temporal solve 20.0 frames/s" and per_frame.ratio == 1.25
+
+
 def test_agreement_matching_and_pck():
     hand = np.stack([np.linspace(0, 100, 21), np.linspace(0, 50, 21)], axis=1)
     other = hand + 300

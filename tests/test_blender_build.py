@@ -238,6 +238,18 @@ def test_invalid_frames_get_no_keys(tmp_path):
     assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, 6)
 
 
+def test_interpolated_frames_are_breakdown_keys(tmp_path):
+    capture = toy_capture(frames=6, invalid_rows=(4,))
+    capture.tracks[0].interpolated = np.array([False, True, True, False, False, False])
+    result = build(save(capture, tmp_path / "filled.npz"))
+    arm, _ = result.rigs[0]
+    slot = arm.animation_data.action_slot
+    bag = arm.animation_data.action.layers[0].strips[0].channelbag(slot)
+    for fc in bag.fcurves:
+        assert [(k.co[0], k.type) for k in fc.keyframe_points] == [
+            (1, "KEYFRAME"), (2, "BREAKDOWN"), (3, "BREAKDOWN"), (4, "KEYFRAME"), (6, "KEYFRAME")], fc.data_path
+
+
 def test_video_source_becomes_movie_clip_background(tmp_path):
     import cv2
     video = str(tmp_path / "clip.mp4")

@@ -66,6 +66,9 @@ def _arrays(capture, tmp_path):
     (lambda a: a.update({"track0/valid": a["track0/valid"].astype(np.float32)}), "'track0/valid' must be boolean"),
     (lambda a: a.update({"track0/skin_weights": a["track0/skin_weights"] * 2}), "rows must be non-negative and sum to 1"),
     (lambda a: a.update({"num_tracks": np.array(2)}), "missing key 'track1/side'"),
+    (lambda a: a.update({"track0/interpolated": np.zeros(4, bool)}), r"'track0/interpolated' must have shape \(5,\)"),
+    (lambda a: (a["track0/valid"].__setitem__(3, False), a["track0/interpolated"].__setitem__(3, True)),
+     "'track0/interpolated' frames must be valid"),
 ])
 def test_validation_names_the_first_problem(tmp_path, open_right, edit, message):
     arrays = _arrays(make_capture(open_right), tmp_path)
@@ -74,6 +77,21 @@ def test_validation_names_the_first_problem(tmp_path, open_right, edit, message)
     np.savez(bad, **arrays)
     with pytest.raises(CaptureError, match=message):
         load_capture(str(bad))
+
+
+def test_interpolated_frames_round_trip_and_default_to_false(tmp_path, open_right):
+    capture = make_capture(open_right)
+    track = capture.tracks[0]
+    track.valid[3] = False
+    track.interpolated = np.array([False, True, True, False, False])
+    path = tmp_path / "c.npz"
+    save_capture(capture, str(path))
+    assert load_capture(str(path)).tracks[0].interpolated.tolist() == [False, True, True, False, False]
+    older = _arrays(capture, tmp_path)
+    del older["track0/interpolated"]                  # a file from before the key: every frame seen or invalid
+    np.savez(tmp_path / "older.npz", **older)
+    loaded = load_capture(str(tmp_path / "older.npz")).tracks[0]
+    assert loaded.interpolated.dtype == bool and loaded.interpolated.tolist() == [False] * 5
 
 
 def test_unreadable_files(tmp_path):

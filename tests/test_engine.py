@@ -24,7 +24,7 @@ from core.engine.detect import HandDetector
 from core.engine.fitting import wrist_position
 from core.engine.network import EngineError, resolve_weights
 from core.engine.pipeline import HandEstimate
-from core.engine.tracking import Tracker, smooth
+from core.engine.tracking import Tracker
 
 from .conftest import REPO
 
@@ -252,11 +252,14 @@ def test_video_to_capture(video_run):
     frames = track.frame_index.tolist()
     assert frames == list(range(frames[0], frames[-1] + 1)) and frames[0] <= 1 and frames[-1] >= VIDEO_FRAMES - 2
     valid = dict(zip(frames, track.valid.tolist()))
-    assert not any(valid.get(f, False) for f in VIDEO_BLANK)           # nothing invented where no hand is
+    interpolated = dict(zip(frames, track.interpolated.tolist()))
+    assert all(valid[f] and interpolated[f] for f in VIDEO_BLANK)       # a short gap: filled, and flagged
     shown = [f for f in range(VIDEO_FRAMES) if f not in VIDEO_BLANK]
+    assert not any(interpolated.get(f, False) for f in shown)
     assert np.mean([valid.get(f, False) for f in shown]) >= 0.85
-    assert (track.confidence[~track.valid] == 0).all() and (track.confidence[track.valid] > 0).all()
-    errors = [keypoint_error(track.keypoints_2d[r], truth[f]) for r, f in enumerate(frames) if track.valid[r]]
+    seen = track.valid & ~track.interpolated
+    assert (track.confidence[~seen] == 0).all() and (track.confidence[seen] > 0).all()
+    errors = [keypoint_error(track.keypoints_2d[r], truth[f]) for r, f in enumerate(frames) if seen[r]]
     print(f"video keypoint error per valid frame (of the hand box): max {max(errors):.3f}, mean {np.mean(errors):.3f}")
     assert max(errors) < FIT_TOLERANCE
     # the hand follows the slide: 8 px right and 2 px down per frame
@@ -287,9 +290,12 @@ def test_video_capture_to_blend(video_run, tmp_path):
     slot = arm.animation_data.action_slot
     bag = arm.animation_data.action.layers[0].strips[0].channelbag(slot)
     keyed = (track.frame_index[track.valid] + 1).tolist()            # source frame i -> Blender frame i + 1
-    assert len(keyed) == int(track.valid.sum()) < len(track.frame_index)
+    filled = (track.frame_index[track.interpolated] + 1).tolist()
+    assert len(keyed) == int(track.valid.sum()) and filled == [f + 1 for f in VIDEO_BLANK]
     for fc in bag.fcurves:
         assert [round(k.co[0]) for k in fc.keyframe_points] == keyed, fc.data_path
+        breakdowns = [round(k.co[0]) for k in fc.keyframe_points if k.type == "BREAKDOWN"]
+        assert breakdowns == filled, fc.data_path                     # filled frames keyed as breakdowns
 
 
 # ---------------------------------------------------------------------------- 4. bad inputs
@@ -478,25 +484,6 @@ def test_wrist_position_inverts_the_weak_perspective_camera():
     got = wrist_position(np.array([[2 * s, 0.0, 0.0]]), centre[None], np.array([side]), K)[0]
     assert got[2] == pytest.approx(2 * f / (2 * s * side)) == pytest.approx(0.3)
     np.testing.assert_allclose(f * got[:2] / got[2] + principal, centre, atol=1e-9)
-
-
-def test_smooth():
-    rng = np.random.default_rng(0)
-    noisy = 1.0 + 0.05 * rng.normal(size=(120, 3))
-    smoothed = smooth(noisy, 30.0, 0.5)
-    assert smoothed.shape == noisy.shape
-    assert smoothed.var(0).max() < 0.5 * noisy.var(0).min()
-    assert abs(smoothed.mean() - 1.0) < 0.01
-    assert smooth(noisy, 30.0, 1.0).var(0).max() < smoothed.var(0).min()    # stronger is smoother
-    constant = np.full((50, 4), 2.5)
-    np.testing.assert_allclose(smooth(constant, 24.0, 0.8), constant, atol=1e-12)
-    assert smooth(noisy, 30.0, 0.0) is noisy
-    # a ramp (steady motion) is followed without lag
-    ramp = np.linspace(0, 1, 60)[:, None]
-    np.testing.assert_allclose(smooth(ramp, 30.0, 0.5)[5:-5], ramp[5:-5], atol=0.02)
-    # ... up to its first and last frames (each pass starts already moving, not from a standstill)
-    steep = np.linspace(0, 4, 60)[:, None]
-    np.testing.assert_allclose(smooth(steep, 30.0, 0.8)[[0, 1, -2, -1]], steep[[0, 1, -2, -1]], atol=0.01)
 
 
 def _hand(side: str, box) -> HandEstimate:

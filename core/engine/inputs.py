@@ -25,7 +25,7 @@ class InputError(ValueError):
 
 @dataclasses.dataclass
 class VideoOptions:
-    smoothing: float = 0.5           # 0 = none, 1 = strongest
+    smoothing: float = 0.5           # 0 = per-frame results, 1 = strongest (core.engine.temporal)
     frame_start: int = 0             # source frames, 0-based
     frame_end: int = -1              # inclusive; -1 = to the end
     frame_step: int = 1

@@ -30,8 +30,9 @@ from .inputs import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputError, VideoOption
 from .pipeline import Engine, EngineOptions, HandEstimate
 from .progress import Progress
 from .read_ahead import ReadAhead
+from .temporal import solve_track
 from .track_links import link_tracks
-from .tracking import Tracker, smooth, smooth_rotations
+from .tracking import Tracker
 from . import overlay as draw
 
 MAX_PIXELS = 250_000_000           # larger images are refused (decoding alone would need GBs)
@@ -190,36 +191,38 @@ def intrinsics(width: int, height: int, focal: Optional[float] = None, K_file: O
 # ----------------------------------------------------------------------------------- tracks
 
 class TrackBuilder:
-    """HandEstimates of one camera -> capture-file HandTracks (shared shape, smoothing, gaps invalid)."""
+    """HandEstimates of one camera -> capture-file HandTracks (one shape, whole-track temporal solve)."""
 
     def __init__(self, hand_model: str, device: torch.device):
         self.layers = {side: HandLayer(load_hand_model(hand_model, side)).to(device) for side in ("right", "left")}
         self.device = device
 
     def wrist_offset(self, side: str, betas: np.ndarray) -> np.ndarray:
-        """(N, B) betas -> (N, 3) rest position of the wrist (transl + this = the wrist)."""
+        """(N, B) betas -> (N, 3) rest position of the wrist (transl + this = the wrist); the layer's
+        keypoints-only path (rest joints are linear in betas: no mesh is skinned)."""
         with torch.no_grad():
-            out = self.layers[side](torch.as_tensor(betas, dtype=torch.float32, device=self.device))
+            out = self.layers[side](torch.as_tensor(betas, dtype=torch.float32, device=self.device),
+                                    keypoints_only=True)
         return out.rest_joints[:, 0].cpu().numpy()
 
     def build(self, side: str, frames: list[int], hands: list[Optional[HandEstimate]], K: np.ndarray,
               fps: float, smoothing: float, person: int = -1):
         """frames: source frame numbers; hands: the estimate per frame or None (not seen); person: the
-        track's person (-1: not known)."""
+        track's person (-1: not known). One shape (the median of the frames' betas); pose and wrist solved
+        over the whole track (core.engine.temporal: ``smoothing`` 0 keeps the seen frames as estimated);
+        short gaps filled (valid, flagged interpolated), long gaps invalid."""
         seen = np.array([h is not None for h in hands])
-        index = np.arange(len(hands))
-        nearest = np.array([index[seen][np.abs(index[seen] - i).argmin()] for i in index])   # fill gaps (invalid)
-        pose = np.stack([hands[j].pose for j in nearest])
-        betas_each = np.stack([hands[j].betas for j in nearest])
+        stand_in = next(h for h in hands if h is not None)        # unseen frames: any finite values (weight 0)
+        pose = np.stack([(h or stand_in).pose for h in hands])
+        betas_each = np.stack([(h or stand_in).betas for h in hands])
         betas = np.median(betas_each[seen], axis=0)
-        wrist = np.stack([hands[j].transl for j in nearest]) + self.wrist_offset(side, betas_each)
-        if fps > 0 and smoothing > 0:
-            pose = smooth_rotations(pose, fps, smoothing)
-            wrist = smooth(wrist, fps, smoothing)
+        wrist = np.stack([(h or stand_in).transl for h in hands]) + self.wrist_offset(side, betas_each)
+        confidence = np.array([h.score if h is not None else 0.0 for h in hands], np.float32)
+        pose, wrist, interpolated = solve_track(pose, wrist, confidence, seen, fps, smoothing)
         transl = wrist - self.wrist_offset(side, betas[None])[0]
-        confidence = np.array([hands[j].score for j in nearest], np.float32) * seen
         track = track_from_layer(self.layers[side], betas, pose, transl, K, frame_index=np.asarray(frames),
-                                 confidence=confidence, valid=seen)
+                                 confidence=confidence, valid=seen | interpolated)
+        track.interpolated = interpolated
         track.person = int(person)
         return track
 
