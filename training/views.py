@@ -23,6 +23,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from blender_addon.output_files import atomic_output
 from core.engine.overlay import MESH_COLOUR, draw_keypoints, draw_mesh
 from core.engine.run import intrinsics, read_image, sidecar_intrinsics
 from core.hand_model import HandLayer, load_hand_model
@@ -129,10 +130,8 @@ def main(argv=None) -> int:
         png = views_png(rows, engine, faces, layers)
     finally:
         engine.close()
-    temporary = args.out + ".tmp"
-    with open(temporary, "wb") as handle:
+    with atomic_output(args.out) as temporary, open(temporary, "wb") as handle:
         handle.write(png)
-    os.replace(temporary, args.out)
     print(args.out)
     return 0
 
