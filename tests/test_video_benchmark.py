@@ -182,3 +182,17 @@ def test_video_views_draws_each_capture_on_its_frames(two_hands, tmp_path):
     assert cv2.imread(out).shape[1] == 2 * 320                                # two strip frames wide
     with pytest.raises(SystemExit):
         main([stem + ".mp4", stem + "_K.npy", "--out", out])                    # not a capture: a clear error
+
+
+def test_a_landmark_behind_the_other_hand_is_hidden():
+    pytest.importorskip("moderngl")
+    from training.synth.sequences import hidden_behind
+    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    square = np.array([[-0.05, -0.05, 0.4], [0.05, -0.05, 0.4], [0.05, 0.05, 0.4], [-0.05, 0.05, 0.4]])   # 10 cm, 40 cm away
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    points = np.array([[0.0, 0.0, 0.6],       # straight behind it: hidden
+                       [0.0, 0.0, 0.3],       # in front of it
+                       [0.0, 0.0, 0.405],     # behind, but closer than the margin (1 cm)
+                       [0.2, 0.0, 0.6],       # behind the plane, beside the square: seen
+                       [0.04, -0.04, 0.8]])   # behind a corner of the square (its projection shrinks with depth)
+    np.testing.assert_array_equal(hidden_behind(points, square, faces, K), [True, False, False, False, True])

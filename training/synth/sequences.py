@@ -30,7 +30,9 @@ Files per clip (``clip_NNN``), written atomically:
       landmarks_2d (F, H, 21, 2)     landmarks_3d projected through K
       keypoints_2d (F, H, 21, 2)     joints_3d projected through K
       in_frame     (F, H)            fraction of the 21 landmarks inside the picture
-      unoccluded   (F, H)            fraction of the 21 landmarks inside the picture and not under the bar
+      hidden       (F, H, 21) bool   landmark behind the other hand's surface (HIDDEN_MARGIN nearer)
+      unoccluded   (F, H)            fraction of the 21 landmarks inside the picture, not under the bar
+                                     and not hidden behind the other hand
       visible      (F, H) bool       unoccluded >= VISIBLE_FRACTION: the hand should be estimated
       occluder     (F, 4)            the bar's box x0, y0, x1, y1 in pixels (NaN while off the picture)
 """
@@ -58,6 +60,7 @@ WIDTH, HEIGHT, FPS = 640, 480, 30.0
 FOCAL = 620.0                  # pixels (about 54 degrees across the width)
 BAR_WIDTH = 70                 # pixels, the occluding bar
 VISIBLE_FRACTION = 0.5         # of the landmarks in the picture and unoccluded: "visible"
+HIDDEN_MARGIN = 0.01           # metres: a landmark this far behind the other hand's surface is hidden by it
 STREAM = 19_000_019            # keeps clip seeds apart from the still images'
 SHUTTER = 0.5                  # frames the shutter is open with --motion-blur (180 degrees)
 
@@ -197,7 +200,13 @@ class SequenceSynthesizer:
         u, v = landmarks_2d[..., 0], landmarks_2d[..., 1]
         inside = (u >= 0) & (u <= WIDTH - 1) & (v >= 0) & (v <= HEIGHT - 1)       # (F, H, 21)
         under = (u >= bar_x[:, None, None]) & (u < bar_x[:, None, None] + BAR_WIDTH)
-        unoccluded = (inside & ~under).mean(-1)
+        hidden = np.zeros_like(inside)                                           # behind the other hand
+        if len(hands) == 2:
+            for h in range(2):
+                faces = self.layers[hands[1 - h].side].model.faces                  # the other hand's mesh
+                for f in range(len(bar_x)):
+                    hidden[f, h] = hidden_behind(stack["landmarks_3d"][f, h], truths[1 - h]["vertices"][f], faces, self.K)
+        unoccluded = (inside & ~under & ~hidden).mean(-1)
         on = (bar_x + BAR_WIDTH > 0) & (bar_x < WIDTH)
         occluder = np.where(on[:, None], np.stack([bar_x, np.zeros_like(bar_x), bar_x + BAR_WIDTH,
                                                    np.full_like(bar_x, HEIGHT)], 1), np.nan)
@@ -209,7 +218,28 @@ class SequenceSynthesizer:
                 "landmarks_3d": stack["landmarks_3d"].astype(np.float32),
                 "landmarks_2d": landmarks_2d.astype(np.float32), "keypoints_2d": keypoints_2d.astype(np.float32),
                 "in_frame": inside.mean(-1).astype(np.float32), "unoccluded": unoccluded.astype(np.float32),
+                "hidden": hidden,
                 "visible": unoccluded >= VISIBLE_FRACTION, "occluder": occluder.astype(np.float32)}
+
+
+def hidden_behind(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, K: np.ndarray,
+                  margin: float = HIDDEN_MARGIN) -> np.ndarray:
+    """(P,) bool: which camera-space ``points`` (P, 3) metres lie behind the surface of another mesh
+    ((V, 3) ``vertices``, (F, 3) ``faces``) seen through K: a triangle of it covers the point's pixel
+    at least ``margin`` metres nearer the camera."""
+    uv = project(points, K)                                                      # (P, 2)
+    tri = project(vertices, K)[faces]                                            # (F, 3, 2)
+    depth = vertices[faces][..., 2]                                              # (F, 3)
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]                                    # (F, 2) each
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])   # (F,)
+    area = np.where(np.abs(area) < 1e-9, np.nan, area)
+    d = uv[:, None] - a[None]                                                    # (P, F, 2)
+    w1 = (d[..., 0] * (c[:, 1] - a[:, 1]) - d[..., 1] * (c[:, 0] - a[:, 0])) / area   # (P, F)
+    w2 = ((b[:, 0] - a[:, 0]) * d[..., 1] - (b[:, 1] - a[:, 1]) * d[..., 0]) / area
+    w0 = 1 - w1 - w2
+    inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+    surface = w0 * depth[:, 0] + w1 * depth[:, 1] + w2 * depth[:, 2]           # (P, F) metres
+    return (inside & (surface < points[:, 2:3] - margin)).any(1)
 
 
 def write_clip(path_stem: str, images: np.ndarray, truth: dict) -> None:
