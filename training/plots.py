@@ -8,6 +8,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
+def figure_png(figure: Figure) -> bytes:
+    """A finished matplotlib figure (on an Agg canvas) as the bytes of a PNG file."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def pck_plot_png(curves: list[dict], title: str = "3D PCK after Procrustes alignment") -> bytes:
     """3D PCK vs error threshold, one line per model, AUC in the legend (as in the HAMR paper).
 
@@ -23,9 +30,7 @@ def pck_plot_png(curves: list[dict], title: str = "3D PCK after Procrustes align
     ax.grid(True, alpha=0.4)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def plot_training_curves(metrics_csv: str, png_path: str) -> None:

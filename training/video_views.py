@@ -14,7 +14,6 @@ drawn on the clip's frames.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 
@@ -28,6 +27,8 @@ from blender_addon.capture_format import CaptureError, load_capture
 from blender_addon.output_files import atomic_output
 from core.engine.overlay import draw_tracks
 from core.hand_model import HandLayer, load_hand_model
+
+from .plots import figure_png
 
 KEYPOINT_NAMES = {0: "wrist", 4: "thumb tip", 8: "index tip", 12: "middle tip", 16: "ring tip", 20: "pinky tip"}
 AXES = ("x (mm, right)", "y (mm, down)", "depth (mm)")
@@ -122,9 +123,7 @@ def views_png(video: str, captures: list, labels: list[str], truth, keypoint: in
         if axis == 0:
             ax.legend(fontsize=7)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,6 @@ drawn in green in all three, after moving them onto the estimate's wrist in the 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 
@@ -28,6 +27,8 @@ from core.engine.overlay import MESH_COLOUR, draw_keypoints, draw_mesh
 from core.engine.run import intrinsics, read_image, sidecar_intrinsics
 from core.hand_model import HandLayer, load_hand_model
 from core.hand_model.model import KEYPOINT_BONES
+
+from .plots import figure_png
 
 VIEWS = (("side: depth ->, image y down", 2, 1), ("top: image x ->, depth down", 0, 2))
 
@@ -100,9 +101,7 @@ def views_png(rows, engine, faces: dict, layers: dict) -> bytes:
             ax.set_xticks([])
             ax.set_yticks([])
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def main(argv=None) -> int:
