@@ -45,7 +45,7 @@ from .hand_landmarker import Hand, HandLandmarker, same_palm
 from .hand_tracker import load_networks
 from .palm_finder import PalmFinder
 from .people import Person, PersonFinder
-from .pose_hints import on_face, on_wrist, vouches, wrist_owner
+from .pose_hints import fits_body, hand_size, on_face, on_wrist, vouches, wrist_owner
 from .regions import Region, merge_regions, region_from_landmarks, region_from_palm
 from .ssd import box_iou_matrix
 from .tiles import photo_tiles
@@ -57,6 +57,7 @@ SIDE_CONFLICT = 0.9            # ... a pose-derived find called the other side t
 SIDE_SURE = 0.9                # a hand read both ways takes its pose wrist's side unless the network is this sure
 DUPLICATE_IOU = 0.3            # landmark boxes of one hand
 DUPLICATE_CONTAINED = 0.7      # ... or the smaller mostly inside the larger, same side
+PART_OF_HAND, PART_SLACK = 1 / 3, 0.1   # a find this small, inside a larger hand's box, is a piece of it
 SAME_PALM = 0.25               # ... or wrist and middle finger in the same place, either side (hand sizes)
 
 
@@ -125,7 +126,8 @@ class HandFinder:
                     continue
                 owned = hand.side == hint.side and on_wrist(hand.landmarks, self.people_found[hint.person], hint.side)
                 owner = (hint.person, hint.side) if owned else wrist_owner(hand.landmarks, self.people_found)
-                expected = (hint.visible and vouches(self.people_found[hint.person])) or owner is not None
+                person = self.people_found[hint.person]
+                expected = (hint.visible and vouches(person) and fits_body(hand.landmarks, person)) or owner is not None
                 find = FoundHand(hand, hint.person, "person", owner)
             else:
                 owner = wrist_owner(hand.landmarks, self.people_found)
@@ -189,6 +191,7 @@ def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[Fou
     as a weak hand, or ``_same_palm``) are one hand, except two on one person's
     two wrists (``owner``); the highest presence stays, with the person of any person-derived find of
     that hand, the owner of any find of it, and its side settled by ``side_from_pose``."""
+    finds = [f for f in finds if not any(_part_of(f, other) for other in finds)]
     if not finds:
         return []
     order = sorted(range(len(finds)), key=lambda i: -finds[i].hand.presence)
@@ -215,6 +218,18 @@ def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[Fou
         merged = dataclasses.replace(finds[k], person=person, owner=owner)
         out.append(side_from_pose(merged, {finds[m].hand.side for m in members[k]}))
     return out
+
+
+def _part_of(small: FoundHand, large: FoundHand) -> bool:
+    """Whether a find is a piece of a larger hand read as a whole hand (a fingertip or a knuckle: the
+    network draws a tiny hand there, often of the other side, often on a wrist the pose put there):
+    at most PART_OF_HAND of the other's size, and mostly (DUPLICATE_CONTAINED) inside its landmark box
+    grown by PART_SLACK of its size. Two real hands that far apart in size seldom overlap so."""
+    small_size, large_size = hand_size(small.hand.landmarks), hand_size(large.hand.landmarks)
+    if small_size > PART_OF_HAND * large_size:
+        return False
+    grown = large.box() + PART_SLACK * large_size * np.array([-1.0, -1.0, 1.0, 1.0])
+    return _contained(small.box(), grown) > DUPLICATE_CONTAINED
 
 
 def _two_wrists(a: FoundHand, b: FoundHand) -> bool:
