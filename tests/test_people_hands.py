@@ -22,7 +22,7 @@ from core.perception.hand_finder import FoundHand, one_per_hand, side_from_pose
 from core.perception.hand_landmarker import Hand
 from core.perception.people import (Person, alignment_region, hand_region_from_pose, one_per_person,
                                     refine_from_heatmap, region_from_recrop)
-from core.perception.pose_hints import face_box, on_face, on_wrist, wrist_owner
+from core.perception.pose_hints import body_size, face_box, on_face, on_wrist, wrist_owner
 from core.perception.regions import Region
 from core.perception.tiles import MIN_TILE_SIDE, photo_tiles
 
@@ -149,9 +149,11 @@ def test_one_per_person_drops_a_person_found_twice():
 # ----------------------------------------------------------------------------- what the pose says
 
 def _person(left_wrist, right_wrist, score=0.9, visibility=0.9, face_centre=(500.0, 100.0)) -> Person:
-    """A person whose only landmarks that matter: wrists (15, 16) and a 40 x 30 px face (0-10)."""
+    """A person whose only landmarks that matter: wrists (15, 16), a 40 x 30 px face (0-10), and
+    shoulders and hips (11, 12, 23, 24) making a torso 200 px long, 100 px wide."""
     points = np.zeros((33, 3))
     points[:, :2] = [1000.0, 1000.0]
+    points[[11, 12, 23, 24], :2] = [[150.0, 150.0], [250.0, 150.0], [150.0, 350.0], [250.0, 350.0]]
     points[15, :2], points[16, :2] = left_wrist, right_wrist
     fx, fy = face_centre
     points[:11, :2] = [[fx + dx, fy + dy] for dx, dy in
@@ -197,6 +199,31 @@ def test_a_find_on_a_face_is_dropped_unless_it_ends_at_a_wrist():
     assert not on_face(nose, [person])
     assert not on_face(_hand_at((100.0, 300.0)).landmarks, [person])            # far from the face
     assert not on_face(nose, [_person((100.0, 300.0), (300.0, 300.0), score=0.3)])   # a weak person has no face
+
+
+def test_a_person_speaks_only_for_hands_their_body_could_have():
+    person = _person((100.0, 300.0), (300.0, 300.0))              # body_size 200 px (the torso)
+    assert body_size(person) == pytest.approx(200.0)
+    assert wrist_owner(_hand_at((105.0, 300.0), size=200.0).landmarks, [person]) == (0, "left")   # 1.0 x body
+    giant = _hand_at((105.0, 300.0), size=260.0).landmarks          # 1.3 x body: in front of the camera, not theirs
+    assert wrist_owner(giant, [person]) is None and not on_wrist(giant, person, "left")
+    # a hand bigger than the body over its face is a close-up hand, not the face read as a hand
+    over_face = _hand_at((500.0, 230.0), size=260.0).landmarks
+    over_face[:, :2] += [500.0, 100.0] - over_face[:, :2].mean(0)            # centred on the face
+    assert not on_face(over_face, [person])
+    shrunk = over_face.copy()                                                # the same, 100 px
+    shrunk[:, :2] = (over_face[:, :2] - [500.0, 100.0]) * (100.0 / 260.0) + [500.0, 100.0]
+    assert on_face(shrunk, [person])
+
+
+def test_a_piece_of_a_hand_is_dropped_whatever_its_side():
+    whole = FoundHand(_hand_at((300.0, 500.0), 180.0, "left", 0.95))        # box 210..390 x 320..500
+    tip = FoundHand(_hand_at((330.0, 360.0), 40.0, "right", 0.99), person=0, source="person", owner=(0, "right"))
+    assert one_per_hand([whole, tip]) == [whole]                    # a fingertip read as a hand, surer than the hand
+    elsewhere = dataclasses.replace(tip, hand=_hand_at((600.0, 360.0), 40.0, "right", 0.99))
+    assert len(one_per_hand([whole, elsewhere])) == 2               # a small hand beside it is a hand
+    second = FoundHand(_hand_at((300.0, 450.0), 70.0, "right", 0.9))      # over a third of its size: two hands
+    assert len(one_per_hand([whole, second])) == 2
 
 
 def test_side_from_pose_only_where_the_network_read_the_hand_both_ways():

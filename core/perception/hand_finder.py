@@ -10,14 +10,17 @@
    the pose wrist it starts at, if any (``owner``, ``core.perception.pose_hints``: a find from a
    person's region that reads that region's side and starts at its wrist is that wrist's; any other
    find is the nearest wrist's where no wrist of the other side is about as near; only people whose
-   detection scored >= 0.5 vouch for hands). A find holds a hand where its presence passes
+   detection scored >= 0.5 vouch for hands, and only for hands their body could have:
+   ``pose_hints.fits_body``). A find holds a hand where its presence passes
    ``min_presence`` (MediaPipe's 0.5), or ``min_presence_person`` where a hand is expected: on a pose
    wrist, or in the region of a visible wrist of a person who vouches (small, holding, gloved,
    half-hidden hands score lower). A region that scores under its bar, but not far under, gets a
    second look in the region its own landmarks give (``recentre``).
-4. One hand, one result: finds whose landmark boxes overlap by more than DUPLICATE_IOU, or lie mostly
-   inside one another with the same side (any side for the weaker where its presence is under 0.5),
-   or that put the wrist and the middle finger in the same
+4. One hand, one result: a find at most a third the size of another and inside its box is a piece of
+   that hand (a fingertip read as a tiny hand, often on a wrist the pose put on the fingers of a
+   close-up) and is dropped, whatever its side or owner. Then finds whose landmark boxes overlap by
+   more than DUPLICATE_IOU, or lie mostly inside one another with the same side (any side for the
+   weaker where its presence is under 0.5), or that put the wrist and the middle finger in the same
    place (a hand read once as a left and once as a right hand) are one hand, unless they are on one
    person's two wrists (interlocked or touching hands); the find with the highest presence stays,
    and keeps the person and owner of any find it absorbed. Where the network read the hand both ways
