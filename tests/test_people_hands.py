@@ -134,6 +134,14 @@ def test_one_per_hand_keeps_the_best_with_its_person():
     assert len(one_per_hand([finds[0], weak])) == 1
 
 
+def test_one_hand_read_twice_takes_the_landmarks_of_the_surest_find_and_the_surest_side():
+    unsure_right = dataclasses.replace(_hand(100, 100, 40, "right", 0.95), right=0.55)   # surest hand, unsure side
+    sure_left = _hand(103, 101, 40, "left", 0.9, seed=1)                                   # right = 0.1: surely left
+    (kept,) = one_per_hand([FoundHand(unsure_right), FoundHand(sure_left)])
+    assert kept.hand.side == "left" and kept.hand.right == 0.1
+    np.testing.assert_array_equal(kept.hand.landmarks, unsure_right.landmarks)
+
+
 def test_one_per_person_drops_a_person_found_twice():
     rng = np.random.default_rng(1)
     body = rng.random((33, 3)) * [200, 400, 1] + [100, 50, 0]

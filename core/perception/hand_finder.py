@@ -14,8 +14,9 @@
    ``pose_hints.fits_body``). A find holds a hand where its presence passes
    ``min_presence`` (MediaPipe's 0.5), or ``min_presence_person`` where a hand is expected: on a pose
    wrist, or in the region of a visible wrist of a person who vouches (small, holding, gloved,
-   half-hidden hands score lower). A region that scores under its bar, but not far under, gets a
-   second look in the region its own landmarks give (``recentre``).
+   half-hidden hands score lower); such a region is also looked at halved and 1.5 times
+   (PERSON_REGION_SIZES), its surest look kept. A region that scores under its bar, but not far
+   under, gets a second look in the region its own landmarks give (``recentre``).
 4. One hand, one result: a find at most a third the size of another and inside its box is a piece of
    that hand (a fingertip read as a tiny hand, often on a wrist the pose put on the fingers of a
    close-up) and is dropped, whatever its side or owner. Then finds whose landmark boxes overlap by
@@ -23,8 +24,9 @@
    weaker where its presence is under 0.5), or that put the wrist and the middle finger in the same
    place (a hand read once as a left and once as a right hand) are one hand, unless they are on one
    person's two wrists (interlocked or touching hands); the find with the highest presence stays,
-   and keeps the person and owner of any find it absorbed. Where the network read the hand both ways
-   and is unsure (< SIDE_SURE), the owner's side wins (``side_from_pose``).
+   and keeps the person and owner of any find it absorbed, and the side of the find that was surest of
+   its side. Where the network read the hand both ways and is unsure (< SIDE_SURE), the owner's side
+   wins (``side_from_pose``).
 5. What is not a hand is dropped: besides the presence score, a find from a person's pose whose side
    the landmark network calls, with confidence (>= SIDE_CONFLICT), the other way is not that hand;
    a find (not from a pose region) on a face but on no wrist is the face (``pose_hints.on_face``).
@@ -60,6 +62,9 @@ SIDE_CONFLICT = 0.9            # ... a pose-derived find called the other side t
 SIDE_SURE = 0.9                # a hand read both ways takes its pose wrist's side unless the network is this sure
 DUPLICATE_IOU = 0.3            # landmark boxes of one hand
 DUPLICATE_CONTAINED = 0.7      # ... or the smaller mostly inside the larger, same side
+PERSON_REGION_SIZES = (1.0, 0.5, 1.5)   # the hand region of a visible wrist of a person who vouches is looked at as
+                                        # cut, halved and 1.5 times (the re-crop's square misjudges small hands
+                                        # and hands out of line with the arm)
 PART_OF_HAND, PART_SLACK = 1 / 3, 0.1   # a find this small, inside a larger hand's box, is a piece of it
 SAME_PALM = 0.25               # ... or wrist and middle finger in the same place, either side (hand sizes)
 
@@ -114,11 +119,14 @@ class HandFinder:
         self.people_found = self.people(rgb) if self.people is not None else []
         person_regions = self.people.hand_regions(rgb, self.people_found) if self.people_found else []
         palm_regions, palm_sources = self.palm_regions(rgb)
-        regions = [h.region for h in person_regions] + palm_regions
-        thresholds = ([self.min_presence_person if h.visible and vouches(self.people_found[h.person]) else self.min_presence
-                       for h in person_regions]
+        vouched = [h.visible and vouches(self.people_found[h.person]) for h in person_regions]
+        looks = [(k, size) for k, h in enumerate(person_regions) for size in (PERSON_REGION_SIZES if vouched[k] else (1.0,))]
+        regions = [_resized(person_regions[k].region, size) for k, size in looks] + palm_regions
+        thresholds = ([self.min_presence_person if vouched[k] else self.min_presence for k, _ in looks]
                       + [self.min_presence] * len(palm_regions))
         looked = self.recentre(rgb, self.landmarker.look(rgb, regions), thresholds)
+        looked = ([_surest([h for (j, _), h in zip(looks, looked) if j == k], self.min_presence) for k in range(len(person_regions))]
+                  + looked[len(looks):])
         finds = []
         for k, hand in enumerate(looked):
             if hand is None:
@@ -193,7 +201,9 @@ def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[Fou
     inside the larger with the same side or with a presence under MIN_PRESENCE: a part of a hand read
     as a weak hand, or ``_same_palm``) are one hand, except two on one person's
     two wrists (``owner``); the highest presence stays, with the person of any person-derived find of
-    that hand, the owner of any find of it, and its side settled by ``side_from_pose``."""
+    that hand, the owner of any find of it, the side of the find surest of its side (``Hand.right``:
+    the landmarks of the surest hand, the side of the surest side call), then settled by
+    ``side_from_pose``."""
     finds = [f for f in finds if not any(_part_of(f, other) for other in finds)]
     if not finds:
         return []
@@ -218,9 +228,24 @@ def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[Fou
     for k in kept:
         person = next((finds[m].person for m in members[k] if finds[m].person >= 0), -1)
         owner = next((finds[m].owner for m in members[k] if finds[m].owner is not None), None)
-        merged = dataclasses.replace(finds[k], person=person, owner=owner)
+        surest_side = max((finds[m].hand for m in members[k]), key=lambda h: h.side_score)
+        merged = dataclasses.replace(finds[k], hand=dataclasses.replace(finds[k].hand, right=surest_side.right),
+                                     person=person, owner=owner)
         out.append(side_from_pose(merged, {finds[m].hand.side for m in members[k]}))
     return out
+
+
+def _resized(region: Region, size: float) -> Region:
+    """The region, its sides times ``size``, same centre and rotation."""
+    return dataclasses.replace(region, width=region.width * size, height=region.height * size)
+
+
+def _surest(looks: list, clear: float) -> Optional[Hand]:
+    """One hand region's looks at PERSON_REGION_SIZES (Hand or None each) -> the one with the highest
+    presence, or None; a look at another size than the region's own counts only where its presence
+    passes ``clear`` (a hand that only shows at another size must show clearly)."""
+    found = [h for k, h in enumerate(looks) if h is not None and (k == 0 or h.presence > clear)]
+    return max(found, key=lambda h: h.presence) if found else None
 
 
 def _part_of(small: FoundHand, large: FoundHand) -> bool:
