@@ -49,7 +49,7 @@ from . import load_hand_recrop, load_pose_detector, load_pose_landmarks
 from .hand_landmarker import Hand, HandLandmarker, same_palm
 from .hand_tracker import load_networks
 from .palm_finder import PalmFinder
-from .people import Person, PersonFinder
+from .people import HandRegion, Person, PersonFinder
 from .pose_hints import fits_body, hand_size, on_face, on_wrist, vouches, wrist_owner
 from .regions import Region, merge_regions, region_from_landmarks, region_from_palm
 from .ssd import box_iou_matrix
@@ -119,14 +119,7 @@ class HandFinder:
         self.people_found = self.people(rgb) if self.people is not None else []
         person_regions = self.people.hand_regions(rgb, self.people_found) if self.people_found else []
         palm_regions, palm_sources = self.palm_regions(rgb)
-        vouched = [h.visible and vouches(self.people_found[h.person]) for h in person_regions]
-        looks = [(k, size) for k, h in enumerate(person_regions) for size in (PERSON_REGION_SIZES if vouched[k] else (1.0,))]
-        regions = [_resized(person_regions[k].region, size) for k, size in looks] + palm_regions
-        thresholds = ([self.min_presence_person if vouched[k] else self.min_presence for k, _ in looks]
-                      + [self.min_presence] * len(palm_regions))
-        looked = self.recentre(rgb, self.landmarker.look(rgb, regions), thresholds)
-        looked = ([_surest([h for (j, _), h in zip(looks, looked) if j == k], self.min_presence) for k in range(len(person_regions))]
-                  + looked[len(looks):])
+        looked = self.look(rgb, person_regions, palm_regions)
         finds = []
         for k, hand in enumerate(looked):
             if hand is None:
@@ -149,6 +142,19 @@ class HandFinder:
         if self.max_hands is not None:
             hands = sorted(hands, key=lambda f: -f.hand.presence)[:self.max_hands]
         return sorted(hands, key=lambda f: (f.person < 0, f.person, float(f.box()[0])))
+
+    def look(self, rgb: np.ndarray, person_regions: list[HandRegion], palm_regions: list[Region]) -> list:
+        """The landmark network in every region, one batch: per person region (the surest of its looks
+        at PERSON_REGION_SIZES where its wrist is visible and its person vouches, ``_surest``), then per
+        palm region, the hand or None; each re-centred where it scored a little under its bar."""
+        vouched = [h.visible and vouches(self.people_found[h.person]) for h in person_regions]
+        looks = [(k, size) for k, h in enumerate(person_regions) for size in (PERSON_REGION_SIZES if vouched[k] else (1.0,))]
+        regions = [_resized(person_regions[k].region, size) for k, size in looks] + palm_regions
+        thresholds = ([self.min_presence_person if vouched[k] else self.min_presence for k, _ in looks]
+                      + [self.min_presence] * len(palm_regions))
+        looked = self.recentre(rgb, self.landmarker.look(rgb, regions), thresholds)
+        by_region = [[h for (j, _), h in zip(looks, looked) if j == k] for k in range(len(person_regions))]
+        return [_surest(hands, self.min_presence) for hands in by_region] + looked[len(looks):]
 
     def recentre(self, rgb: np.ndarray, looked: list, thresholds: list[float]) -> list:
         """A second look, in the region its own landmarks give (MediaPipe's tracking step,
