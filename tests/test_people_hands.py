@@ -10,6 +10,7 @@ MediaPipe Hands alone beside it and time per photo, is ``python -m bench.hand_re
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -17,19 +18,20 @@ import numpy as np
 import pytest
 
 from bench.hand_recall import annotations, match, photos_without_hands, read_rgb, score
-from core.perception.hand_finder import FoundHand, one_per_hand
+from core.perception.hand_finder import FoundHand, one_per_hand, side_from_pose
 from core.perception.hand_landmarker import Hand
 from core.perception.people import (Person, alignment_region, hand_region_from_pose, one_per_person,
                                     refine_from_heatmap, region_from_recrop)
+from core.perception.pose_hints import body_size, face_box, on_face, on_wrist, wrist_owner
 from core.perception.regions import Region
 from core.perception.tiles import MIN_TILE_SIDE, photo_tiles
 
 from .conftest import REAL_IMAGES
 
 HAVE_PHOTOS = os.path.isdir(os.path.join(REAL_IMAGES, "people"))
-# measured on the annotated photos (python -m bench.hand_recall --mediapipe, 2026-11-30): handcap 29 of
-# 45 hands with the side right, MediaPipe Hands alone 15; the test allows one hand of slack
-HANDCAP_FOUND, MEDIAPIPE_FOUND = 29, 15
+# measured on the annotated photos (python -m bench.hand_recall --mediapipe, 2026-11-30): handcap 36 of
+# 45 hands with the side right (29 before pose_hints), MediaPipe Hands alone 15; the test allows one hand of slack
+HANDCAP_FOUND, MEDIAPIPE_FOUND = 36, 15
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -127,6 +129,17 @@ def test_one_per_hand_keeps_the_best_with_its_person():
         hand.landmarks[axis, :2] = np.stack([np.full(5, 500.0), np.linspace(160, 100, 5)], 1)
         hand.landmarks[others, :2] = np.stack([np.linspace(x, x + 30, 16), np.linspace(100, 160, 16)], 1)
     assert len(one_per_hand([FoundHand(right), FoundHand(left)])) == 1          # boxes apart, the palm axis shared
+    # a weak find (presence <= 0.5) inside a surer one is a part of that hand, whatever its side
+    weak = FoundHand(_hand(122, 122, 15, "left", 0.3, seed=3), person=-1, source="person")
+    assert len(one_per_hand([finds[0], weak])) == 1
+
+
+def test_one_hand_read_twice_takes_the_landmarks_of_the_surest_find_and_the_surest_side():
+    unsure_right = dataclasses.replace(_hand(100, 100, 40, "right", 0.95), right=0.55)   # surest hand, unsure side
+    sure_left = _hand(103, 101, 40, "left", 0.9, seed=1)                                   # right = 0.1: surely left
+    (kept,) = one_per_hand([FoundHand(unsure_right), FoundHand(sure_left)])
+    assert kept.hand.side == "left" and kept.hand.right == 0.1
+    np.testing.assert_array_equal(kept.hand.landmarks, unsure_right.landmarks)
 
 
 def test_one_per_person_drops_a_person_found_twice():
@@ -139,6 +152,108 @@ def test_one_per_person_drops_a_person_found_twice():
     other = body + [400.0, 0.0, 0.0]
     kept = one_per_person([person(body), person(again), person(other)])
     assert len(kept) == 2 and kept[0].landmarks is body and kept[1].landmarks is other
+
+
+# ----------------------------------------------------------------------------- what the pose says
+
+def _person(left_wrist, right_wrist, score=0.9, visibility=0.9, face_centre=(500.0, 100.0)) -> Person:
+    """A person whose only landmarks that matter: wrists (15, 16), a 40 x 30 px face (0-10), and
+    shoulders and hips (11, 12, 23, 24) making a torso 200 px long, 100 px wide."""
+    points = np.zeros((33, 3))
+    points[:, :2] = [1000.0, 1000.0]
+    points[[11, 12, 23, 24], :2] = [[150.0, 150.0], [250.0, 150.0], [150.0, 350.0], [250.0, 350.0]]
+    points[15, :2], points[16, :2] = left_wrist, right_wrist
+    fx, fy = face_centre
+    points[:11, :2] = [[fx + dx, fy + dy] for dx, dy in
+                       zip(np.linspace(-20, 20, 11), [-15, -10, -5, 0, 5, 10, 15, 15, -15, 0, 0])]
+    return Person(score=score, region=Region(0, 0, 1, 1), landmarks=points, visibility=np.full(33, visibility), presence=1.0)
+
+
+def _hand_at(wrist, size=40.0, side="right", presence=0.9, right=None) -> Hand:
+    """A hand whose landmark 0 is ``wrist`` and whose box is ``size`` px, fingers up."""
+    rng = np.random.default_rng(5)
+    points = np.asarray(wrist, np.float64) + rng.random((21, 2)) * [size, -size] + [-size / 2, 0]
+    points[0], points[1], points[2] = wrist, np.add(wrist, [-size / 2, -size]), np.add(wrist, [size / 2, -size])
+    p = (0.9 if side == "right" else 0.1) if right is None else right
+    return Hand(landmarks=np.concatenate([points, np.zeros((21, 1))], 1), world=np.zeros((21, 3)),
+                presence=presence, right=p, region=Region(0, 0, 1, 1))
+
+
+def test_wrist_owner_is_the_nearest_wrist_unless_the_other_side_is_as_near():
+    people = [_person((100.0, 300.0), (300.0, 300.0)), _person((600.0, 300.0), (700.0, 300.0))]
+    hand = _hand_at((110.0, 305.0)).landmarks                    # 11 px from person 0's left wrist, size 40
+    assert wrist_owner(hand, people) == (0, "left")
+    assert on_wrist(hand, people[0], "left") and not on_wrist(hand, people[0], "right")
+    assert wrist_owner(_hand_at((200.0, 300.0)).landmarks, people) is None       # 100 px from any: > 0.6 x 40
+    # a right wrist (of another person) about as near as the left one: no owner
+    close = [_person((100.0, 300.0), (900.0, 900.0)), _person((800.0, 800.0), (122.0, 300.0))]
+    assert wrist_owner(_hand_at((110.0, 300.0)).landmarks, close) is None
+    # ... unless clearly farther (nearest / farther < SIDE_MARGIN)
+    close[1].landmarks[16, :2] = (140.0, 300.0)
+    assert wrist_owner(_hand_at((105.0, 300.0)).landmarks, close) == (0, "left")
+    # weak detections (score < 0.5) and hidden wrists vouch for nothing
+    assert wrist_owner(hand, [_person((100.0, 300.0), (300.0, 300.0), score=0.4)]) is None
+    assert wrist_owner(hand, [_person((100.0, 300.0), (300.0, 300.0), visibility=0.05)]) is None
+    assert not on_wrist(hand, _person((100.0, 300.0), (300.0, 300.0), score=0.4), "left")
+
+
+def test_a_find_on_a_face_is_dropped_unless_it_ends_at_a_wrist():
+    person = _person((100.0, 300.0), (300.0, 300.0), face_centre=(500.0, 100.0))
+    np.testing.assert_allclose(face_box(person), [480, 85, 520, 115])
+    nose = _hand_at((495.0, 90.0), size=20.0).landmarks           # centre (495, 80) ... inside the face box
+    nose[:, 1] += 12                                               # centre now (495, ~92)
+    assert on_face(nose, [person])
+    person.landmarks[16, :2] = (495.0, 102.0)                      # the right wrist right there: a hand framing the face
+    assert not on_face(nose, [person])
+    assert not on_face(_hand_at((100.0, 300.0)).landmarks, [person])            # far from the face
+    assert not on_face(nose, [_person((100.0, 300.0), (300.0, 300.0), score=0.3)])   # a weak person has no face
+
+
+def test_a_person_speaks_only_for_hands_their_body_could_have():
+    person = _person((100.0, 300.0), (300.0, 300.0))              # body_size 200 px (the torso)
+    assert body_size(person) == pytest.approx(200.0)
+    assert wrist_owner(_hand_at((105.0, 300.0), size=200.0).landmarks, [person]) == (0, "left")   # 1.0 x body
+    giant = _hand_at((105.0, 300.0), size=260.0).landmarks          # 1.3 x body: in front of the camera, not theirs
+    assert wrist_owner(giant, [person]) is None and not on_wrist(giant, person, "left")
+    # a hand bigger than the body over its face is a close-up hand, not the face read as a hand
+    over_face = _hand_at((500.0, 230.0), size=260.0).landmarks
+    over_face[:, :2] += [500.0, 100.0] - over_face[:, :2].mean(0)            # centred on the face
+    assert not on_face(over_face, [person])
+    shrunk = over_face.copy()                                                # the same, 100 px
+    shrunk[:, :2] = (over_face[:, :2] - [500.0, 100.0]) * (100.0 / 260.0) + [500.0, 100.0]
+    assert on_face(shrunk, [person])
+
+
+def test_a_piece_of_a_hand_is_dropped_whatever_its_side():
+    whole = FoundHand(_hand_at((300.0, 500.0), 180.0, "left", 0.95))        # box 210..390 x 320..500
+    tip = FoundHand(_hand_at((330.0, 360.0), 40.0, "right", 0.99), person=0, source="person", owner=(0, "right"))
+    assert one_per_hand([whole, tip]) == [whole]                    # a fingertip read as a hand, surer than the hand
+    elsewhere = dataclasses.replace(tip, hand=_hand_at((600.0, 360.0), 40.0, "right", 0.99))
+    assert len(one_per_hand([whole, elsewhere])) == 2               # a small hand beside it is a hand
+    second = FoundHand(_hand_at((300.0, 450.0), 70.0, "right", 0.9))      # over a third of its size: two hands
+    assert len(one_per_hand([whole, second])) == 2
+
+
+def test_side_from_pose_only_where_the_network_read_the_hand_both_ways():
+    unsure = FoundHand(_hand_at((100.0, 300.0), right=0.8), owner=(2, "left"))       # read right, 0.8
+    kept = side_from_pose(unsure, {"right"})                       # read one way only: the network's side
+    assert kept.hand.side == "right" and kept.person == 2
+    flipped = side_from_pose(unsure, {"right", "left"})            # read both ways: the pose's side
+    assert flipped.hand.side == "left" and math.isclose(flipped.hand.side_score, 0.8) and flipped.person == 2
+    sure = FoundHand(_hand_at((100.0, 300.0), right=0.95), owner=(2, "left"))
+    assert side_from_pose(sure, {"right", "left"}).hand.side == "right"     # the network is sure
+    assert side_from_pose(FoundHand(_hand_at((1.0, 1.0), right=0.8)), {"left", "right"}).hand.side == "right"
+
+
+def test_one_person_two_wrists_are_two_hands_however_they_overlap():
+    a = FoundHand(_hand_at((100.0, 300.0), 60, "right", 0.95), person=0, source="person", owner=(0, "right"))
+    b = FoundHand(_hand_at((110.0, 305.0), 60, "left", 0.8), person=0, source="person", owner=(0, "left"))
+    assert len(one_per_hand([a, b])) == 2
+    c = dataclasses.replace(b, owner=(1, "left"))                  # another person's wrist: one hand (the usual rules)
+    assert len(one_per_hand([a, c])) == 1
+    d = dataclasses.replace(b, owner=None)
+    merged = one_per_hand([a, d])
+    assert len(merged) == 1 and merged[0].owner == (0, "right")
 
 
 def test_scoring_matches_each_find_once_and_checks_sides():

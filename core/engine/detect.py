@@ -151,12 +151,15 @@ class HandDetector:
 
     def _find(self, rgb: np.ndarray) -> list[Detection]:
         """A photo's hands by ``HandFinder`` (people first, then palms), each with its person. The less
-        certain finds (in a tile, where the whole photo's palm detector saw nothing, or from a person's
-        pose with a presence under CHECK_PRESENCE) are kept only when ``RegionSweep.are_stable``."""
+        certain finds that no pose wrist vouches for (``FoundHand.owner`` None: in a tile, where the whole
+        photo's palm detector saw nothing, or from a person's pose region with a presence under
+        CHECK_PRESENCE) are kept only when ``RegionSweep.are_stable``; a hand on a wrist is expected
+        there, and small hands seldom pass that check."""
         height, width = rgb.shape[:2]
         small, _ = _detection_view(rgb)
         finds = self._finder(small)
-        doubtful = [i for i, f in enumerate(finds) if f.source == "tile" or (f.source == "person" and f.hand.presence < CHECK_PRESENCE)]
+        doubtful = [i for i, f in enumerate(finds) if f.owner is None and
+                    (f.source == "tile" or (f.source == "person" and f.hand.presence < CHECK_PRESENCE))]
         if doubtful:
             if self._sweep is None:
                 self._sweep = RegionSweep(device=self.device)

@@ -16,8 +16,9 @@ torch person detector, body-landmark network and hand re-crop network, for every
    heatmap around each landmark, the sigmoid-weighted mean cell, when the window's largest sigmoid is at
    least 0.5), letterbox removed, mapped back to photo pixels. A person found twice (the whole photo
    and a tile) is kept once (``one_per_person``).
-4. Hand regions (holistic ``hand_landmarks_from_pose``): for each side whose pose wrist is visible (> 0.1),
-   the middle finger's base is guessed at (2 index + pinky) / 3; a square centred there, turned so that
+4. Hand regions (holistic ``hand_landmarks_from_pose``): for each side (holistic: only where the pose
+   wrist is visible, > 0.1; here both, the region marked ``visible`` or not: a hand on a table or
+   behind an object hides its wrist from the pose network but not from the hand network), the middle finger's base is guessed at (2 index + pinky) / 3; a square centred there, turned so that
    wrist -> that point points up, side twice their distance, moved -0.1 of its side along up and scaled
    by 2.7, is cut at 256 px and given to the re-crop network, whose two points (centre, then a point half
    a side away toward the wrist) give the hand's region: centred on the first, turned so that the second
@@ -80,6 +81,7 @@ class HandRegion:
     region: Region
     person: int                # index into the people list
     side: str                  # "left" | "right": the person's own hand
+    visible: bool = True       # its pose wrist's visibility passed MIN_WRIST_VISIBILITY
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -232,15 +234,14 @@ class PersonFinder:
 
     @torch.inference_mode()
     def hand_regions(self, rgb: np.ndarray, people: list[Person]) -> list[HandRegion]:
-        """Each person's hands whose wrist is visible, re-cropped by the re-crop network (one batch)."""
+        """Both hands of each person, re-cropped by the re-crop network (one batch)."""
         loose = []
         for p, person in enumerate(people):
             for side, (wrist, pinky, index) in SIDE_LANDMARKS.items():
-                if person.visibility[wrist] > MIN_WRIST_VISIBILITY:
-                    points = person.landmarks[:, :2]
-                    region = hand_region_from_pose(points[wrist], points[pinky], points[index])
-                    if region.width >= 1.0:
-                        loose.append(HandRegion(region, p, side))
+                points = person.landmarks[:, :2]
+                region = hand_region_from_pose(points[wrist], points[pinky], points[index])
+                if region.width >= 1.0:
+                    loose.append(HandRegion(region, p, side, bool(person.visibility[wrist] > MIN_WRIST_VISIBILITY)))
         if not loose:
             return []
         crops, paddings = cut_regions(rgb, [h.region for h in loose], self.recrop.INPUT_SIZE, BORDER_REPLICATE)
@@ -251,5 +252,5 @@ class PersonFinder:
             image_points = hand.region.to_image(remove_letterbox(crop_points.astype(np.float64) / self.recrop.INPUT_SIZE, padding))
             region = region_from_recrop(image_points[0], image_points[1])
             if region.width >= 1.0:
-                out.append(HandRegion(region, hand.person, hand.side))
+                out.append(dataclasses.replace(hand, region=region))
         return out
