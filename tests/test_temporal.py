@@ -73,6 +73,20 @@ def test_segments_bridge_longer_gaps_between_long_runs_only():
     assert segments(seen, 2, bridge_gap=6, support=10) == [slice(0, 60)]
     assert segments(seen, 2, bridge_gap=6, support=11) == [slice(0, 10), slice(16, 60)]
     assert segments(seen, 2, bridge_gap=5, support=1) == [slice(0, 10), slice(16, 60)]
+    inside = np.ones(60, bool)
+    inside[9] = False                                            # the hand was at the edge as the first gap began
+    assert segments(seen, 2, bridge_gap=6, support=10, inside=inside) == [slice(0, 10), slice(16, 60)]
+
+
+def test_a_hand_at_the_pictures_edge_is_not_inside():
+    from core.engine.run import EDGE_MARGIN, inside_picture
+    size = (640, 480)
+    assert EDGE_MARGIN == 0.5
+    assert inside_picture(np.array([300.0, 200.0, 400.0, 260.0]), size)      # 100 px hand, 200+ px from every edge
+    assert inside_picture(np.array([50.0, 50.0, 150.0, 150.0]), size)        # exactly half a hand from two edges
+    assert not inside_picture(np.array([49.0, 200.0, 149.0, 260.0]), size)   # less than half a hand from the left
+    assert not inside_picture(np.array([500.0, 200.0, 600.0, 260.0]), size)  # 40 px from the right edge
+    assert not inside_picture(np.array([300.0, 400.0, 380.0, 470.0]), size)  # 10 px from the bottom
 
 
 def test_solve_track_bridges_a_hand_hidden_for_longer_between_steady_runs():
