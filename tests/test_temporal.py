@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.engine.temporal import (MAX_FILL_SECONDS, cutoff_hz, segments, smoothness_weight, solve_track,
+from core.engine.temporal import (BRIDGE_SUPPORT_SECONDS, MAX_BRIDGE_SECONDS, MAX_FILL_SECONDS, cutoff_hz, segments, smoothness_weight, solve_track,
                                   whittaker)
 from core.hand_model.rotations import axis_angle_to_matrix
 
@@ -65,6 +65,49 @@ def test_segments_split_at_long_gaps():
     assert segments(np.zeros(4, bool), 3) == []
 
 
+def test_segments_bridge_longer_gaps_between_long_runs_only():
+    seen = np.zeros(60, bool)
+    seen[:10], seen[16:30], seen[32:36], seen[40:60] = True, True, True, True     # runs of 10, 14, 4, 20
+    assert segments(seen, 2) == [slice(0, 10), slice(16, 36), slice(40, 60)]     # gaps of 6 and 4 frames: too long
+    # gaps up to 6 bridged between runs of at least 10 frames (0-10, 16-36 once its 2-frame gap is filled, 40-60)
+    assert segments(seen, 2, bridge_gap=6, support=10) == [slice(0, 60)]
+    assert segments(seen, 2, bridge_gap=6, support=11) == [slice(0, 10), slice(16, 60)]
+    assert segments(seen, 2, bridge_gap=5, support=1) == [slice(0, 10), slice(16, 60)]
+    inside = np.ones(60, bool)
+    inside[9] = False                                            # the hand was at the edge as the first gap began
+    assert segments(seen, 2, bridge_gap=6, support=10, inside=inside) == [slice(0, 10), slice(16, 60)]
+
+
+def test_a_hand_at_the_pictures_edge_is_not_inside():
+    from core.engine.run import EDGE_MARGIN, inside_picture
+    size = (640, 480)
+    assert EDGE_MARGIN == 0.5
+    assert inside_picture(np.array([300.0, 200.0, 400.0, 260.0]), size)      # 100 px hand, 200+ px from every edge
+    assert inside_picture(np.array([50.0, 50.0, 150.0, 150.0]), size)        # exactly half a hand from two edges
+    assert not inside_picture(np.array([49.0, 200.0, 149.0, 260.0]), size)   # less than half a hand from the left
+    assert not inside_picture(np.array([500.0, 200.0, 600.0, 260.0]), size)  # 40 px from the right edge
+    assert not inside_picture(np.array([300.0, 400.0, 380.0, 470.0]), size)  # 10 px from the bottom
+
+
+def test_solve_track_bridges_a_hand_hidden_for_longer_between_steady_runs():
+    """A gap longer than MAX_FILL_SECONDS but within MAX_BRIDGE_SECONDS is filled, on the motion,
+    when the track runs BRIDGE_SUPPORT_SECONDS on both sides; glimpsed for less on one side, it is not."""
+    fps = 30.0
+    support, gap = int(BRIDGE_SUPPORT_SECONDS * fps), int(MAX_BRIDGE_SECONDS * fps) - 2
+    assert gap > MAX_FILL_SECONDS * fps
+    count = 2 * support + gap
+    pose = turning_hand(count)
+    wrist = np.stack([np.linspace(0.0, 0.1, count), np.zeros(count), np.full(count, 0.5)], axis=1)
+    seen = np.ones(count, bool)
+    seen[support:support + gap] = False
+    _, out_wrist, interpolated = solve_track(pose, wrist, np.full(count, 0.9), seen, fps, 0.5)
+    assert interpolated.tolist() == (~seen).tolist()
+    np.testing.assert_allclose(out_wrist[~seen], wrist[~seen], atol=1e-3)      # on the straight motion
+    seen[:2] = False                                                           # the run before: too short
+    _, _, interpolated = solve_track(pose, wrist, np.full(count, 0.9), seen, fps, 0.5)
+    assert not interpolated.any()
+
+
 def turning_hand(count: int) -> np.ndarray:
     """(count, 16, 3) axis-angle: the wrist turning steadily about a fixed axis, fingers bending steadily."""
     angle = np.linspace(0.2, 1.4, count)
@@ -75,12 +118,12 @@ def turning_hand(count: int) -> np.ndarray:
 
 
 def test_solve_track_fills_short_gaps_and_leaves_long_ones():
-    fps, count = 30.0, 80
+    fps, count = 30.0, 120
     pose = turning_hand(count)
     wrist = np.stack([np.linspace(0.0, 0.1, count), np.zeros(count), np.full(count, 0.5)], axis=1)
     seen = np.ones(count, bool)
     short = np.arange(20, 20 + int(MAX_FILL_SECONDS * fps))                  # as long as may be filled
-    long_ = np.arange(45, 45 + int(MAX_FILL_SECONDS * fps) + 2)              # longer
+    long_ = np.arange(45, 45 + int(MAX_BRIDGE_SECONDS * fps) + 2)            # longer than may be bridged
     seen[short], seen[long_] = False, False
     noisy = pose.copy()
     noisy[~seen] = 7.0                                                        # what unseen frames hold must not matter

@@ -176,3 +176,68 @@ def test_two_tracked_regions_on_one_hand_give_one_result():
     again = hand(30.0, 380.0)                               # found in a lost region, its box overlapping
     kept, _ = tracker._one_per_hand([again, own], [1.0, 2.0], lost=[again.region])
     assert kept == [own]
+
+
+def test_after_a_loss_the_palm_detector_looks_on_every_frame_for_a_while():
+    """Two hands wanted, one tracked: the palm detector runs every palm_every-th frame, except for
+    SEARCH_FRAMES frames after a tracked hand was lost, when it runs on every frame. A hand keeps its
+    chain number while it is tracked and gets a new one when the palm detector finds it anew."""
+    from core.perception.hand_tracker import LOST_FRAMES, SEARCH_FRAMES
+    palm_net, landmark_net = FakePalmNet(), FakeLandmarkNet()
+    tracker = HandTracker(PalmFinder(palm_net, 0.5), HandLandmarker(landmark_net), max_hands=2, video=True, palm_every=4)
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    (first,) = tracker(frame)
+    palm_net.score = -20.0                                  # no palm found from now on
+    chains = [tracker(frame)[0].chain for _ in range(8)]
+    assert chains == [first.chain] * 8 and palm_net.calls == 3     # frame 0, then frames 4 and 8
+    landmark_net.presence = 0.1                             # lost (and its region forgotten) ...
+    gone = LOST_FRAMES + 1
+    assert all(tracker(frame) == [] for _ in range(1 + gone))
+    landmark_net.presence, palm_net.score = 0.9, 5.0        # ... and found anew by the palm detector
+    (again,) = tracker(frame)
+    assert not again.tracked and again.chain != first.chain
+    palm_net.score = -20.0
+    before = palm_net.calls
+    for _ in range(SEARCH_FRAMES - gone - 1):               # tracked again: palms on every frame still
+        assert tracker(frame)[0].chain == again.chain
+    assert palm_net.calls - before == SEARCH_FRAMES - gone - 1
+    before = palm_net.calls
+    for _ in range(8):                                      # then every 4th frame again
+        tracker(frame)
+    assert palm_net.calls - before == 2
+
+
+def test_a_side_misread_within_one_detector_chain_is_dropped():
+    """Two hands cross behind something: each comes out with its side misread for 8 frames, then read
+    right; the detector followed each from frame to frame (one chain per hand). The misread frames
+    are dropped, so each final track holds one hand only (told apart here by its y position)."""
+    def hand(side, x, y, chain):
+        h = _hand(side, x, y)
+        h.chain = chain
+        return h
+    frames = []
+    for f in range(70):
+        hands = []
+        if f < 25:                                          # before: right at y 100, left at y 400
+            hands = [hand("right", 200 + 4 * f, 100.0, 1), hand("left", 440 - 4 * f, 400.0, 2)]
+        elif f >= 30:                                       # after: new chains, first 8 frames misread
+            misread = f < 38
+            hands = [hand("left" if misread else "right", 320 + 4 * (f - 30), 100.0, 3),
+                     hand("right" if misread else "left", 320 - 4 * (f - 30), 400.0, 4)]
+        frames.append(hands)
+    online, final = _run(frames)
+    assert len(final) == 2
+    for track in final:
+        ys = {float((h.box[1] + h.box[3]) / 2) for h in track.frames.values()}
+        assert len(ys) == 1                                 # one hand per track
+        assert ys == ({100.0} if track.side == "right" else {400.0})
+        assert sorted(track.frames) == list(range(25)) + list(range(38, 70))
+
+
+def test_side_misreads_are_short_runs_of_a_chains_minority_side():
+    from core.engine.track_links import MISREAD_FRAMES, side_misreads
+    frames = [(f, "left" if 10 <= f < 15 else "right", 7) for f in range(40)]       # 5 frames misread
+    frames += [(f, "left" if f < MISREAD_FRAMES + 1 else "right", 8) for f in range(60)]   # too long a run
+    frames += [(f, "left" if f % 2 else "right", 9) for f in range(10)]            # no majority
+    frames += [(f, "left" if f == 3 else "right", -1) for f in range(10)]          # no chain
+    assert side_misreads(frames) == {(f, 7) for f in range(10, 15)}

@@ -92,6 +92,26 @@ def test_scores_on_hand_made_tracks():
     assert score_clip(truth, tracks + [far])["extra_tracks"] == 1
 
 
+def test_a_hidden_hands_track_is_paired_with_it_not_with_the_hand_in_front():
+    """Two hands, the second behind the first in frames 3-5 (not visible), its track filled there on its
+    true place, 10 px from the front hand's landmarks, while the front hand's own track is 30 px off:
+    each track is paired with its own hand, so no identity switch and nothing lost."""
+    frames = 9
+    rng = np.random.default_rng(1)
+    front = rng.uniform(200, 300, (21, 2))
+    true_2d = np.stack([np.repeat(front[None], frames, 0), np.repeat(front[None] + 200, frames, 0)], 1)  # (F, 2, 21, 2)
+    true_2d[3:6, 1] = front + 10                                 # behind the front hand
+    visible = np.ones((frames, 2), bool)
+    visible[3:6, 1] = False
+    true_3d = np.concatenate([true_2d / 600, np.full((frames, 2, 21, 1), 0.5)], -1)
+    truth = {"visible": visible, "landmarks_3d": true_3d, "landmarks_2d": true_2d}
+    own = fake_track(range(frames), true_3d[:, 0], true_2d[:, 0] + [30.0, 0.0])
+    hidden = fake_track(range(frames), true_3d[:, 1], true_2d[:, 1])
+    entry = score_clip(truth, [own, hidden])
+    assert entry["id_switches"] == 0 and entry["tracks_per_hand"] == [1, 1]
+    assert entry["frames_visible"] == 2 * frames - 3 and entry["frames_lost"] == 0
+
+
 def test_undecodable_frames_are_counted_with_the_first_index(tmp_path):
     path = tmp_path / "damaged.avi"
     write_video(path, frames=12)

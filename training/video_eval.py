@@ -8,10 +8,12 @@ clip_NNN_truth.npz). Each clip goes through the engine's video path as a user's 
 _K.npy sidecar)
 into a capture file, and the capture's tracks are compared with the truth's hands.
 
-Matching, per frame: every true hand that is *visible* (truth ``visible``) and every valid track
-estimate are paired one to one (the pairing with the smallest summed mean 2D distance); a pair
-counts when the estimate's 2D landmarks lie on average within MATCH_FRACTION of the true hand's 2D
-box diagonal. Metrics (true hand's landmark points, camera space; millimetres):
+Matching, per frame: every true hand and every valid track estimate are paired one to one (the
+pairing with the smallest summed mean 2D distance); a pair counts when the estimate's 2D landmarks
+lie on average within MATCH_FRACTION of the true hand's 2D box diagonal. Hidden hands take part, so
+that a track filled across frames where its hand is behind the other one is paired with its own hand,
+not with the hand in front; only the pairs of *visible* true hands (truth ``visible``) are scored.
+Metrics (true hand's landmark points, camera space; millimetres):
   mpjpe_mm           mean 3D distance per keypoint (camera space: depth errors count), mean and
                      median over frames (the JSON keeps every frame's value under per_frame)
   rr_mpjpe_mm        root-relative (wrist at the origin)
@@ -74,8 +76,9 @@ def score_clip(truth: dict, tracks: list) -> dict:
     matched = np.full((frames, hands), -1)
     for f in range(frames):
         estimates = [(i, tracks[i].keypoints_2d[rows[i][f]]) for i in range(len(tracks)) if f in rows[i]]
-        for h, i in match_frame(truth["landmarks_2d"][f], truth["visible"][f], estimates).items():
-            matched[f, h] = i
+        for h, i in match_frame(truth["landmarks_2d"][f], np.ones(hands, bool), estimates).items():
+            if truth["visible"][f, h]:
+                matched[f, h] = i
     pred, true, accel_err, accel_true, switches, per_hand = [], [], [], [], 0, []
     for h in range(hands):
         ids = matched[:, h]

@@ -61,6 +61,7 @@ class Detection:
     # pass over that region's crop, which a network on the landmark trunk reuses (core.engine.pipeline)
     tracked_region: Optional[Region] = None
     seen: Optional[LandmarkPass] = None
+    chain: int = -1                         # video: the detector's chain number (core.perception.hand_tracker)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -194,6 +195,7 @@ def _from_hand(hand: Hand, to_full=(1.0, 1.0), source: str = "mediapipe") -> Det
         found.tracked_region = dataclasses.replace(r, cx=r.cx * to_full[0], cy=r.cy * to_full[1],
                                                    width=r.width * scale, height=r.height * scale)
         found.seen = hand.seen
+    found.chain = hand.chain
     return found
 
 

@@ -71,6 +71,7 @@ class HandEstimate:
     source: str = "mediapipe"  # where the hand was found: "mediapipe" | "box" | "search"
     side_confidence: float = 1.0   # probability that ``side`` is right: the detector's, or the fit's when it decided
     person: int = -1           # which person of the photo the hand belongs to (the detector's); -1: not known
+    chain: int = -1            # video: frames of one chain number were one hand followed by the detector
 
 
 def choose_sides(count: int, unsure: list[int], energy: np.ndarray, scores: list[float]) -> tuple[list[int], list[float]]:
@@ -183,7 +184,8 @@ class Engine:
                                            pose=p.astype(np.float32), betas=betas[i].astype(np.float32),
                                            transl=t.astype(np.float32), joints_3d=j.astype(np.float32),
                                            keypoints_2d=k.astype(np.float32), source=d.source,
-                                           side_confidence=float(side_confidence), person=d.person))
+                                           side_confidence=float(side_confidence), person=d.person,
+                                           chain=d.chain))
         return results
 
     def _crops(self, frames, items, K):

@@ -44,9 +44,18 @@ MAX_BAD_FRAMES = 25                # consecutive undecodable frames that end a v
 MIN_SIDE = 16                      # smaller images and frames are refused (no hand to see)
 WORK_MAX_SIDE = 4096               # larger photos are decoded at 1/2, 1/4 or 1/8 size (memory bounded)
 OVERLAY_MAX_SIDE = 2048            # overlays are drawn and written at most this large
+EDGE_MARGIN = 0.5                  # hand sizes from the picture's edges: a hand this far in did not just leave
 
 
 # ------------------------------------------------------------------------------------ inputs
+
+def inside_picture(box: np.ndarray, image_size: tuple[int, int]) -> bool:
+    """Whether a (4,) x0, y0, x1, y1 pixel box lies at least EDGE_MARGIN of its size (its longer side)
+    inside a picture of image_size (width, height) pixels: a hand there is not leaving the picture."""
+    margin = EDGE_MARGIN * max(float(box[2] - box[0]), float(box[3] - box[1]))
+    width, height = image_size
+    return bool(box[0] >= margin and box[1] >= margin and box[2] <= width - margin and box[3] <= height - margin)
+
 
 def chunk_size(width: int, height: int) -> int:
     """Video frames estimated together: FRAME_CHUNK, fewer where that many frames of this size would
@@ -206,11 +215,12 @@ class TrackBuilder:
         return out.rest_joints[:, 0].cpu().numpy()
 
     def build(self, side: str, frames: list[int], hands: list[Optional[HandEstimate]], K: np.ndarray,
-              fps: float, smoothing: float, person: int = -1):
+              fps: float, smoothing: float, person: int = -1, image_size: Optional[tuple[int, int]] = None):
         """frames: source frame numbers; hands: the estimate per frame or None (not seen); person: the
         track's person (-1: not known). One shape (the median of the frames' betas); pose and wrist solved
         over the whole track (core.engine.temporal: ``smoothing`` 0 keeps the seen frames as estimated);
-        short gaps filled (valid, flagged interpolated), long gaps invalid."""
+        short gaps filled (valid, flagged interpolated), long gaps invalid; image_size (width, height) pixels:
+        longer gaps may be bridged only between frames where the hand is inside the picture (None: no check)."""
         seen = np.array([h is not None for h in hands])
         stand_in = next(h for h in hands if h is not None)        # unseen frames: any finite values (weight 0)
         pose = np.stack([(h or stand_in).pose for h in hands])
@@ -218,7 +228,9 @@ class TrackBuilder:
         betas = np.median(betas_each[seen], axis=0)
         wrist = np.stack([(h or stand_in).transl for h in hands]) + self.wrist_offset(side, betas_each)
         confidence = np.array([h.score if h is not None else 0.0 for h in hands], np.float32)
-        pose, wrist, interpolated = solve_track(pose, wrist, confidence, seen, fps, smoothing)
+        inside = None if image_size is None else np.array([h is not None and inside_picture(h.box, image_size)
+                                                           for h in hands])
+        pose, wrist, interpolated = solve_track(pose, wrist, confidence, seen, fps, smoothing, inside)
         transl = wrist - self.wrist_offset(side, betas[None])[0]
         track = track_from_layer(self.layers[side], betas, pose, transl, K, frame_index=np.asarray(frames),
                                  confidence=confidence, valid=seen | interpolated)
@@ -424,7 +436,7 @@ class Estimator:
                 seen = sorted(t.frames)
                 span = [f for f in frames_done if seen[0] <= f <= seen[-1]]
                 tracks.append(self.builder.build(t.side, span, [t.frames.get(f) for f in span], K,
-                                                 fps / max(1, v.frame_step), v.smoothing))
+                                                 fps / max(1, v.frame_step), v.smoothing, image_size=(width, height)))
         with self.engine.times("write"):
             capture_path = self._save(path, tracks, K, width, height, fps / max(1, v.frame_step))
         if self.overlay:

@@ -13,7 +13,12 @@ diag(c) and D the (T-2, T) second-difference matrix, are one symmetric positive-
 and the solution bridges the frame with the smoothest curve through its neighbours (a discrete
 cubic spline), so a short gap is filled; a gap longer than MAX_FILL_SECONDS splits the track
 into segments solved apart, and its frames stay invalid (filled with the nearest seen frame,
-as nothing there can be trusted).
+as nothing there can be trusted). A gap up to MAX_BRIDGE_SECONDS is filled too when the track
+runs on both sides of it for at least BRIDGE_SUPPORT_SECONDS and the hand is inside the picture
+(``inside``: the caller's judgement, core.engine.run: EDGE_MARGIN) in the frames just before and after
+it: a hand tracked steadily up to and again from a gap, away from the picture's edges, was hidden for
+a while (on the rendered clips: behind the other hand, 0.5-0.8 s, as hands cross), not one that left
+the picture or was glimpsed between doubtful detections.
 
 For a steady signal (c = 1) the solve is a zero-phase low-pass filter with gain
 1 / (1 + 16 lam sin^4(pi f / fps)) at frequency f (Hz): ``lam = 1 / (16 sin^4(pi f_c / fps))``
@@ -34,7 +39,9 @@ from scipy.linalg import solveh_banded
 
 from core.hand_model.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
-MAX_FILL_SECONDS = 0.5        # gaps up to this long are filled (flagged interpolated); longer ones stay invalid
+MAX_FILL_SECONDS = 0.5        # gaps up to this long are filled (flagged interpolated); longer ones stay invalid ...
+MAX_BRIDGE_SECONDS = 1.0      # ... unless up to this long, with the track running this long on both sides:
+BRIDGE_SUPPORT_SECONDS = 0.5
 CUTOFF_MAX_HZ = 12.0          # half-gain frequency at strength -> 0
 CUTOFF_MIN_HZ = 0.2           # ... at strength 1 (log-linear between; the default 0.5: 1.55 Hz)
 DEPTH_LAM_FACTOR = 10.0       # the wrist depth's lam over the image position's
@@ -77,16 +84,28 @@ def whittaker(values: np.ndarray, weights: np.ndarray, lam: float) -> np.ndarray
     return solveh_banded(bands, weights[:, None] * values.reshape(count, -1)).reshape(values.shape)
 
 
-def segments(seen: np.ndarray, max_gap: int) -> list[slice]:
+def segments(seen: np.ndarray, max_gap: int, bridge_gap: int = 0, support: int = 0,
+             inside: np.ndarray = None) -> list[slice]:
     """(T,) seen flags -> slices of runs of frames that start and end seen and have no unseen gap
-    longer than ``max_gap`` frames inside."""
+    longer than ``max_gap`` frames inside, except gaps of at most ``bridge_gap`` frames between runs
+    (so made) of at least ``support`` frames each, whose frames next to the gap are ``inside`` (T,)
+    bool (None: all are; ``bridge_gap`` 0: no bridges)."""
     rows = np.flatnonzero(seen)
     if not len(rows):
         return []
     breaks = np.flatnonzero(np.diff(rows) > max_gap + 1)
     starts = np.concatenate([rows[:1], rows[breaks + 1]])
     ends = np.concatenate([rows[breaks], rows[-1:]])
-    return [slice(int(a), int(b) + 1) for a, b in zip(starts, ends)]
+    runs = [[int(a), int(b) + 1] for a, b in zip(starts, ends)]
+    out = runs[:1]
+    for run in runs[1:]:
+        last = out[-1]
+        if (run[0] - last[1] <= bridge_gap and min(last[1] - last[0], run[1] - run[0]) >= max(support, 1)
+                and (inside is None or (inside[last[1] - 1] and inside[run[0]]))):
+            last[1] = run[1]
+        else:
+            out.append(run)
+    return [slice(a, b) for a, b in out]
 
 
 def _to_ray(wrist: np.ndarray) -> np.ndarray:
@@ -119,14 +138,16 @@ def _to_rotation(matrices: np.ndarray) -> np.ndarray:
 
 
 def solve_track(pose: np.ndarray, wrist: np.ndarray, confidence: np.ndarray, seen: np.ndarray,
-                fps: float, strength: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                fps: float, strength: float, inside: np.ndarray = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One track's temporal estimate.
 
     pose (T, J, 3) axis-angle radians and wrist (T, 3) metres, camera space: the per-frame estimates
     (any finite value where not seen); confidence (T,) in [0, 1]; seen (T,) bool; fps of the frames;
-    strength in [0, 1] (0: seen frames exactly as estimated, gaps still filled as FILL_STRENGTH fills them).
+    strength in [0, 1] (0: seen frames exactly as estimated, gaps still filled as FILL_STRENGTH fills them);
+    inside (T,) bool: seen frames where the hand is inside the picture (None: all; see ``segments``).
     Returns (pose (T, J, 3), wrist (T, 3), interpolated (T,) bool: unseen frames filled by the solve).
-    Frames of gaps longer than MAX_FILL_SECONDS come back as the nearest seen frame's result, not interpolated.
+    Frames of gaps longer than MAX_FILL_SECONDS (and not bridged: MAX_BRIDGE_SECONDS, BRIDGE_SUPPORT_SECONDS) come
+    back as the nearest seen frame's result, not interpolated.
     """
     count, joints = pose.shape[:2]
     seen = np.asarray(seen, bool)
@@ -142,7 +163,8 @@ def solve_track(pose: np.ndarray, wrist: np.ndarray, confidence: np.ndarray, see
     lam = smoothness_weight(cutoff_hz(strength if smooth else FILL_STRENGTH), fps) if fps > 0 else 0.0
     interpolated, solved = np.zeros(count, bool), np.zeros(count, bool)
     out_matrices, out_wrist = matrices.copy(), wrist.copy()
-    for part in segments(seen, max(0, int(round(MAX_FILL_SECONDS * fps)))):
+    for part in segments(seen, max(0, int(round(MAX_FILL_SECONDS * fps))), max(0, int(round(MAX_BRIDGE_SECONDS * fps))),
+                         max(1, int(round(BRIDGE_SUPPORT_SECONDS * fps))), inside):
         w = weights[part]
         out_matrices[part] = whittaker(matrices[part], w, lam)
         ray = _to_ray(wrist[part])                                 # image position and log depth

@@ -4,6 +4,12 @@ The online ``Tracker`` (core/engine/tracking.py) links a hand from frame to fram
 a hand lost for longer than its MAX_GAP, or one that leaves the picture and comes back, starts a new
 track there. With the whole video at hand, ``link_tracks`` puts those pieces back together:
 
+0. Side misreads: the detector follows a hand from frame to frame (its ``chain`` number), and a hand
+   cannot change side. Within one chain, a run of at most MISREAD_FRAMES frames whose side is not the
+   side of most of the chain's frames is that hand with its side misread (hands that come out from
+   behind something are often called the wrong side for a few frames, and the detector's side
+   evidence lags): those frames are dropped (they were fitted as the wrong hand; the temporal solve
+   fills short gaps). A longer run is left alone: a chain can slide onto the other hand.
 1. Duplicates: a short track (at most SHORT_TRACK frames) that is, in each of its frames, on the
    place of a longer track seen in that frame (boxes overlapping by DUPLICATE_IOU, or centres within
    half a box side) is that hand seen twice: dropped. So is a short track that ends or starts within
@@ -29,6 +35,7 @@ import numpy as np
 from .detect import box_iou
 from .tracking import Track
 
+MISREAD_FRAMES = 15        # frames: a chain's run of the other side this short is a misread
 SHORT_TRACK = 8            # frames: a track this short may be a duplicate of a longer one
 DUPLICATE_IOU = 0.3
 ADJACENT = 3               # frames between a short misread track and its hand's track
@@ -45,6 +52,10 @@ def link_tracks(tracks: list[Track]) -> list[Track]:
     their first frame. The input tracks are not changed."""
     tracks = [Track(side=t.side, frames=dict(t.frames), last_box=t.last_box, last_frame=t.last_frame)
               for t in sorted(tracks, key=_first) if t.frames]
+    misread = side_misreads([(f, t.side, hand.chain) for t in tracks for f, hand in t.frames.items()])
+    for t in tracks:
+        t.frames = {f: hand for f, hand in t.frames.items() if (f, hand.chain) not in misread}
+    tracks = [t for t in tracks if t.frames]
     tracks = [t for t in tracks if not _duplicate(t, tracks)]
     linked: list[Track] = []
     for track in tracks:
@@ -57,6 +68,32 @@ def link_tracks(tracks: list[Track]) -> list[Track]:
         else:
             linked.append(track)
     return linked
+
+
+def side_misreads(frames: list[tuple[int, str, int]]) -> set[tuple[int, int]]:
+    """[(frame, side, chain)] of a video's hands -> the (frame, chain) pairs whose side is misread: in a
+    chain (chain numbers < 0 are none), runs of at most MISREAD_FRAMES consecutive frames of the side
+    that has fewer frames in it (no side has more: none)."""
+    chains: dict[int, list[tuple[int, str]]] = {}
+    for frame, side, chain in frames:
+        if chain >= 0:
+            chains.setdefault(chain, []).append((frame, side))
+    out = set()
+    for chain, seen in chains.items():
+        seen.sort()
+        counts = {s: sum(side == s for _, side in seen) for s in ("left", "right")}
+        if counts["left"] == counts["right"]:
+            continue
+        minority = min(counts, key=counts.get)
+        run: list[int] = []
+        for frame, side in seen + [(None, None)]:
+            if side == minority:
+                run.append(frame)
+                continue
+            if 0 < len(run) <= MISREAD_FRAMES:
+                out.update((f, chain) for f in run)
+            run = []
+    return out
 
 
 def link_cost(earlier: Track, later: Track) -> float:

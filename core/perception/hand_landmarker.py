@@ -60,6 +60,7 @@ class Hand:
     region: Region            # where it was looked for
     seen: Optional[LandmarkPass] = None   # the model's pass over the region's crop
     tracked: bool = False     # the region came from the last frame's landmarks (core.perception.hand_tracker)
+    chain: int = -1           # video: one number per run of frames a region followed this hand from frame to frame
 
     @property
     def side(self) -> str:

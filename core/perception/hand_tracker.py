@@ -17,11 +17,16 @@ truth either way on held-out synthetic renders (mean error 0.0976 of the hand's 
 Beyond MediaPipe's graph, for video identity (issue 19): a tracked hand keeps its side (the side
 reported is the evidence of all its frames, not this frame's call alone), and a frame's two hands are
 one left and one right hand (``core.perception.hand_sides``). When a tracked hand is lost, the palm
-detector looks on the next frame (not only every ``palm_every``-th), and for LOST_FRAMES frames the
+detector runs on every frame for SEARCH_FRAMES frames (not only every ``palm_every``-th: a hand that
+went behind the other one comes out again elsewhere, and on the rendered benchmark clips the palm
+detector found such hands 1-3 frames before its every-4th-frame turn), and for LOST_FRAMES frames the
 landmark model looks again in the region where it was lost: the palm detector misses hands seen
 edge-on or with their fingers in each other's, which the landmark model still sees there. A hand
 found there that is another hand of the frame (one that moved in front) is dropped, and a hand the
-palm detector finds on such a region keeps the lost hand's side evidence. Two tracked regions that
+palm detector finds on such a region keeps the lost hand's side evidence. Each hand carries a
+``chain`` number, kept while a region follows it from frame to frame and new where it is found anew
+(by the palm detector or in a lost hand's region): the frames of one chain are one hand, so the
+engine can tell a side misread within them (``core.engine.track_links``). Two tracked regions that
 end on one hand (their wrists and middle fingers in one place: one slid onto the other hand as it
 passed in front) give one result, that of the region it moved least in.
 
@@ -46,6 +51,7 @@ from .regions import SAME_HAND_IOU, Region, merge_regions, region_from_landmarks
 from .ssd import box_iou_matrix
 
 LOST_FRAMES = 8           # video: frames a lost hand's region is looked in again
+SEARCH_FRAMES = 30        # video: frames after a loss the palm detector runs on every frame
 SAME_HAND_BOX_IOU = 0.3   # ... and a hand found there whose landmark box overlaps another's this much is that one
 SAME_PALM = 0.25          # two hands whose wrists and middle fingers are this close (hand sizes) are one
 VARIANTS = ("full", "lite")      # MediaPipe's model_complexity 1 and 0: both networks of that size
@@ -80,8 +86,11 @@ class HandTracker:
         self.palm_every = max(1, int(palm_every))
         self.tracked: list[Region] = []
         self._evidence: dict[int, float] = {}     # id of a tracked region -> its hand's side evidence
+        self._chains: dict[int, int] = {}         # id of a tracked region -> its hand's chain number
+        self._next_chain = 0
         self._lost: list[tuple[Region, float, int]] = []   # lost hands' regions, side evidence, frames since
         self._since_palms = 0           # frames since the palm detector last ran
+        self._since_loss = SEARCH_FRAMES + 1   # frames since a tracked hand was last lost
         self._palm_thread: concurrent.futures.ThreadPoolExecutor | None = None
 
     @classmethod
@@ -91,7 +100,8 @@ class HandTracker:
         return cls(PalmFinder(palm, min_confidence), HandLandmarker(landmarks, bf16=bf16), max_hands, video, palm_every)
 
     def reset(self) -> None:
-        self.tracked, self._evidence, self._lost, self._since_palms = [], {}, [], 0
+        self.tracked, self._evidence, self._chains, self._lost, self._since_palms = [], {}, {}, [], 0
+        self._since_loss = SEARCH_FRAMES + 1
 
     def close(self) -> None:
         if self._palm_thread is not None:
@@ -102,8 +112,10 @@ class HandTracker:
         tracked = merge_regions(self.tracked) if self.video else []      # one region per tracked hand
         lost = [r for r, _, _ in self._lost] if len(tracked) < self.max_hands else []
         self._since_palms += 1
+        self._since_loss += 1
         palms = None
-        if len(tracked) < self.max_hands and (not tracked or self._since_palms >= self.palm_every):
+        if len(tracked) < self.max_hands and (not tracked or self._since_palms >= self.palm_every
+                                              or self._since_loss <= SEARCH_FRAMES):
             palms = self._palms_beside(rgb) if tracked else self.palms(rgb)
             self._since_palms = 0
         found = dict(zip(map(id, tracked), self.landmarker.look(rgb, tracked)))
@@ -120,6 +132,7 @@ class HandTracker:
             hand = found[id(region)]
             if hand is not None:
                 hand.tracked = any(region is r for r in tracked + lost)
+                hand.chain = self._chain(region, tracked)
                 hands.append(hand)
                 evidence.append(side_evidence(hand.right, before.get(id(region))))
         if self.video:
@@ -129,11 +142,22 @@ class HandTracker:
             for hand, e in zip(hands, evidence):
                 hand.right = probability(e)
             if sum(any(h.region is r for r in tracked) for h in hands) < len(tracked):
-                self._since_palms = self.palm_every            # a tracked hand was lost: palms on the next frame
+                self._since_loss = 0                           # a tracked hand was lost: palms on the next frames
         self.tracked = [region_from_landmarks(h.landmarks[:, :2], mirrored=h.side == "left") for h in hands]
         self._remember_lost(tracked, hands)
         self._evidence = dict(zip(map(id, self.tracked), evidence))
+        self._chains = {id(r): h.chain for r, h in zip(self.tracked, hands)}
         return hands
+
+    def _chain(self, region: Region, tracked: list[Region]) -> int:
+        """The chain number of the hand found in ``region``: that of the hand a tracked region came from,
+        else a new one (video; a photo's hands all get -1)."""
+        if not self.video:
+            return -1
+        if any(region is r for r in tracked) and id(region) in self._chains:
+            return self._chains[id(region)]
+        self._next_chain += 1
+        return self._next_chain
 
     def _found_again(self, palm_regions: list[Region]) -> dict[int, float]:
         """{id of a palm region: side evidence} for palm regions on a lost hand's region (IoU > SAME_HAND_IOU,
