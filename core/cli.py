@@ -438,8 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--fit-steps", type=number(int, 0), default=30, help="refinement steps (default: %(default)s)")
     est.add_argument("--smoothing", type=number(float, 0, 1), default=0.5,
                      help="video: smoothing of each hand's whole-track solve, from 0 (per-frame results) to 1 "
-                          "(strongest: half-gain at 0.2 Hz; 0.5: 1.5 Hz), zero lag; gaps up to 0.5 s are filled "
-                          "and flagged interpolated at any value (default: %(default)s)")
+                          "(strongest: half-gain at 0.2 Hz; 0.5: 1.5 Hz), zero lag; gaps up to 0.5 s (1 s between steady "
+                          "runs inside the picture) are filled and flagged interpolated at any value (default: %(default)s)")
     est.add_argument("--frame-start", type=number(int, 0), default=0, help="video: first frame, 0-based")
     est.add_argument("--frame-end", type=number(int, -1), default=-1, help="video: last frame, inclusive (-1: the end)")
     est.add_argument("--frame-step", type=number(int, 1), default=1, help="video: use every n-th frame")
