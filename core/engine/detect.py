@@ -55,6 +55,7 @@ class Detection:
     keypoints_2d: Optional[np.ndarray]      # (21, 2) landmarks, or None (a box from the user)
     source: str = "mediapipe"               # "mediapipe" (palm detector) | "person" (a person's pose) | "tile"
                                             # (palm detector on a tile) | "box" (given by the user) | "search" | "sweep"
+                                            # | "back" (video: looked back for, core.engine.chunk_chains)
     world_landmarks: Optional[np.ndarray] = None   # (21, 3) metres, camera axes, origin near the hand's centre
     person: int = -1                        # which person of the photo the hand belongs to; -1: not known
     # a hand tracked in a video: the region it was found in (full-image pixels) and the landmark model's
@@ -119,7 +120,7 @@ class HandDetector:
                                          bf16=_bf16(device), palm_every=palm_every)
         self._finder = None if video else HandFinder.load(landmarks, device, min_confidence, max_hands=max_hands,
                                                           bf16=_bf16(device))
-        self._sweep = None          # RegionSweep, made on first need (photos only)
+        self._sweep = None          # RegionSweep, made on first need (photos; videos: ``look``)
 
     def close(self) -> None:
         """Ends the tracker's palm-detector thread (the networks are shared and stay loaded, see
@@ -149,6 +150,13 @@ class HandDetector:
             found = [_from_points(d.keypoints_2d / scale, d.side, d.score, d.source, world=d.world_landmarks)
                      for d in self._sweep.find(small, self.max_hands or SEARCH_MAX_HANDS)]
         return drop_duplicates(found)[:self.max_hands]
+
+    def look(self, rgb: np.ndarray, window: "Window") -> Optional[Detection]:
+        """The hand the landmark model alone finds in ``window`` (pixels) of ``rgb`` (H, W, 3), or None
+        (``RegionSweep.probe``; videos look back for a hand with it: core.engine.chunk_chains)."""
+        if self._sweep is None:
+            self._sweep = RegionSweep(device=self.device)
+        return self._sweep.probe(rgb, window)
 
     def _find(self, rgb: np.ndarray) -> list[Detection]:
         """A photo's hands by ``HandFinder`` (people first, then palms), each with its person. The less

@@ -25,6 +25,7 @@ from core.boxes import clip_boxes
 from core.capture import Capture, default_intrinsics, save_capture, track_from_layer
 from core.hand_model import HandLayer, load_hand_model
 
+from .chunk_chains import ChunkChains
 from .inputs import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputError, VideoOptions, capture_paths,  # noqa: F401
                      check_file, expand_inputs, overlay_path, read_intrinsics_file)
 from .pipeline import Engine, EngineOptions, HandEstimate
@@ -392,6 +393,7 @@ class Estimator:
         total = len(range(v.frame_start, last + 1, max(1, v.frame_step))) if count else 0
         detector = self.engine.video_detector() if v.frame_step == 1 else None   # tracks landmarks between frames
         tracker, frames_done, K = Tracker(), [], None
+        chains = ChunkChains(detector.look) if detector is not None else None
         chunk = []
 
         def detected():       # decoding runs in a thread of its own, a few frames ahead of detection
@@ -414,11 +416,11 @@ class Estimator:
                                          f"the first was {width} x {height}")
                     chunk.append(item)
                     if len(chunk) == chunk_size(width, height):
-                        self._video_chunk(tracker, chunk, K, frames_done)
+                        self._video_chunk(tracker, chunk, K, frames_done, chains)
                         chunk = []
                         self.progress.update("video", len(frames_done), total, os.path.basename(path))
                 if chunk:
-                    self._video_chunk(tracker, chunk, K, frames_done)
+                    self._video_chunk(tracker, chunk, K, frames_done, chains)
         finally:
             if detector is not None:
                 detector.close()
@@ -474,10 +476,14 @@ class Estimator:
                 rgb = to_rgb8(bgr, "frame") if bgr.ndim != 3 or bgr.shape[2] != 3 else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             yield index, rgb
 
-    def _video_chunk(self, tracker, chunk, K, frames_done) -> None:
-        """Network and fit for a chunk of (index, rgb, detections) frames; the tracker links the hands."""
+    def _video_chunk(self, tracker, chunk, K, frames_done, chains: Optional[ChunkChains] = None) -> None:
+        """Network and fit for a chunk of (index, rgb, detections) frames, the detections first settled
+        by ``chains`` (sides, hands looked back for: core.engine.chunk_chains); the tracker links the hands."""
         frames = [rgb for _, rgb, _ in chunk]
-        results = self.engine.estimate_frames(frames, K, [found for _, _, found in chunk])
+        found = [found for _, _, found in chunk]
+        if chains is not None:
+            found = chains([index for index, _, _ in chunk], frames, found)
+        results = self.engine.estimate_frames(frames, K, found)
         self.frames += len(frames)
         for (index, _, _), hands in zip(chunk, results):
             tracker.update(index, hands)
