@@ -22,16 +22,25 @@ def test_a_chains_short_misread_run_takes_the_chains_side_before_the_fit():
     sides = ["left", "left"] + ["right"] * 8                 # a hand come into view called left for 2 frames
     detections = [[_hand((100.0 + 5 * f, 200.0), side)] for f, side in zip(frames, sides)]
     detections[4].append(_hand((400.0, 200.0), "left", chain=-1))      # no chain: left alone
-    history: list = []
+    history: dict = {}
     settled = settle_sides(frames, detections, history)
     assert [found[0].side for found in settled] == ["right"] * 10
     assert settled[0][0].tracked_region is None and settled[0][0].seen is None   # cut for the old side: not reused
+    assert settled[0][0].score == 0.5                                         # 1 - 0.9, at least SIDE_SURE
     assert settled[5][0].tracked_region is detections[5][0].tracked_region     # unchanged detections kept as they are
     assert settled[4][1].side == "left"
-    assert len(history) == 11 and {s for _, s, c in history if c == 3} == {"right"}
-    # the next chunk remembers: a 3-frame left run of chain 3 is still a misread
-    more = settle_sides([10, 11, 12], [[_hand((150.0, 200.0), "left")] for _ in range(3)], history)
-    assert [found[0].side for found in more] == ["right"] * 3
+    assert [s for _, s, _ in history[3]] == sides and -1 not in history       # as the detector called them
+    # the next chunk remembers: a left run of chain 3 that ends inside the chunk is still a misread
+    more = settle_sides([10, 11, 12, 13], [[_hand((150.0, 200.0), "left")]] * 3 + [[_hand((150.0, 200.0))]], history)
+    assert [found[0].side for found in more] == ["right"] * 4
+
+
+def test_a_run_that_reaches_the_chunks_end_waits_and_a_long_one_is_no_misread():
+    history: dict = {}
+    first = settle_sides(list(range(30)), [[_hand((100.0, 200.0), "right" if f < 20 else "left")] for f in range(30)], history)
+    assert [found[0].side for found in first][20:] == ["left"] * 10      # how long it lasts is not known yet
+    second = settle_sides(list(range(30, 40)), [[_hand((100.0, 200.0), "left")] for _ in range(10)], history)
+    assert [found[0].side for found in second] == ["left"] * 10          # 20 frames of left: the chain slid, no misread
 
 
 def _looker(truth_centres: dict, reach: float = 20.0):
@@ -73,6 +82,10 @@ def test_a_new_chain_is_looked_for_in_the_frames_before_its_first():
     look, calls = _looker(truth)
     out = look_back(rgbs, blocked, {2}, look)
     assert [len(found) for found in out[:5]] == [0, 0, 0, 0, 1] and calls == [4]
+    # at most ``depth`` frames back
+    look, calls = _looker(truth)
+    out = look_back(rgbs, detections, set(), look, depth=2)
+    assert [f for f in range(10) if out[f]] == list(range(3, 10)) and calls == [4, 3]
 
 
 def test_chunk_chains_looks_back_only_within_a_chunk_and_settles_first():
@@ -91,5 +104,5 @@ def test_a_misread_is_not_settled_onto_a_side_the_frame_already_has():
     frames = list(range(6))
     detections = [[_hand((100.0, 200.0), "right")] for _ in frames]
     detections[3] = [_hand((300.0, 200.0), "left"), _hand((100.0, 200.0), "right", chain=4)]   # chain 3 slid onto the left hand
-    settled = settle_sides(frames, detections, [])
+    settled = settle_sides(frames, detections, {})
     assert [d.side for d in settled[3]] == ["left", "right"]

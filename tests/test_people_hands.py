@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from bench.hand_recall import annotations, match, photos_without_hands, read_rgb, score
-from core.perception.hand_finder import FoundHand, one_per_hand, side_from_pose
+from core.perception.hand_finder import FoundHand, _surest, one_per_hand, side_from_pose
 from core.perception.hand_landmarker import Hand
 from core.perception.people import (Person, alignment_region, hand_region_from_pose, one_per_person,
                                     refine_from_heatmap, region_from_recrop)
@@ -232,6 +232,18 @@ def test_a_piece_of_a_hand_is_dropped_whatever_its_side():
     assert len(one_per_hand([whole, elsewhere])) == 2               # a small hand beside it is a hand
     second = FoundHand(_hand_at((300.0, 450.0), 70.0, "right", 0.9))      # over a third of its size: two hands
     assert len(one_per_hand([whole, second])) == 2
+    # a weak large find (it may yet be dropped as a face or as unstable) takes no real hand with it
+    weak_whole = dataclasses.replace(whole, hand=dataclasses.replace(whole.hand, presence=0.3))
+    (kept,) = one_per_hand([weak_whole, tip])
+    assert kept.hand is tip.hand                                                # the weak one is merged into it
+    assert len(one_per_hand([dataclasses.replace(weak_whole, owner=(1, "left")), tip])) == 1   # on a wrist: sure
+
+
+def test_a_region_looked_at_in_other_sizes_keeps_its_surest_clear_look():
+    own, halved, bigger = (dataclasses.replace(_hand_at((100.0, 300.0)), presence=p) for p in (0.2, 0.45, 0.8))
+    assert _surest([(1.0, own), (0.5, halved), (1.5, None)], clear=0.5) is own        # 0.45 at another size: not clear
+    assert _surest([(1.0, own), (0.5, halved), (1.5, bigger)], clear=0.5) is bigger
+    assert _surest([(1.0, None), (0.5, halved)], clear=0.5) is None
 
 
 def test_side_from_pose_only_where_the_network_read_the_hand_both_ways():

@@ -112,6 +112,20 @@ def test_a_hidden_hands_track_is_paired_with_it_not_with_the_hand_in_front():
     assert entry["frames_visible"] == 2 * frames - 3 and entry["frames_lost"] == 0
 
 
+def test_a_hidden_hand_does_not_take_a_visible_hands_only_track():
+    """One track, 12 px off the front hand, while the hand hidden behind it lies 10 px from the track:
+    the track is the front hand's (a hidden hand is paired only where that costs no visible pair)."""
+    frames = 3
+    front = np.random.default_rng(2).uniform(200, 300, (21, 2))
+    true_2d = np.stack([np.repeat(front[None], frames, 0), np.repeat(front[None] + [22.0, 0.0], frames, 0)], 1)
+    visible = np.array([[True, False]] * frames)
+    true_3d = np.concatenate([true_2d / 600, np.full((frames, 2, 21, 1), 0.5)], -1)
+    truth = {"visible": visible, "landmarks_3d": true_3d, "landmarks_2d": true_2d}
+    track = fake_track(range(frames), true_3d[:, 0], true_2d[:, 0] + [12.0, 0.0])   # 10 px from the hidden hand
+    entry = score_clip(truth, [track])
+    assert entry["frames_visible"] == frames and entry["frames_lost"] == 0
+
+
 def test_undecodable_frames_are_counted_with_the_first_index(tmp_path):
     path = tmp_path / "damaged.avi"
     write_video(path, frames=12)

@@ -12,7 +12,9 @@ Matching, per frame: every true hand and every valid track estimate are paired o
 pairing with the smallest summed mean 2D distance); a pair counts when the estimate's 2D landmarks
 lie on average within MATCH_FRACTION of the true hand's 2D box diagonal. Hidden hands take part, so
 that a track filled across frames where its hand is behind the other one is paired with its own hand,
-not with the hand in front; only the pairs of *visible* true hands (truth ``visible``) are scored.
+not with the hand in front; among pairings with as many pairs, the one pairing the most visible
+hands wins (a hidden hand does not take a visible hand's only track); only the pairs of *visible*
+true hands (truth ``visible``) are scored.
 Metrics (true hand's landmark points, camera space; millimetres):
   mpjpe_mm           mean 3D distance per keypoint (camera space: depth errors count), mean and
                      median over frames (the JSON keeps every frame's value under per_frame)
@@ -47,11 +49,14 @@ def acceleration(x: np.ndarray) -> np.ndarray:
     return x[:-2] - 2 * x[1:-1] + x[2:]
 
 
-def match_frame(true_2d: np.ndarray, visible: np.ndarray, estimates: list) -> dict:
-    """true_2d (H, 21, 2), visible (H,), estimates [(track id, (21, 2))] -> {hand: track id}."""
+def match_frame(true_2d: np.ndarray, visible: np.ndarray, estimates: list, prefer: np.ndarray = None) -> dict:
+    """true_2d (H, 21, 2), visible (H,): the hands that take part, estimates [(track id, (21, 2))] ->
+    {hand: track id}: the most pairs; among those, the pairing of the most ``prefer`` (H,) hands
+    (default: all alike), then the smallest summed distance."""
     hands = [h for h in range(len(true_2d)) if visible[h]]
-    best, best_cost = {}, np.inf
+    prefer = np.ones(len(true_2d), bool) if prefer is None else np.asarray(prefer, bool)
     for count in range(min(len(hands), len(estimates)), 0, -1):
+        best, best_key = {}, None
         for chosen in itertools.permutations(range(len(estimates)), count):
             for subset in itertools.combinations(hands, count):
                 pairs, cost = {}, 0.0
@@ -62,11 +67,12 @@ def match_frame(true_2d: np.ndarray, visible: np.ndarray, estimates: list) -> di
                         break
                     pairs[h], cost = estimates[e][0], cost + distance
                 else:
-                    if cost < best_cost:
-                        best, best_cost = pairs, cost
+                    key = (int(sum(prefer[h] for h in pairs)), -cost)
+                    if best_key is None or key > best_key:
+                        best, best_key = pairs, key
         if best:
             return best
-    return best
+    return {}
 
 
 def score_clip(truth: dict, tracks: list) -> dict:
@@ -76,7 +82,7 @@ def score_clip(truth: dict, tracks: list) -> dict:
     matched = np.full((frames, hands), -1)
     for f in range(frames):
         estimates = [(i, tracks[i].keypoints_2d[rows[i][f]]) for i in range(len(tracks)) if f in rows[i]]
-        for h, i in match_frame(truth["landmarks_2d"][f], np.ones(hands, bool), estimates).items():
+        for h, i in match_frame(truth["landmarks_2d"][f], np.ones(hands, bool), estimates, truth["visible"][f]).items():
             if truth["visible"][f, h]:
                 matched[f, h] = i
     pred, true, accel_err, accel_true, switches, per_hand = [], [], [], [], 0, []

@@ -27,6 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .detect import Detection, box_iou, window_from_landmarks
+from .pipeline import SIDE_SURE
 from .track_links import side_misreads
 
 LOOK_BACK = 15            # frames before a chain's first that are looked at for its hand
@@ -36,17 +37,33 @@ Look = Callable[[np.ndarray, object], Optional[Detection]]   # (rgb (H, W, 3), w
 
 
 def settle_sides(frames: list[int], detections: list[list[Detection]],
-                 history: list[tuple[int, str, int]]) -> list[list[Detection]]:
-    """frames: this chunk's frame numbers; detections: per frame, its hands; history: (frame, side,
-    chain) of the earlier chunks' hands (extended here with this chunk's, as settled). Returns the
-    detections with each chain's short misread runs given the chain's side."""
-    here = [(f, d.side, d.chain) for f, found in zip(frames, detections) for d in found]
-    misread = side_misreads(history + here)
+                 history: dict[int, list[tuple[int, str, int]]]) -> list[list[Detection]]:
+    """frames: this chunk's frame numbers; detections: per frame, its hands; history: chain -> (frame,
+    side, chain) of the earlier chunks' hands as the detector called them (extended here with this
+    chunk's). Returns the detections with each chain's short misread runs given the chain's side. A
+    run that reaches the chunk's last frame is left as it is: how long it lasts is not known yet (a
+    misread that stays is dropped after the fit, ``track_links.side_misreads``)."""
+    here = [(f, d.side, d.chain) for f, found in zip(frames, detections) for d in found if d.chain >= 0]
+    chains = {chain for _, _, chain in here}
+    misread = side_misreads([seen for chain in chains for seen in history.get(chain, [])] + here)
+    misread -= _runs_to(frames[-1], misread) if frames else set()
     out = []
     for f, found in zip(frames, detections):
         out.append([_other_side(d) if (f, d.chain) in misread and d.chain >= 0 and not _side_taken(d, found) else d
                     for d in found])
-    history.extend((f, d.side, d.chain) for f, found in zip(frames, out) for d in found)
+    for seen in here:
+        history.setdefault(seen[2], []).append(seen)
+    return out
+
+
+def _runs_to(last: int, misread: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Of the misread (frame, chain) pairs, the runs that end at frame ``last`` (consecutive frames)."""
+    out = set()
+    for chain in {c for _, c in misread}:
+        f = last
+        while (f, chain) in misread:
+            out.add((f, chain))
+            f -= 1
     return out
 
 
@@ -80,8 +97,11 @@ def _side_taken(d: Detection, found: list[Detection]) -> bool:
 
 
 def _other_side(d: Detection) -> Detection:
-    """The detection as the other side's hand (its tracked crop, cut for the old side, is not reused)."""
-    return dataclasses.replace(d, side="left" if d.side == "right" else "right", tracked_region=None, seen=None)
+    """The detection as the other side's hand (its tracked crop, cut for the old side, is not reused);
+    its score, the confidence in the old side, becomes 1 - score, at least SIDE_SURE (the chain says
+    which side; this frame alone said the other)."""
+    return dataclasses.replace(d, side="left" if d.side == "right" else "right", score=max(1.0 - d.score, SIDE_SURE),
+                               tracked_region=None, seen=None)
 
 
 class ChunkChains:
@@ -90,7 +110,7 @@ class ChunkChains:
 
     def __init__(self, look: Look):
         self.look = look
-        self.history: list[tuple[int, str, int]] = []
+        self.history: dict[int, list[tuple[int, str, int]]] = {}
         self.known: set[int] = set()
 
     def __call__(self, frames: list[int], rgbs: list[np.ndarray], detections: list[list[Detection]]) -> list[list[Detection]]:

@@ -152,10 +152,12 @@ class HandDetector:
         return drop_duplicates(found)[:self.max_hands]
 
     def look(self, rgb: np.ndarray, window: "Window") -> Optional[Detection]:
-        """The hand the landmark model alone finds in ``window`` (pixels) of ``rgb`` (H, W, 3), or None
-        (``RegionSweep.probe``; videos look back for a hand with it: core.engine.chunk_chains)."""
+        """The hand the landmark model alone (this detector's own) finds in ``window`` (pixels) of
+        ``rgb`` (H, W, 3), or None (``RegionSweep.probe``; videos look back for a hand with it:
+        core.engine.chunk_chains, from the engine's thread while this detector's thread detects
+        later frames; the two share the network's weights, read only)."""
         if self._sweep is None:
-            self._sweep = RegionSweep(device=self.device)
+            self._sweep = RegionSweep(device=self.device, landmarker=self._tracker.landmarker)
         return self._sweep.probe(rgb, window)
 
     def _find(self, rgb: np.ndarray) -> list[Detection]:

@@ -68,7 +68,7 @@ class HandEstimate:
     transl: np.ndarray         # (3,) the hand layer's translation
     joints_3d: np.ndarray      # (21, 3) camera space
     keypoints_2d: np.ndarray   # (21, 2) pixels
-    source: str = "mediapipe"  # where the hand was found: "mediapipe" | "box" | "search"
+    source: str = "mediapipe"  # where the hand was found: Detection.source (core.engine.detect)
     side_confidence: float = 1.0   # probability that ``side`` is right: the detector's, or the fit's when it decided
     person: int = -1           # which person of the photo the hand belongs to (the detector's); -1: not known
     chain: int = -1            # video: frames of one chain number were one hand followed by the detector

@@ -482,7 +482,8 @@ class Estimator:
         frames = [rgb for _, rgb, _ in chunk]
         found = [found for _, _, found in chunk]
         if chains is not None:
-            found = chains([index for index, _, _ in chunk], frames, found)
+            with self.engine.times("detect"):
+                found = chains([index for index, _, _ in chunk], frames, found)
         results = self.engine.estimate_frames(frames, K, found)
         self.frames += len(frames)
         for (index, _, _), hands in zip(chunk, results):

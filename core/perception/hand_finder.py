@@ -19,7 +19,8 @@
    under, gets a second look in the region its own landmarks give (``recentre``).
 4. One hand, one result: a find at most a third the size of another and inside its box is a piece of
    that hand (a fingertip read as a tiny hand, often on a wrist the pose put on the fingers of a
-   close-up) and is dropped, whatever its side or owner. Then finds whose landmark boxes overlap by
+   close-up) and is dropped, whatever its side or owner, where the larger is sure (presence over 0.5,
+   or on a pose wrist). Then finds whose landmark boxes overlap by
    more than DUPLICATE_IOU, or lie mostly inside one another with the same side (any side for the
    weaker where its presence is under 0.5), or that put the wrist and the middle finger in the same
    place (a hand read once as a left and once as a right hand) are one hand, unless they are on one
@@ -153,8 +154,8 @@ class HandFinder:
         thresholds = ([self.min_presence_person if vouched[k] else self.min_presence for k, _ in looks]
                       + [self.min_presence] * len(palm_regions))
         looked = self.recentre(rgb, self.landmarker.look(rgb, regions), thresholds)
-        by_region = [[h for (j, _), h in zip(looks, looked) if j == k] for k in range(len(person_regions))]
-        return [_surest(hands, self.min_presence) for hands in by_region] + looked[len(looks):]
+        by_region = [[(size, h) for (j, size), h in zip(looks, looked) if j == k] for k in range(len(person_regions))]
+        return [_surest(sized, self.min_presence) for sized in by_region] + looked[len(looks):]
 
     def recentre(self, rgb: np.ndarray, looked: list, thresholds: list[float]) -> list:
         """A second look, in the region its own landmarks give (MediaPipe's tracking step,
@@ -210,7 +211,7 @@ def one_per_hand(finds: list[FoundHand], iou: float = DUPLICATE_IOU) -> list[Fou
     that hand, the owner of any find of it, the side of the find surest of its side (``Hand.right``:
     the landmarks of the surest hand, the side of the surest side call), then settled by
     ``side_from_pose``."""
-    finds = [f for f in finds if not any(_part_of(f, other) for other in finds)]
+    finds = [f for f in finds if not any(_part_of(f, other) for other in finds if _sure(other))]
     if not finds:
         return []
     order = sorted(range(len(finds)), key=lambda i: -finds[i].hand.presence)
@@ -246,12 +247,19 @@ def _resized(region: Region, size: float) -> Region:
     return dataclasses.replace(region, width=region.width * size, height=region.height * size)
 
 
-def _surest(looks: list, clear: float) -> Optional[Hand]:
-    """One hand region's looks at PERSON_REGION_SIZES (Hand or None each) -> the one with the highest
-    presence, or None; a look at another size than the region's own counts only where its presence
-    passes ``clear`` (a hand that only shows at another size must show clearly)."""
-    found = [h for k, h in enumerate(looks) if h is not None and (k == 0 or h.presence > clear)]
+def _surest(looks: list[tuple[float, Optional[Hand]]], clear: float) -> Optional[Hand]:
+    """One hand region's looks [(size, Hand or None)] -> the hand with the highest presence, or None;
+    a look at another size than the region's own (1.0) counts only where its presence passes
+    ``clear`` (a hand that only shows at another size must show clearly)."""
+    found = [h for size, h in looks if h is not None and (size == 1.0 or h.presence > clear)]
     return max(found, key=lambda h: h.presence) if found else None
+
+
+def _sure(find: FoundHand) -> bool:
+    """Whether a find is sure enough to absorb the pieces inside it: presence over MIN_PRESENCE, or on a
+    pose wrist (a weaker find may yet be dropped as a face or as unstable, and must not take a real
+    hand with it)."""
+    return find.hand.presence > MIN_PRESENCE or find.owner is not None
 
 
 def _part_of(small: FoundHand, large: FoundHand) -> bool:

@@ -10,8 +10,8 @@
   region made from that wrist, with that side, is that wrist's hand even where other people's
   wrists are near).
 - ``on_face``: whether a hand lies on a person's face (the box of pose landmarks 0-10: nose, eyes,
-  ears, mouth) without being on that person's wrist: a nose or an eye the landmark network mistook
-  for a hand. A hand over a face (framing the eyes, holding a phone) ends at the person's wrist.
+  ears, mouth) without being on any pose wrist: a nose or an eye the landmark network mistook for a
+  hand. A hand over a face (framing the eyes, holding a phone) ends at a wrist.
 
 Only people whose person detection scored at least MIN_PERSON_SCORE count (``vouches``): the person
 finder keeps weaker detections, and among them are shapes of a room or a street read as a crumpled body.
