@@ -57,6 +57,12 @@ def atomic_output(path: str, create: bool = True) -> Iterator[str]:
                 os.unlink(leftover)
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (``atomic_output``: a temporary file renamed onto it)."""
+    with atomic_output(path) as temporary, open(temporary, "wb") as handle:
+        handle.write(data)
+
+
 class FolderError(OSError):
     """An output folder that cannot be made or written; the message names it and says why."""
 

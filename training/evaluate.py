@@ -45,6 +45,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from blender_addon.output_files import write_bytes
 from core.crops import normalize_image
 from core.engine.overlay import draw_keypoints
 from core.networks import keypoints_from_heatmaps, load_weights
@@ -108,16 +109,9 @@ class CropSamples(Dataset):
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
+    """Write ``data`` to ``path`` atomically (``output_files.write_bytes``), making its folder first."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_bytes(path, data)
 
 
 def run_network(model: torch.nn.Module, images: torch.Tensor, device: torch.device, amp: bool) -> dict:

@@ -24,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from blender_addon.capture_format import CaptureError, load_capture
-from blender_addon.output_files import atomic_output
+from blender_addon.output_files import write_bytes
 from core.engine.overlay import draw_tracks
 from core.hand_model import HandLayer, load_hand_model
 
@@ -155,8 +155,7 @@ def main(argv=None) -> int:
         png = views_png(args.video, captures, labels, truth, args.keypoint, frames)
     except ValueError as e:
         parser.error(str(e))
-    with atomic_output(args.out) as temporary, open(temporary, "wb") as handle:
-        handle.write(png)
+    write_bytes(args.out, png)
     print(args.out)
     return 0
 

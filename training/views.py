@@ -22,7 +22,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from blender_addon.output_files import atomic_output
+from blender_addon.output_files import write_bytes
 from core.engine.overlay import MESH_COLOUR, draw_keypoints, draw_mesh
 from core.engine.run import intrinsics, read_image, sidecar_intrinsics
 from core.hand_model import HandLayer, load_hand_model
@@ -129,8 +129,7 @@ def main(argv=None) -> int:
         png = views_png(rows, engine, faces, layers)
     finally:
         engine.close()
-    with atomic_output(args.out) as temporary, open(temporary, "wb") as handle:
-        handle.write(png)
+    write_bytes(args.out, png)
     print(args.out)
     return 0
 
