@@ -15,7 +15,17 @@ capture onto the user's own rig: Rigify, Mixamo, Unreal/MetaHuman, VRM, custom n
 """
 
 
+NO_NUMPY = ("Hand Capture needs numpy in Blender's Python, and this Blender has none. Blender's own builds "
+            "bundle it; a Linux distribution's Blender uses the system Python: install its numpy package "
+            "(Debian/Ubuntu: sudo apt install python3-numpy; Fedora: sudo dnf install python3-numpy), then "
+            "enable the add-on again")
+
+
 def register():
+    try:
+        import numpy  # noqa: F401  (every module of the add-on needs it)
+    except ImportError:
+        raise ImportError(NO_NUMPY) from None
     from . import addon
     addon.register()
 

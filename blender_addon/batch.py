@@ -10,7 +10,8 @@ or with the bpy module (``pip install bpy``)::
     python blender_addon/batch.py INPUT... -o DIR [--format blend|fbx|glb]
 
 Photos and videos go through the engine (``<engine python> -m core estimate``; its Python
-from ``--engine-python``, $HANDCAP_PYTHON or the ``handcap`` command on PATH), one run per input,
+from ``--engine-python``, the installed extension's Engine Python (Install Engine sets it),
+$HANDCAP_PYTHON or the ``handcap`` command on PATH), one run per input,
 or with ``--ray [ADDRESS]`` one run for all of them spread over a Ray cluster (capture files kept in
 DIR/captures; Blender's Python never imports ray). Each output is written atomically; a bad input
 gets one error line on stderr and is skipped. With ``--rig`` each output is RIG.blend's character
@@ -42,6 +43,21 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def installed_engine_python() -> str:
+    """The engine that Install Engine set up for the installed extension (its Engine Python
+    preference), so that ``blender -b -P .../batch.py`` uses it as the panel does; '' when the
+    extension is not installed in this Blender (the bpy module) or has no engine set."""
+    try:
+        import bpy
+        addons = bpy.context.preferences.addons
+    except (ImportError, AttributeError):
+        return ""
+    for name in addons.keys():
+        if name == "handcap" or name.endswith(".handcap"):
+            return getattr(addons[name].preferences, "engine_python", "") or ""
+    return ""
 
 
 def parse_args(argv: list) -> argparse.Namespace:
@@ -108,8 +124,9 @@ def main(argv: list = None) -> int:
         transfer = importlib.import_module(package.__name__ + ".retarget.bone_transfer")
         job = headless.RetargetJob(os.path.abspath(args.rig), args.armature, args.mapping, transfer.TransferOptions(
             args.wrist_rotation, args.wrist_location, args.metacarpal_share))
+    engine_python = args.engine_python or installed_engine_python()
     with quiet.quiet_third_party(args.verbose):
-        results = convert.convert_inputs(args.inputs, args.output, args.format, args.engine_python,
+        results = convert.convert_inputs(args.inputs, args.output, args.format, engine_python,
                                          options, retarget=job)
     failed = [r for r in results if r.error]
     without = [r for r in results if not r.error and not r.hands]

@@ -1,14 +1,16 @@
 """Install Engine / Check Engine without bpy: a private virtual environment for the engine.
 
-    job = InstallJob(target, wheels=[...], find_links=[...], offline=False, log_path=...)
+    job = InstallJob(target, wheels=[...], find_links=[...], offline=False, cpu_only=False, log_path=...)
     job.start(); ... job.poll() ...; job.cancel()          # or job.run() to the end
 
 The engine (torch, OpenCV) cannot live in Blender's own Python, so it gets a virtual environment
 of its own, ``target`` (the extension's user folder; ``preferences`` chooses it). The venv is built
-in a temporary folder beside ``target`` and renamed into place only when pip succeeded, so a
-second click, a cancel or a failure leaves the previous engine (or nothing) as it was, never half
-an install. Everything pip says goes to ``log_path``; its "Collecting"/"Downloading"/"Installing"
-lines are the progress.
+in a temporary folder beside ``target`` and renamed into place only when pip succeeded and the new
+engine passed its self-test (a real estimate on the bundled photo, ``core self-test``), so a second
+click, a cancel or a failure leaves the previous engine (or nothing) as it was, never half an
+install, and an engine that installs but cannot estimate is a failed install that says why.
+Everything pip says goes to ``log_path``; the megabytes it fetched are the progress
+(``engine_packages.DownloadMeter``).
 
 The base Python: Blender's own interpreter when its version suits the engine's wheels (3.11 to
 3.13: torch 2.13 has wheels for these), else the first ``python3.13/3.12/3.11`` on PATH; a
@@ -29,11 +31,10 @@ import tempfile
 import threading
 
 from .engine import EngineError
+from .engine_packages import ENGINE_SIZES_MB, DownloadMeter, pip_arguments, platform_name
 
 SUPPORTED = ((3, 11), (3, 13))                 # inclusive range of Pythons the engine's wheels exist for
-PROGRESS_WORDS = ("Processing", "Collecting", "Downloading", "Installing", "Successfully")
-# pip's "Collecting" lines are counted against this many (handcap and its pinned dependencies and theirs)
-EXPECTED_PACKAGES = 40
+SELF_TEST_TIMEOUT = 600.0                      # seconds for the new engine's first load and estimate
 
 
 def venv_python(folder: str) -> str:
@@ -85,17 +86,6 @@ def bundled_wheels(addon_dir: str) -> list:
     return sorted(glob.glob(os.path.join(addon_dir, "wheels", "handcap-*.whl")))
 
 
-def pip_arguments(wheels: list, find_links: list = (), offline: bool = False) -> list:
-    """``pip install`` arguments for handcap from ``wheels`` (files) or a project folder, with
-    ``find_links`` (folders of wheels) searched too; offline: only those (``--no-index``)."""
-    args = ["install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
-    if offline:
-        args.append("--no-index")
-    for folder in find_links:
-        args += ["--find-links", folder]
-    return args + list(wheels)
-
-
 class InstallJob:
     """One Install Engine: venv in a temporary folder, pip install, rename to ``target``.
 
@@ -103,17 +93,19 @@ class InstallJob:
     (the last step, or why it failed); ``python`` (the engine's interpreter when done)."""
 
     def __init__(self, target: str, wheels: list, find_links: list = (), offline: bool = False,
-                 log_path: str = "", base_python: str = "", check_code: str = "import core, torch, cv2"):
+                 log_path: str = "", base_python: str = "", cpu_only: bool = False, check_env: dict = None):
         if not wheels:
             raise EngineError("nothing to install: no handcap wheel in the extension and no local wheel or folder given")
         if offline and not find_links and not all(os.path.isfile(w) or os.path.isdir(w) for w in wheels):
             raise EngineError("Blender is offline (Preferences > System > Allow Online Access): install from a "
                               "local wheel or folder")
         self.target = os.path.abspath(target)
-        self.wheels, self.find_links, self.offline = list(wheels), list(find_links), offline
+        self.wheels, self.find_links, self.offline, self.cpu_only = list(wheels), list(find_links), offline, cpu_only
         self.log_path = log_path or self.target + ".log"
         self.base_python = base_python
-        self.check_code = check_code          # run in the new engine before it replaces the old one
+        self.check_env = check_env            # the self-test's environment (default: this one's)
+        self.meter = DownloadMeter(ENGINE_SIZES_MB[platform_name(cpu_only)][0])
+        self.report = None                    # the new engine's self-test report, once it ran
         self.state, self.progress, self.message, self.python = "idle", 0.0, "", ""
         self._process = None
         self._cancel = threading.Event()
@@ -151,13 +143,15 @@ class InstallJob:
                 self._step(log, "creating the virtual environment", 0.02,
                            [base, "-m", "venv", "--clear", building])
                 python = venv_python(building)
-                self._step(log, "installing handcap and its dependencies", 0.1,
-                           [python, "-m", "pip", *pip_arguments(self.wheels, self.find_links, self.offline)])
-                self._step(log, "checking the engine", 0.95,
-                           [python, "-c", self.check_code])
+                self._step(log, "installing handcap and its dependencies", 0.05,
+                           [python, "-m", "pip", *pip_arguments(self.wheels, self.find_links, self.offline, self.cpu_only)])
+                self._self_test(log, python)
             self._replace(building)
             self.python = venv_python(self.target)
-            self.state, self.progress, self.message = "done", 1.0, f"engine installed: {self.python}"
+            estimate = (self.report or {}).get("estimate", {})
+            self.state, self.progress = "done", 1.0
+            self.message = (f"engine installed and checked: {estimate.get('hands', '?')} hand(s) found in the bundled "
+                            f"photo ({self.python})")
         except Exception as e:         # cancelled, pip failed, no Python: nothing half-made is left
             shutil.rmtree(building, ignore_errors=True)
             self.state = "cancelled" if self._cancel.is_set() else "failed"
@@ -172,15 +166,19 @@ class InstallJob:
         log.flush()
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                          encoding="utf-8", errors="replace", env=dict(os.environ, PYTHONNOUSERSITE="1"))
-        packages, last = 0, ""
+        last = ""
         for line in self._process.stdout:
             log.write(line)
             log.flush()
             words = line.strip()
-            if words.startswith(PROGRESS_WORDS):
-                packages += words.startswith(("Collecting", "Processing"))
-                self.progress = max(self.progress, min(0.9, 0.1 + 0.8 * packages / EXPECTED_PACKAGES))
-                self.message = f"{what}: {words[:120]}"
+            self.meter.feed(words)
+            if words.startswith("Installing collected packages:"):
+                count = len(words.split(":", 1)[1].split(","))
+                self.message = f"{what}: unpacking {count} packages ({self.meter.done_mb:.0f} MB downloaded)"
+            elif words.startswith(("Collecting", "Processing", "Downloading", "Using cached")):
+                self.progress = max(self.progress, 0.05 + 0.8 * self.meter.fraction)
+                self.message = f"{what}: {self.meter.text()}" if self.meter.done_mb or self.meter.current else \
+                    f"{what}: {words[:120]}"
             if words:
                 last = words
         code = self._process.wait()
@@ -189,6 +187,21 @@ class InstallJob:
             raise EngineError("cancelled")
         if code != 0:
             raise EngineError(f"{what} failed (exit code {code}): {last[:300]}")
+
+    def _self_test(self, log, python: str) -> None:
+        """The new engine's self-test (``core self-test``: versions, device, a real estimate on the
+        bundled photo); an engine that cannot estimate fails the install, naming the problem."""
+        if self._cancel.is_set():
+            raise EngineError("cancelled")
+        self.message, self.progress = "checking the engine: an estimate on the bundled photo", max(self.progress, 0.9)
+        log.write(f"$ {python} -m core self-test --json\n")
+        log.flush()
+        self.report = check_engine(python, timeout=SELF_TEST_TIMEOUT, env=self.check_env)
+        log.write(json.dumps(self.report) + "\n")
+        log.flush()
+        if not self.report.get("ok"):
+            problems = "; ".join(self.report.get("problems", [])) or "no reason given"
+            raise EngineError(f"the new engine failed its self-test: {problems[:400]}")
 
     def _replace(self, building: str) -> None:
         """``building`` becomes ``target``; a previous engine is moved aside first and removed after."""

@@ -7,10 +7,11 @@ import os
 
 import bpy
 
-from . import engine, engine_install
+from . import engine, engine_install, engine_packages
 
 _JOB = None               # the Install Engine running or last run (engine_install.InstallJob)
 _REPORT = []              # Check Engine's last report, as lines
+PRINT_EVERY_S = 5.0       # seconds between progress lines of a headless Install Engine
 
 
 def engine_folder() -> str:
@@ -40,6 +41,16 @@ class HANDCAP_AddonPreferences(bpy.types.AddonPreferences):
         subtype="FILE_PATH",
         default="",
     )
+    torch_build: bpy.props.EnumProperty(
+        name="Torch",
+        description="Which PyTorch build Install Engine takes",
+        items=engine_packages.TORCH_CHOICES,
+        default="AUTO",
+    )
+
+    def cpu_only(self) -> bool:
+        """Whether Install Engine takes PyTorch's CPU-only wheels (the Torch setting, on this machine)."""
+        return engine_packages.wants_cpu_index(self.torch_build)
 
     def draw(self, context):
         layout = self.layout
@@ -54,8 +65,10 @@ class HANDCAP_AddonPreferences(bpy.types.AddonPreferences):
         if not bpy.app.online_access:
             box.label(text="Blender is offline (System > Allow Online Access): install from local wheels", icon="INFO")
         box.prop(self, "local_packages")
-        box.label(text="Installs handcap with torch 2.13 and OpenCV into a private environment "
-                       "(about 1 GB to download for CPU; several GB with CUDA on Linux)")
+        box.prop(self, "torch_build")
+        cpu_only = self.cpu_only()
+        box.label(text=f"Installs handcap with torch 2.13 ({'CPU only' if cpu_only else 'package index build'}) and "
+                       f"OpenCV into a private environment: {engine_packages.size_text(cpu_only)}")
         row = box.row(align=True)
         if _JOB is not None and _JOB.state == "running":
             row.progress(factor=_JOB.progress, type="BAR", text=_JOB.message[:90] or "installing")
@@ -89,7 +102,8 @@ def install_job(prefs) -> engine_install.InstallJob:
         wheels = [local]
     target = engine_folder()
     return engine_install.InstallJob(target, wheels, links, offline=not bpy.app.online_access,
-                                     log_path=os.path.join(os.path.dirname(target), "install_engine.log"))
+                                     log_path=os.path.join(os.path.dirname(target), "install_engine.log"),
+                                     cpu_only=prefs.cpu_only())
 
 
 class HANDCAP_OT_install_engine(bpy.types.Operator):
@@ -111,8 +125,15 @@ class HANDCAP_OT_install_engine(bpy.types.Operator):
         except engine.EngineError as e:
             self.report({"ERROR"}, f"Install Engine: {e}")
             return {"CANCELLED"}
-        if context.window is None or bpy.app.background:      # no UI: to the end
-            self._done(context, _JOB.run())
+        if context.window is None or bpy.app.background:      # no UI: to the end, progress on the console
+            _JOB.start()
+            said = ""
+            while _JOB.wait(PRINT_EVERY_S).state == "running":
+                line = f"Install Engine: {_JOB.progress:.0%} {_JOB.message}"
+                if line != said:                     # a line for each new step, not one every few seconds
+                    print(line, flush=True)
+                    said = line
+            self._done(context, _JOB)
             return {"FINISHED"} if _JOB.state == "done" else {"CANCELLED"}
         _JOB.start()
         self._timer = context.window_manager.event_timer_add(0.5, window=context.window)

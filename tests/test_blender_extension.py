@@ -55,6 +55,15 @@ def test_init_imports_no_bpy_and_bpy_free_modules_work_without_it():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
+def test_a_blender_without_numpy_is_told_what_to_install():
+    """A distribution's Blender on a system Python without numpy (Debian's blender does not depend
+    on python3-numpy): enabling the add-on fails with what to install, not a bare ImportError."""
+    code = ("import sys; sys.modules['numpy'] = None; import blender_addon\n"
+            "try:\n    blender_addon.register()\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "needs numpy in Blender's Python" in out and "python3-numpy" in out
+
+
 def test_no_bl_info_anywhere_and_relative_imports():
     for path in addon_sources():
         source = open(path).read()

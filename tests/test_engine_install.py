@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from blender_addon import engine_install
+from blender_addon import engine_install, engine_packages
 from blender_addon.engine import EngineError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,17 +40,32 @@ def make_wheel(folder, name: str, files: dict, requires: tuple = ()) -> str:
     return path
 
 
+def self_test_main(ok: bool, problem: str = "") -> str:
+    """A stand-in ``core/__main__.py`` whose ``self-test --json`` prints a report like the real one's."""
+    report = {"ok": ok, "python": "3", "versions": {"handcap": "1.0"}, "problems": [problem] if problem else [],
+              "estimate": {"hands": 1, "load_s": 0.1, "estimate_s": 0.1}}
+    return ("import json, sys, handcapdep\n"
+            "assert sys.argv[1:] == ['self-test', '--json'] and handcapdep.VALUE == 7\n"
+            f"print(json.dumps({report!r}))\nsys.exit(0 if {ok} else 1)\n")
+
+
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory):
-    """handcap (a stand-in ``core``) pinned to handcapdep==1.0, both in one folder; and a broken
-    handcap whose pinned dependency is nowhere."""
+    """handcap (a stand-in ``core`` with a self-test) pinned to handcapdep==1.0, both in one folder; a
+    broken handcap whose pinned dependency is nowhere; and one that installs but fails its self-test,
+    as main 228f6cc's wheel did (a data file missing)."""
     good = tmp_path_factory.mktemp("wheels")
     make_wheel(good, "handcapdep", {"handcapdep/__init__.py": "VALUE = 7\n"})
-    handcap = make_wheel(good, "handcap", {"core/__init__.py": "import handcapdep\n", "torch/__init__.py": "",
-                                           "cv2/__init__.py": ""}, ("handcapdep==1.0",))   # stand-ins, imported by the check
+    handcap = make_wheel(good, "handcap", {"core/__init__.py": "", "core/__main__.py": self_test_main(True)},
+                         ("handcapdep==1.0",))
     bad = tmp_path_factory.mktemp("bad")
     broken = make_wheel(bad, "handcap", {"core/__init__.py": ""}, ("handcap-missing-dependency==1.0",))
-    return handcap, str(good), broken
+    unfit = tmp_path_factory.mktemp("unfit")
+    make_wheel(unfit, "handcapdep", {"handcapdep/__init__.py": "VALUE = 7\n"})
+    failing = make_wheel(unfit, "handcap", {"core/__init__.py": "", "core/__main__.py": self_test_main(
+        False, "the engine cannot run: FileNotFoundError: core/hand_model/assets/landmark_offsets.json")},
+        ("handcapdep==1.0",))
+    return handcap, str(good), broken, failing
 
 
 def leftovers(folder) -> list:
@@ -58,13 +73,12 @@ def leftovers(folder) -> list:
 
 
 def install(target, wheel, links, **kw) -> engine_install.InstallJob:
-    return engine_install.InstallJob(str(target), [wheel], [links], offline=True, base_python=BASE,
-                                     check_code="import core, handcapdep; assert handcapdep.VALUE == 7", **kw)
+    return engine_install.InstallJob(str(target), [wheel], [links], offline=True, base_python=BASE, **kw)
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory, wheels):
-    handcap, links, _ = wheels
+    handcap, links, _, _ = wheels
     folder = tmp_path_factory.mktemp("user")
     return install(folder / "engine", handcap, links).run(), folder
 
@@ -77,11 +91,22 @@ def test_install_from_local_wheels(installed):
                          capture_output=True, text=True, cwd=str(folder))
     assert run.returncode == 0 and os.path.samefile(run.stdout.strip(), folder / "engine")   # renamed into place
     log = open(job.log_path).read()
-    assert "--no-index" in log and "handcapdep" in log
+    assert "--no-index" in log and "handcapdep" in log and "self-test --json" in log
+    assert job.report["ok"] and "1 hand(s) found in the bundled photo" in job.message
+
+
+def test_an_engine_that_fails_its_self_test_is_a_failed_install(installed, wheels):
+    """pip succeeds, the engine cannot estimate: the install fails, says why, and keeps the old engine."""
+    job, folder = installed
+    failing = wheels[3]
+    failed = install(folder / "engine", failing, os.path.dirname(failing)).run()
+    assert failed.state == "failed" and "self-test" in failed.message and "landmark_offsets.json" in failed.message
+    assert leftovers(folder) == []
+    assert subprocess.run([job.python, "-m", "core", "self-test", "--json"], cwd=str(folder)).returncode == 0   # kept
 
 
 def test_broken_install_is_reported_and_cleaned(installed, wheels):
-    handcap, links, broken = wheels
+    handcap, links, broken, _ = wheels
     job, folder = installed
     failed = install(folder / "engine", broken, os.path.dirname(broken)).run()
     assert failed.state == "failed" and "installing handcap" in failed.message and failed.log_path in failed.message
@@ -90,7 +115,7 @@ def test_broken_install_is_reported_and_cleaned(installed, wheels):
 
 
 def test_cancel_leaves_nothing(tmp_path, wheels):
-    handcap, links, _ = wheels
+    handcap, links, _, _ = wheels
     job = install(tmp_path / "engine", handcap, links).start()
     job.cancel()
     job.wait(120)
@@ -145,7 +170,7 @@ def test_install_engine_operator_replaces_and_sets_the_engine(prefs, installed, 
     then a broken install is reported, and the engine and the preference stay as they were."""
     import bpy
     from blender_addon import preferences
-    handcap, links, broken = wheels
+    handcap, links, broken, _ = wheels
     job, folder = installed
     monkeypatch.setattr(preferences, "engine_folder", lambda: str(folder / "engine"))
     assert not bpy.app.online_access
@@ -158,6 +183,47 @@ def test_install_engine_operator_replaces_and_sets_the_engine(prefs, installed, 
         bpy.ops.handcap.install_engine()
     assert prefs.engine_python == engine_install.venv_python(str(folder / "engine")) and leftovers(folder) == []
     assert subprocess.run([prefs.engine_python, "-c", "import core, handcapdep"], cwd=str(folder)).returncode == 0
+
+
+def test_pip_arguments_offline_cpu_only_and_local_folders():
+    base = ["install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
+    assert engine_packages.pip_arguments(["h.whl"]) == base + ["h.whl"]
+    assert engine_packages.pip_arguments(["h.whl"], cpu_only=True) == base + [
+        "--extra-index-url", "https://download.pytorch.org/whl/cpu", "h.whl"]
+    assert engine_packages.pip_arguments(["h.whl"], ["/w"], offline=True, cpu_only=True) == base + [
+        "--no-index", "--find-links", "/w", "h.whl"]              # offline: the local wheels decide
+
+
+def test_cpu_index_only_on_linux_and_automatic_without_an_nvidia_gpu():
+    wants = engine_packages.wants_cpu_index
+    assert wants("AUTO", "linux", has_nvidia=False) and not wants("AUTO", "linux", has_nvidia=True)
+    assert wants("CPU", "linux", has_nvidia=True) and not wants("DEFAULT", "linux", has_nvidia=False)
+    for system in ("win32", "darwin"):                # their index torch is a CPU build already
+        assert not wants("CPU", system) and not wants("AUTO", system, has_nvidia=False)
+    assert engine_packages.platform_name(True, "linux") == "linux-cpu"
+    assert engine_packages.platform_name(False, "linux") == "linux-cuda"
+    assert engine_packages.platform_name(False, "win32") == "windows"
+    cuda, cpu = engine_packages.ENGINE_SIZES_MB["linux-cuda"], engine_packages.ENGINE_SIZES_MB["linux-cpu"]
+    assert cpu[0] < cuda[0] / 4 and cpu[1] < cuda[1] / 3     # the reason to offer it
+    assert engine_packages.size_text(False, "linux").startswith("about 3.0 GB to download")
+
+
+def test_download_meter_counts_megabytes_from_pips_lines():
+    meter = engine_packages.DownloadMeter(expected_mb=2048)
+    lines = ["Collecting torch==2.13.0",
+             "  Downloading torch-2.13.0-cp313-cp313-manylinux_2_28_x86_64.whl (906.4 MB)",
+             "Collecting numpy", "  Using cached numpy-2.5.5-cp313-cp313-manylinux_2_28_x86_64.whl.metadata (62 kB)",
+             "  Downloading numpy-2.5.5-cp313-cp313-manylinux_2_28_x86_64.whl (16.1 MB)",
+             "Installing collected packages: numpy, torch"]
+    named = [meter.feed(line) for line in lines]
+    assert named == [False, True, False, False, True, False]          # a package's metadata is no download
+    assert abs(meter.done_mb - (906.4 + 16.1)) < 1e-6 and meter.current is None
+    assert abs(meter.fraction - meter.done_mb / 2048) < 1e-9 and meter.text() == "922 of ~2.0 GB"
+    meter.feed("  Downloading opencv_contrib_python-4.14.0-cp37-abi3-manylinux_2_28_x86_64.whl (71.2 MB)")
+    assert "downloading opencv_contrib_python-4.14.0" in meter.text() and meter.text().endswith("(71 MB)")
+    meter.feed("  Downloading big.whl (2.5 GB)")
+    meter.feed("done")
+    assert meter.fraction == 0.99                      # never "finished" before pip is
 
 
 def test_check_engine_operator(prefs, monkeypatch):

@@ -1,0 +1,115 @@
+"""In a real Blender with a window (under Xvfb): what a user sees, as screenshots, and Live Capture.
+
+    blender FILE.blend -P blender_gui.py -- shots OUT_PREFIX
+        the sidebar's Hand Capture tab, and the view through the capture's camera:
+        OUT_PREFIX_panel.png, OUT_PREFIX_camera.png
+    blender -P blender_gui.py -- live CLIP OUT_PREFIX
+        Start Live with the panel's settings as they come (only the source set to CLIP and Record
+        on), to the end of the clip: OUT_PREFIX_live.png mid-stream, OUT_PREFIX_live.json
+
+Screenshots are taken of the X screen ($DISPLAY) with xwd and ImageMagick (Blender's own
+screenshot operator gives a black image under Xvfb)."""
+
+import os
+import subprocess
+import sys
+import time
+
+import bpy
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from blender_checks import expect, finish, hand_rigs, keyed_frames, script_args, write_result  # noqa: E402
+
+failures = []
+mode, *rest = script_args()
+
+
+def screenshot(path: str) -> None:
+    shot = subprocess.run(f"xwd -root -silent -display {os.environ['DISPLAY']} | convert xwd:- '{path}'",
+                          shell=True, capture_output=True, text=True)
+    expect(shot.returncode == 0 and os.path.isfile(path), f"screenshot {os.path.basename(path)}", failures)
+
+
+def view_3d():
+    """(window, area, region, space) of the largest 3D view."""
+    window = bpy.context.window_manager.windows[0]
+    areas = [a for a in window.screen.areas if a.type == "VIEW_3D"]
+    area = max(areas, key=lambda a: a.width * a.height)
+    region = next(r for r in area.regions if r.type == "WINDOW")
+    return window, area, region, area.spaces.active
+
+
+def show_panel_and_camera(through_camera: bool) -> None:
+    window, area, region, space = view_3d()
+    space.show_region_ui = True
+    sidebar = next(r for r in area.regions if r.type == "UI")
+    if hasattr(sidebar, "active_panel_category"):
+        try:
+            sidebar.active_panel_category = "Hand Capture"
+        except (TypeError, ValueError, AttributeError):
+            pass
+    if through_camera:
+        space.region_3d.view_perspective = "CAMERA"
+        with bpy.context.temp_override(window=window, area=area, region=region):
+            bpy.ops.view3d.view_center_camera()
+    area.tag_redraw()
+
+
+def shots(prefix: str):
+    show_panel_and_camera(through_camera=True)
+    yield 3.0
+    screenshot(prefix + "_camera.png")
+    window, area, region, space = view_3d()
+    space.region_3d.view_perspective = "PERSP"
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        bpy.ops.view3d.view_all(center=False)
+    area.tag_redraw()
+    yield 2.0
+    screenshot(prefix + "_panel.png")
+
+
+def live(clip: str, prefix: str):
+    show_panel_and_camera(through_camera=False)
+    settings = bpy.context.scene.handcap
+    settings.live_source = clip
+    settings.live_record = True
+    window, area, region, space = view_3d()
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        outcome = bpy.ops.handcap.live_start("INVOKE_DEFAULT")
+    expect(outcome == {"RUNNING_MODAL"}, "Start Live with the panel's default settings started", failures)
+    state = bpy.context.window_manager.handcap
+    start, shot = time.time(), False
+    while state.live_running and time.time() - start < 600:
+        if not shot and state.live_frames >= 8:
+            yield 0.5
+            screenshot(prefix + "_live.png")
+            shot = True
+        yield 0.25
+    rigs = hand_rigs()
+    found = sorted(side for side, objs in rigs.items() for _ in objs)
+    keyed = {obj.name: len(keyed_frames(obj)) for objs in rigs.values() for obj in objs}
+    expect(not state.live_running, "the live session ended with the clip", failures)
+    expect(found == ["left", "right"], f"live rigs {found}", failures)
+    expect(bool(keyed) and all(n > 0 for n in keyed.values()), f"recorded takes keyed: {keyed}", failures)
+    expect(state.live_frames > 0, f"{state.live_frames} live frames at {state.live_fps:.1f} frames/s, "
+                                  f"{state.live_latency_ms:.0f} ms", failures)
+    write_result(prefix + "_live.json", {"rigs": found, "keyed_frames": keyed, "frames": state.live_frames,
+                                         "fps": round(state.live_fps, 2), "latency_ms": round(state.live_latency_ms, 1),
+                                         "seconds": round(time.time() - start, 1)})
+
+
+def drive(steps):
+    """A timer that runs the generator ``steps`` (each yield: seconds until the next step), then exits."""
+    def tick():
+        try:
+            return next(steps)
+        except StopIteration:
+            finish(failures)
+        except Exception as e:          # a broken check is a failed stage, never a hung Blender
+            expect(False, f"{type(e).__name__}: {e}", failures)
+            finish(failures)
+    return tick
+
+
+steps = shots(*rest) if mode == "shots" else live(*rest)
+bpy.app.timers.register(drive(steps), first_interval=4.0)
