@@ -327,7 +327,8 @@ def cmd_retarget(args) -> int:
             remove_if_empty(folder)
         return usage_error("retarget", f"Blender's Python module is needed: pip install -e '.[blender]' ({e})")
     job = RetargetJob(args.rig, args.armature, args.mapping,
-                      TransferOptions(args.wrist_rotation, args.wrist_location, args.metacarpal_share))
+                      TransferOptions(args.wrist_rotation, args.wrist_location, args.metacarpal_share),
+                      hand=args.hand)
     code = retarget_many(args.captures, job, output)
     if created:
         remove_if_empty(folder)
@@ -529,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the armature object to animate (default: the only armature with hand bones)")
     ret.add_argument("--mapping", default="", metavar="PRESET.json",
                      help="a bone mapping preset saved from the add-on (default: found from the bone names)")
+    ret.add_argument("--hand", choices=["auto", "left", "right"], default="auto",
+                     help="which captured hand to put on the rig (auto: each captured hand the rig has a hand "
+                          "for; a side it has none for is skipped with a warning)")
     ret.add_argument("--wrist-rotation", action="store_true",
                      help="also turn the hand bone like the captured hand (world space, arm at rest)")
     ret.add_argument("--wrist-location", action="store_true",
