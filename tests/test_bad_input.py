@@ -223,7 +223,7 @@ with open(OUT, "w") as f:
 """
 
 
-@pytest.mark.parametrize("argv, code, expected", MISSING_CASES, ids=lambda v: " ".join(v[:2]) if isinstance(v, list) else "")
+@pytest.mark.parametrize("argv, code, expected", MISSING_CASES, ids=[" ".join(c[0][:2]) for c in MISSING_CASES])
 def test_missing_inputs_are_reported_before_the_engine_loads(tmp_path, argv, code, expected):
     """`python -m core estimate missing.jpg -o OUT` (and live, blend, retarget), run the way
     ``python -m core`` runs: the error lines name the file, the exit code is non-zero, no output
