@@ -69,7 +69,9 @@ def parse_args(argv: list) -> argparse.Namespace:
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--format", default="blend", choices=("blend", "fbx", "glb"))
     parser.add_argument("--engine-python", default="", help="the engine's Python (photos/videos)")
-    parser.add_argument("--hand", default="auto", choices=("auto", "left", "right"))
+    parser.add_argument("--hand", default="auto", choices=("auto", "left", "right"),
+                        help="which hands to capture, and with --rig to put on the rig (auto: both, or the side "
+                             "the rig has)")
     parser.add_argument("--max-hands", type=int, default=0, help="at most this many hands per photo or frame "
                         "(default 0: every hand of a photo, 2 per video frame)")
     parser.add_argument("--smoothing", type=float, default=0.5)
@@ -123,7 +125,7 @@ def main(argv: list = None) -> int:
         headless = importlib.import_module(package.__name__ + ".retarget.headless")
         transfer = importlib.import_module(package.__name__ + ".retarget.bone_transfer")
         job = headless.RetargetJob(os.path.abspath(args.rig), args.armature, args.mapping, transfer.TransferOptions(
-            args.wrist_rotation, args.wrist_location, args.metacarpal_share))
+            args.wrist_rotation, args.wrist_location, args.metacarpal_share), hand=args.hand)
     engine_python = args.engine_python or installed_engine_python()
     with quiet.quiet_third_party(args.verbose):
         results = convert.convert_inputs(args.inputs, args.output, args.format, engine_python,

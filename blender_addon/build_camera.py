@@ -2,6 +2,8 @@
 
 The camera object sits at the world origin with identity rotation: Blender cameras look
 down -Z with +Y up, which is the OpenCV camera seen through ``rig_math.CV_TO_BLENDER``.
+An import into a scene with something in the camera's view moves camera and hands down
+together, below the scene's objects (``clear_view``), so that the photo shows behind the hands.
 """
 
 from __future__ import annotations

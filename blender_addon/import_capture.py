@@ -16,7 +16,7 @@ import dataclasses
 import bpy
 import numpy as np
 
-from . import build_armature, build_camera, build_mesh, keyframes, naming, rig_math
+from . import build_armature, build_camera, build_mesh, clear_view, keyframes, naming, rig_math
 from .capture_format import Capture, CaptureError, HandTrack, load_capture
 
 # bpy.data collections an import may add to (used to undo a failed build).
@@ -43,15 +43,20 @@ def import_files(paths: list, context) -> list:
 
 
 def import_captures(captures: list, paths: list, context) -> list:
-    """Build already loaded captures, then fit the scene's frame range, fps and camera.
+    """Build already loaded captures, each where nothing of the scene hides its photo
+    (``clear_view``: at the origin, or moved down below the scene's objects), then fit the
+    scene's frame range, fps and camera.
 
     All or nothing: if any build fails, every datablock made so far is removed again.
     """
     if context.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
     before = _id_snapshot()
+    boxes = clear_view.scene_boxes(context)                   # the user's scene, before the captures
     try:
         results = [build_capture(capture, context, path) for capture, path in zip(captures, paths)]
+        for capture, result in zip(captures, results):
+            clear_view.place_clear(result.camera, result.rigs, boxes, capture.K, capture.image_size)
     except BaseException:
         _remove_new_ids(before)
         raise

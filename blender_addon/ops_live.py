@@ -127,12 +127,13 @@ class LiveSession:
 
 def engine_arguments(settings) -> list:
     """``handcap live`` options from the panel's settings (the defaults pass nothing); a video file
-    plays at its frame rate, as a camera would (``--as-camera``)."""
+    plays at its frame rate, as a camera would (``--as-camera``). Maximum Hands 0 ("every hand",
+    the panel's default) means the engine's own default for live, which takes no 0."""
     options = settings.options()
     args = [] if settings.live_source.strip().isdigit() else ["--as-camera"]
     args += [] if options.device == "auto" else ["--device", options.device]
     args += [] if options.hand == "auto" else ["--hand", options.hand]
-    args += [] if options.max_hands == 2 else ["--max-hands", str(options.max_hands)]
+    args += [] if options.max_hands == 0 else ["--max-hands", str(options.max_hands)]
     return args + box_arguments(options.boxes)
 
 

@@ -25,7 +25,7 @@ class HANDCAP_PT_estimate(bpy.types.Panel):
         layout = self.layout
         settings = context.scene.handcap
         state = context.window_manager.handcap
-        layout.prop(settings, "input_path", text="")
+        draw_input(layout, settings)
         col = layout.column(align=True)
         col.use_property_split = True
         col.use_property_decorate = False
@@ -62,8 +62,17 @@ class HANDCAP_PT_regions_image(bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.handcap
-        layout.prop(settings, "input_path", text="")
+        draw_input(layout, settings)
         draw_regions(layout, settings, enabled=not context.window_manager.handcap.running, title=False)
+
+
+def draw_input(layout, settings) -> None:
+    """The first row, the photo or video to estimate from, labelled with its property's name
+    ("Photo or Video") in the same split as the settings below it, so the row says what it asks for."""
+    row = layout.row()
+    row.use_property_split = True
+    row.use_property_decorate = False
+    row.prop(settings, "input_path")
 
 
 def draw_regions(layout, settings, enabled: bool = True, title: bool = True) -> None:

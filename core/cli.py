@@ -148,7 +148,11 @@ def check_ray_arguments(args) -> None:
 
 
 def cmd_estimate(args) -> int:
-    """Photos/videos/folders -> capture files (and overlays); the exit code follows the README's rule."""
+    """Photos/videos/folders -> capture files (and overlays); the exit code follows the README's rule.
+
+    Missing, empty and unsupported inputs are reported first, before torch and the engine load
+    (seconds), and the others go on; with no input left the engine never loads."""
+    from .engine.inputs import split_inputs
     from .engine.progress import Progress
     progress = Progress(args.progress)
     try:
@@ -157,7 +161,14 @@ def cmd_estimate(args) -> int:
         progress.error(str(e))
         return exit_codes.USAGE
     try:
-        return _estimate(args, progress)
+        files, errors = split_inputs(args.inputs)
+        for error in errors:
+            progress.error(str(error))
+        if not files:
+            if not errors:
+                progress.error("no photos or videos in the inputs given")
+            return _estimate_summary(args, progress, [], max(1, len(errors)), [], {})
+        return _estimate(args, files, len(errors), progress)
     finally:
         if created:
             remove_if_empty(os.path.abspath(args.output))     # a folder made for outputs that never came
@@ -173,9 +184,10 @@ def engine_settings(args) -> tuple[dict, dict]:
     return engine, video
 
 
-def _estimate(args, progress) -> int:
+def _estimate(args, files: list, failed_before: int, progress) -> int:
+    """Estimate ``files`` (inputs that passed the first check; ``failed_before`` did not)."""
     if args.ray is not None:
-        return _estimate_on_ray(args, progress)
+        return _estimate_on_ray(args, files, failed_before, progress)
     from .engine.network import EngineError
     from .engine.pipeline import EngineOptions
     from .engine.run import Estimator, InputError, VideoOptions
@@ -187,15 +199,15 @@ def _estimate(args, progress) -> int:
         progress.error(str(e))
         return exit_codes.USAGE
     try:
-        outputs, failed = estimator.run(args.inputs)
+        outputs, failed = estimator.run(files)
     finally:
         estimator.close()
-    return _estimate_summary(args, progress, outputs, failed, estimator.no_hand, estimator.hands)
+    return _estimate_summary(args, progress, outputs, failed_before + failed, estimator.no_hand, estimator.hands)
 
 
-def _estimate_on_ray(args, progress) -> int:
+def _estimate_on_ray(args, files: list, failed_before: int, progress) -> int:
     """The inputs spread over a Ray cluster (``core.scale_out``); the same outputs and summary."""
-    from .engine.inputs import InputError, expand_inputs, read_intrinsics_file
+    from .engine.inputs import InputError, read_intrinsics_file
     from .scale_out import ray_batch
     from .scale_out.worker import Settings
     try:
@@ -204,10 +216,6 @@ def _estimate_on_ray(args, progress) -> int:
     except InputError as e:
         progress.error(str(e))
         return exit_codes.USAGE
-    files = expand_inputs(args.inputs)
-    if not files:
-        progress.error("no photos or videos in the inputs given")
-        return _estimate_summary(args, progress, [], 1, [], {})
     engine, video = engine_settings(args)
     settings = Settings(engine, video, os.path.abspath(args.output), overlay=args.overlay, focal=args.focal,
                         K_file=os.path.abspath(args.K) if args.K else None, verbose=args.verbose)
@@ -221,7 +229,8 @@ def _estimate_on_ray(args, progress) -> int:
     except ray_batch.ClusterTooSmall as e:
         progress.error(f"--ray: {e}")
         return exit_codes.USAGE
-    return _estimate_summary(args, progress, result.outputs, result.failed, result.no_hand, result.hands)
+    return _estimate_summary(args, progress, result.outputs, failed_before + result.failed, result.no_hand,
+                             result.hands)
 
 
 def _estimate_summary(args, progress, outputs: list, failed: int, no_hand: list, hands: dict) -> int:
@@ -244,12 +253,16 @@ def cmd_live(args) -> int:
         return usage_error("live", str(e))
     if args.K is not None and not os.path.isfile(args.K):
         return usage_error("live", f"--K {args.K}: no such file")
+    from .engine.inputs import InputError, check_live_source
+    try:
+        check_live_source(args.source)               # a missing video file is reported before torch loads
+    except InputError as e:
+        return usage_error("live", str(e))
     from .engine.live import LiveOptions, LiveRunner, open_source, watch_stdin
     from .engine.network import EngineError
     from .engine.pipeline import EngineOptions
-    from .engine.run import InputError
     try:
-        open_source(args.source)[0].release()        # a missing file or camera is reported before models load
+        open_source(args.source)[0].release()        # an unreadable file or camera is reported before models load
         runner = LiveRunner(EngineOptions(device=args.device, weights=args.weights, hand=args.hand,
                                           max_hands=args.max_hands, refine=not args.no_refine,
                                           fit_steps=args.fit_steps, boxes=tuple(args.box), threads=args.threads,
@@ -280,8 +293,22 @@ def cmd_self_test(args) -> int:
 
 # ------------------------------------------------------------------------------- blend, zip
 
+def report_missing(command: str, missing: list, created_folder: str = "") -> int:
+    """Nothing can be written: each missing input as the error line ``handcap COMMAND: error:
+    PATH: no such file`` (the line bpy's side would give, but before bpy loads), the output folder
+    made for this run removed again; returns the exit code (an input failed)."""
+    for path in missing:
+        print(f"handcap {command}: error: {path}: no such file", file=sys.stderr, flush=True)
+    if created_folder:
+        remove_if_empty(created_folder)
+    return exit_codes.FAILED
+
+
 def cmd_blend(args) -> int:
-    """Capture file(s) -> .blend / .fbx / .glb with the bpy module, in this process."""
+    """Capture file(s) -> .blend / .fbx / .glb with the bpy module, in this process.
+
+    Missing captures are reported before bpy loads when nothing could be written anyway: one
+    output file needs every capture, a folder needs one of them (the others are reported in turn)."""
     output = os.path.abspath(args.output)
     extension = os.path.splitext(output)[1].lower().lstrip(".")
     single = extension in ("blend", "fbx", "glb")
@@ -292,6 +319,9 @@ def cmd_blend(args) -> int:
         created = check_writable_folder(folder)
     except FolderError as e:
         return usage_error("blend", str(e))
+    missing = [p for p in args.captures if not os.path.exists(p)]
+    if missing and (single or len(missing) == len(args.captures)):
+        return report_missing("blend", missing, folder if created else "")
     try:
         from blender_addon.convert import convert_many
     except ImportError as e:
@@ -319,6 +349,9 @@ def cmd_retarget(args) -> int:
         created = check_writable_folder(folder)
     except FolderError as e:
         return usage_error("retarget", str(e))
+    missing = [p for p in args.captures if not os.path.exists(p)]
+    if missing:                                           # the takes go into one file: all or nothing
+        return report_missing("retarget", missing, folder if created else "")
     try:
         from blender_addon.retarget.bone_transfer import TransferOptions
         from blender_addon.retarget.headless import RetargetJob, retarget_many
@@ -327,7 +360,8 @@ def cmd_retarget(args) -> int:
             remove_if_empty(folder)
         return usage_error("retarget", f"Blender's Python module is needed: pip install -e '.[blender]' ({e})")
     job = RetargetJob(args.rig, args.armature, args.mapping,
-                      TransferOptions(args.wrist_rotation, args.wrist_location, args.metacarpal_share))
+                      TransferOptions(args.wrist_rotation, args.wrist_location, args.metacarpal_share),
+                      hand=args.hand)
     code = retarget_many(args.captures, job, output)
     if created:
         remove_if_empty(folder)
@@ -529,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the armature object to animate (default: the only armature with hand bones)")
     ret.add_argument("--mapping", default="", metavar="PRESET.json",
                      help="a bone mapping preset saved from the add-on (default: found from the bone names)")
+    ret.add_argument("--hand", choices=["auto", "left", "right"], default="auto",
+                     help="which captured hand to put on the rig (auto: each captured hand the rig has a hand "
+                          "for; a side it has none for is skipped with a warning)")
     ret.add_argument("--wrist-rotation", action="store_true",
                      help="also turn the hand bone like the captured hand (world space, arm at rest)")
     ret.add_argument("--wrist-location", action="store_true",

@@ -227,6 +227,73 @@ def test_camera_and_bones_line_up_with_the_capture(hands):
             np.testing.assert_allclose(pix, track.keypoints_2d[f - 1], atol=0.01)
 
 
+def camera_rays_hit(camera, scene, columns: int = 32, rows: int = 24) -> dict:
+    """Looking through ``camera``: what the ray through each of columns x rows points of its view
+    meets first (object name -> count; "" for nothing, where the background photo shows)."""
+    from mathutils import Vector
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    frame = np.array([tuple(v) for v in camera.data.view_frame(scene=scene)])     # camera space
+    lo, hi = frame.min(0), frame.max(0)
+    M = np.array(camera.matrix_world)
+    seen = {}
+    for a in np.linspace(0.01, 0.99, columns):
+        for b in np.linspace(0.01, 0.99, rows):
+            local = np.array([lo[0] + a * (hi[0] - lo[0]), lo[1] + b * (hi[1] - lo[1]), frame[0, 2]])
+            hit, _, _, _, obj, _ = scene.ray_cast(depsgraph, Vector(M[:3, 3]), Vector(M[:3, :3] @ local),
+                                                  distance=camera.data.clip_end)
+            name = getattr(obj, "original", obj).name if hit else ""
+            seen[name] = seen.get(name, 0) + 1
+    return seen
+
+
+def test_default_scene_camera_sees_the_photo_behind_the_hands(hands):
+    """Blender's default scene (its 2 m cube around the origin, where the capture's camera would
+    sit): looking through the capture's camera every ray meets a hand or nothing, so the photo
+    (the camera's background, drawn behind) shows around the hands; the hands keep their place in
+    the camera's view; nothing of the user's scene moves or hides. An empty scene keeps the
+    capture at the origin."""
+    path, capture, _ = hands
+    bpy.ops.wm.read_factory_settings(use_empty=False)
+    users = {o.name: (np.array(o.matrix_world), o.visible_get()) for o in bpy.data.objects}
+    assert "Cube" in users
+    result = import_capture.import_files([path], bpy.context)[0]
+    scene = bpy.context.scene
+    for name, (matrix, visible) in users.items():
+        obj = bpy.data.objects[name]
+        assert np.allclose(np.array(obj.matrix_world), matrix) and obj.visible_get() == visible, name
+    camera = result.camera
+    background = camera.data.background_images[0]
+    assert camera.data.show_background_images and background.display_depth == "BACK" and background.alpha == 1.0
+    meshes = {mesh.name for _, mesh in result.rigs}
+    for f in (1, FRAMES):
+        scene.frame_set(f)
+        seen = camera_rays_hit(camera, scene)
+        assert set(seen) <= meshes | {""} and set(seen) & meshes and seen[""] > 0, seen
+    to_camera = np.linalg.inv(np.array(camera.matrix_world))
+    for (arm, _), track in zip(result.rigs, capture.tracks):
+        heads = np.array([tuple(arm.matrix_world @ pb.head) for pb in arm.pose.bones])
+        in_camera = heads @ to_camera[:3, :3].T + to_camera[:3, 3]
+        np.testing.assert_allclose(in_camera, cv_to_world(posed_joints(track, [FRAMES - 1])[0]), atol=2e-6)
+    empty = build(path)
+    assert np.allclose(np.array(empty.camera.matrix_world), np.eye(4))
+
+
+def test_capture_moves_only_for_what_its_camera_would_see():
+    """A floor through the origin, a cube beside the view or above the camera: the capture stays
+    at the origin; a cube below it: camera and hands go down, just below the lowest object."""
+    from blender_addon import clear_view
+    from tests.test_blender_support import default_K
+    corners = clear_view.frustum_corners(default_K(), (640, 480), 0.01, 100.0)
+    floor = np.array([[-10, -10, 0.0], [10, 10, 0.0]])
+    beside = np.array([[200, -1, -60.0], [202, 1, -58.0]])
+    above = np.array([[-1, -1, 0.5], [1, 1, 2.5]])
+    below = np.array([[-1, -1, -3.0], [1, 1, -1.0]])
+    for boxes in ([floor], [beside], [above], [floor, beside, above]):
+        assert np.all(clear_view.clear_offset(corners, np.array(boxes)) == 0), boxes
+    offset = clear_view.clear_offset(corners, np.array([floor, beside, below]))
+    assert np.allclose(offset, [0, 0, -60.0 - clear_view.GAP_M])       # below the lowest box of all
+
+
 def test_invalid_frames_get_no_keys(tmp_path):
     capture = toy_capture(frames=6, invalid_rows=(2, 3))
     result = build(save(capture, tmp_path / "gap.npz"))

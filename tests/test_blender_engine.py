@@ -309,14 +309,16 @@ def test_modal_loop_no_hand_warns_and_builds_nothing(addon, fake, monkeypatch):
 
 
 class RecordingLayout:
-    """Stands in for UILayout (none exists without a window): records what a panel draws."""
+    """Stands in for UILayout (none exists without a window): records what a panel draws, and
+    into ``labels`` each property's label as drawn (``text``, else the property's name)."""
 
-    def __init__(self, log):
-        self.log = log
+    def __init__(self, log, labels: list = None):
+        self.log, self.labels = log, labels if labels is not None else []
 
     def prop(self, data, name, **kw):
         assert name in data.bl_rna.properties, name
         self.log.append(("prop", name))
+        self.labels.append((name, kw.get("text", data.bl_rna.properties[name].name)))
 
     def operator(self, idname, **kw):
         from types import SimpleNamespace
@@ -356,3 +358,14 @@ def test_panel_draws_settings_and_the_right_button(addon, running):
     assert (("progress", "track 2/5") in log) == running
     assert (("operator", "handcap.estimate") in log) != running
     assert ("operator", "handcap.import_capture") in log
+
+
+@pytest.mark.parametrize("panel", ["HANDCAP_PT_estimate", "HANDCAP_PT_regions_image"])
+def test_panel_first_row_is_labelled(addon, panel):
+    """The first row, the photo or video to estimate from, says what it asks for."""
+    from types import SimpleNamespace
+
+    from blender_addon import panel as panels
+    labels = []
+    getattr(panels, panel).draw(SimpleNamespace(layout=RecordingLayout([], labels)), addon.context)
+    assert labels[0] == ("input_path", "Photo or Video")

@@ -356,6 +356,57 @@ def test_panel_operators_detect_preset_and_retarget(scene, tmp_path):
         blender_addon.unregister()
 
 
+def test_one_handed_rig_keys_its_hand_and_warns_about_the_other(scene, tmp_path):
+    """A rig with only a right hand, a capture with both hands: the right hand is keyed (and
+    follows), one warning names the left hand, nothing is left-handed; ``hand`` picks a side
+    (the left one: nothing to key, an error). The same through the panel's Retarget and through
+    ``handcap retarget`` (the warning printed once, ``--hand``)."""
+    import subprocess
+    import sys
+    rig = build_family_rig("vrm", sides=("right",), seed=11, name="right hand only")
+    sources = list(scene["sources"].values())
+    fingers = {n for (side, slot), n in rig.bones.items() if slot != "wrist"}
+    report = retarget_rig.retarget(sources, rig.obj, None, TransferOptions(), take="one hand")
+    assert set(report.keyed) == fingers
+    assert report.warnings == ["right hand only has no left hand (no left finger bone is mapped): the captured "
+                               "left hand is not retargeted"]
+    assert report.unmatched == []
+    (track,) = [t for t in scene["capture"].tracks if t.side == "right"]
+    dirs, _, _ = target_measure(rig, "right", range(1, FRAMES + 1))
+    have = ~np.isnan(dirs[0, :, 0])
+    assert angles_deg(dirs[:, have], source_truth(track)[0][:, have]).max() < 3.0
+    only_right = retarget_rig.retarget(sources, rig.obj, None, TransferOptions(), take="one hand", hand="right")
+    assert set(only_right.keyed) == fingers and only_right.warnings == []
+    with pytest.raises(ValueError, match="right hand only has no left hand: no bone of right hand only is mapped"):
+        retarget_rig.retarget(sources, rig.obj, None, TransferOptions(), take="left", hand="left")
+
+    import blender_addon
+    blender_addon.register()
+    try:
+        settings = bpy.context.scene.handcap_retarget
+        settings.target, settings.source, settings.both_hands = rig.obj, scene["sources"]["left"], True
+        assert bpy.ops.handcap.retarget() == {"FINISHED"}            # the right hand came along; the left is left out
+        track = rig.obj.animation_data.nla_tracks["take"]
+        keyed = {fc.data_path.split('"')[1] for fc in track.strips[0].action.layers[0].strips[0].channelbags[0].fcurves}
+        assert keyed == fingers
+    finally:
+        blender_addon.unregister()
+
+    rig_path = tmp_path / "right hand.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(rig_path), copy=True)
+
+    def cli(*extra):
+        return subprocess.run([sys.executable, "-m", "core", "retarget", scene["path"], scene["path"], "--rig",
+                               str(rig_path), "--armature", rig.obj.name, *extra], capture_output=True, text=True,
+                              cwd=REPO, timeout=300)
+    both = cli("-o", str(tmp_path / "both.blend"))
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert both.stderr.count("warning: right hand only has no left hand") == 1, both.stderr     # two takes, one line
+    left = cli("--hand", "left", "-o", str(tmp_path / "left.blend"))
+    assert left.returncode == 1 and "right hand only has no left hand" in left.stderr, left.stderr
+    assert not (tmp_path / "left.blend").exists()
+
+
 def hand_view(obj, bones: dict, side: str, normal_rest: np.ndarray) -> tuple:
     """(centre, hand frame (3, 3)) of a posed hand at the current frame, world space, from its
     wrist and knuckles; the palm normal is the rest one carried by the wrist bone."""

@@ -211,3 +211,28 @@ def test_live_session_drives_the_rig_and_records(addon, clip, repo_on_path):
 def state_numbers(context) -> tuple:
     state = context.window_manager.handcap
     return state.live_frames, pytest.approx(state.live_latency_ms, abs=0.01)
+
+
+def test_start_live_with_the_panels_defaults(addon, clip, repo_on_path):
+    """The panel's default settings (Maximum Hands 0: every hand) give ``handcap live`` arguments
+    that its real parser accepts, and a session started the way Start Live starts it (a video
+    file as the source) streams frames with no engine error."""
+    bpy = addon
+    from blender_addon.ops_live import LiveSession, engine_arguments
+    from core.cli import build_parser
+    settings = bpy.context.scene.handcap
+    settings.live_source = clip
+    assert settings.max_hands == 0                                  # the panel's default
+    extra = engine_arguments(settings)
+    parsed = build_parser().parse_args(["live", clip, *extra])      # SystemExit(2) on an argument it refuses
+    assert parsed.max_hands == 2 and parsed.as_camera
+    session = LiveSession(clip, sys.executable, extra, settings.smoothing).start()
+    frames = []
+    try:
+        deadline = time.monotonic() + 240
+        while not frames and time.monotonic() < deadline and not session.stream.finished:
+            frames += [r for r in session.step(bpy.context) if r["type"] == "frame"]
+            time.sleep(0.05)
+    finally:
+        session.stop(bpy.context)
+    assert session.stream.error is None and frames, session.stream._stderr

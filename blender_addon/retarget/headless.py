@@ -27,12 +27,14 @@ FBX_TAKES = dict(use_selection=True, object_types={"ARMATURE", "MESH"}, bake_ani
 
 @dataclasses.dataclass
 class RetargetJob:
-    """Where the takes go: the rig file, the armature in it (found when empty), the options."""
+    """Where the takes go: the rig file, the armature in it (found when empty), the options, and
+    which captured hand (auto: each one the armature has a hand for; ``retarget_rig.keyed_sides``)."""
 
     rig_path: str
     armature: str = ""
     mapping_path: str = ""
     options: TransferOptions = dataclasses.field(default_factory=TransferOptions)
+    hand: str = "auto"
 
 
 def output_format(path: str) -> str:
@@ -83,7 +85,7 @@ def retarget_captures(capture_paths: list, job: RetargetJob, out_path: str) -> t
             if not rigs:
                 raise ValueError(f"{path}: the capture holds no hand")
             take = naming.capture_title(capture.source_path, path)
-            reports.append(retarget_rig.retarget(rigs, target, mapping, job.options, take))
+            reports.append(retarget_rig.retarget(rigs, target, mapping, job.options, take, job.hand))
             frames.append(reports[-1].frames)
         finally:
             _remove_built(built)
@@ -104,6 +106,9 @@ def _remove_built(built) -> None:
                 ids.append(owner.animation_data.action)
     if built.camera is not None:
         ids.append(built.camera.data)
+    for obj in [built.camera, *[o for rig in built.rigs for o in rig]]:
+        if obj is not None:
+            obj.select_set(False)       # else the view layer lists them as selected None: the next build fails
     bpy.data.batch_remove([i for i in dict.fromkeys(ids) if i is not None])
 
 
@@ -113,7 +118,8 @@ def _select_only(objects: list) -> None:
 
 
 def retarget_many(capture_paths: list, job: RetargetJob, out_path: str, log=print, log_error=None) -> int:
-    """``handcap retarget``: print what happened (errors on stderr); returns the exit code."""
+    """``handcap retarget``: print what happened (errors and warnings on stderr, each warning
+    once however many takes give it); returns the exit code."""
     import sys
     from .. import exit_codes
     log_error = log_error or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -127,9 +133,14 @@ def retarget_many(capture_paths: list, job: RetargetJob, out_path: str, log=prin
     except Exception as e:                      # a bad capture, rig or mapping: nothing is written
         log_error(f"handcap retarget: error: {' '.join(str(e).split()) or type(e).__name__}")
         return exit_codes.FAILED
+    warned = set()
     for report in reports:
         log(f"handcap retarget: {report.summary()}")
-        for line in report.unmatched + report.warnings:
+        for line in report.unmatched:
             log(f"  note: {line}")
+        for line in report.warnings:
+            if line not in warned:
+                warned.add(line)
+                log_error(f"handcap retarget: warning: {line}")
     log(f"handcap retarget: {len(reports)} take(s) -> {written}")
     return exit_codes.OK

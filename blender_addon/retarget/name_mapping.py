@@ -77,9 +77,13 @@ class Mapping:
         """The joints (not metacarpals, which are optional) without a bone on ``side``."""
         return [slot for slot in JOINTS if not self.get(side, slot)]
 
+    def has_fingers(self, side: str) -> bool:
+        """Whether any finger bone of ``side`` is mapped (a rig with one hand maps none on the other)."""
+        return any(self.get(side, j) for j in JOINTS[1:])
+
     def sides_found(self) -> list:
         """The sides whose wrist and at least one finger bone are mapped."""
-        return [s for s in SIDES if self.get(s, "wrist") and any(self.get(s, j) for j in JOINTS[1:])]
+        return [s for s in SIDES if self.get(s, "wrist") and self.has_fingers(s)]
 
 
 # --- names -> tokens ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import bone_transfer, keys, rig_data
 from .bone_transfer import TransferOptions  # noqa: F401 (callers build options from here)
-from .name_mapping import FINGERS, SLOTS, Mapping, check_mapping, detect_mapping
+from .name_mapping import FINGERS, SIDES, SLOTS, Mapping, check_mapping, detect_mapping
 
 
 @dataclasses.dataclass
@@ -50,13 +50,14 @@ def unmatched_lines(mapping: Mapping, side: str) -> list:
 
 
 def retarget(sources: list, target: bpy.types.Object, mapping: Mapping = None,
-             options: TransferOptions = None, take: str = "") -> Report:
+             options: TransferOptions = None, take: str = "", hand: str = "auto") -> Report:
     """Key the capture rigs ``sources`` (one take: one rig per hand) onto ``target``.
 
     Each source drives the target's hand of its own side. ``mapping`` defaults to the one the
-    names suggest. Raises ValueError (nothing keyed) for a source that is no capture rig, two
-    sources of one side, a broken mapping or a side with no wrist; a finger without a match is
-    only reported.
+    names suggest. ``hand``: "left" or "right" keys that source only; "auto" every source whose
+    side the target has a hand for (``keyed_sides``). Raises ValueError (nothing keyed) for a
+    source that is no capture rig, two sources of one side, nothing left to key, a broken mapping
+    or a side with no wrist; a finger without a match is only reported.
     """
     if target is None or target.type != "ARMATURE":
         raise ValueError("the target must be an armature")
@@ -72,6 +73,7 @@ def retarget(sources: list, target: bpy.types.Object, mapping: Mapping = None,
         if source == target:
             raise ValueError(f"{source.name}: the capture rig cannot be its own target")
         sides[side] = source
+    sides, skipped = keyed_sides(sides, mapping, target.name, hand)
     problems = [p for p in check_mapping(mapping, rig_data.bone_infos(target)) if p.split()[0] in sides]
     for side in sides:
         if not mapping.get(side, "wrist"):
@@ -79,7 +81,7 @@ def retarget(sources: list, target: bpy.types.Object, mapping: Mapping = None,
     if problems:
         raise ValueError("; ".join(problems))
     bpy.context.view_layer.update()                        # object matrices as they are now
-    report = Report(take or rig_data.take_name(next(iter(sides.values()))), target.name)
+    report = Report(take or rig_data.take_name(next(iter(sides.values()))), target.name, warnings=skipped)
     frames = _take_frames(list(sides.values()))
     names, rest, parents = rig_data.rest_matrices(target)
     index = {n: i for i, n in enumerate(names)}
@@ -111,6 +113,30 @@ def retarget(sources: list, target: bpy.types.Object, mapping: Mapping = None,
     report.frames = (int(frames[0]), int(frames[-1]))
     report.keyed = [k.bone for k in bone_keys]
     return report
+
+
+def keyed_sides(sources: dict, mapping: Mapping, target: str, hand: str = "auto") -> tuple:
+    """(side -> source rig to key, warnings): which captured hands go onto the target.
+
+    ``sources``: side -> capture rig. A target has a hand on a side when any of that side's finger
+    bones is mapped. With ``hand`` "auto" a captured side the target lacks (a rig with only a
+    right hand, say) is left out with one warning, so the sides it has still get their keys;
+    "left"/"right" keeps that side alone. ValueError when nothing is left to key.
+    """
+    if hand not in ("auto", *SIDES):
+        raise ValueError(f"hand must be auto, left or right, not {hand!r}")
+    if hand != "auto":
+        if hand not in sources:
+            raise ValueError(f"the capture has no {hand} hand (it has: {', '.join(sources) or 'none'})")
+        sources = {hand: sources[hand]}
+    kept = {side: rig for side, rig in sources.items() if mapping.has_fingers(side)}
+    lacking = [side for side in sources if side not in kept]
+    if not kept:
+        raise ValueError(f"{target} has no {' or '.join(lacking)} hand: no bone of {target} is mapped to a "
+                         f"{' or '.join(lacking)} finger")
+    warnings = [f"{target} has no {side} hand (no {side} finger bone is mapped): the captured {side} hand "
+                "is not retargeted" for side in lacking]
+    return kept, warnings
 
 
 def _take_frames(sources: list) -> np.ndarray:

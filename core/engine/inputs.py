@@ -61,6 +61,33 @@ def check_file(path: str) -> str:
                      f"{' '.join(IMAGE_EXTENSIONS)}, videos {' '.join(VIDEO_EXTENSIONS)}")
 
 
+def split_inputs(inputs: list[str]) -> tuple[list[str], list[InputError]]:
+    """The inputs (folders expanded) as (files that pass ``check_file``, the error of each that
+    does not), in order. Cheap (no file is decoded), so that ``handcap estimate`` reports missing,
+    empty and unsupported files before any model loads and only hands the others to the engine."""
+    files, errors = [], []
+    for path in expand_inputs(inputs):
+        try:
+            check_file(path)
+            files.append(path)
+        except InputError as e:
+            errors.append(e)
+    return files, errors
+
+
+def check_live_source(source: str) -> bool:
+    """Whether ``source`` (``handcap live``'s CAMERA|VIDEO) is a camera index; a video file must
+    exist with a video extension (InputError otherwise). A whole number that is not an existing
+    file is a camera index. No file is opened: this runs before any model loads."""
+    if source.isdigit() and not os.path.exists(source):
+        return True
+    if not os.path.isfile(source):
+        raise InputError(f"{source}: no such file (give a video file, or a camera index such as 0)")
+    if not source.lower().endswith(VIDEO_EXTENSIONS):
+        raise InputError(f"{source}: not a video file ({' '.join(VIDEO_EXTENSIONS)})")
+    return False
+
+
 def read_intrinsics_file(K_file: str) -> np.ndarray:
     """(3, 3) float32 K in pixels from a .npy, .json or text file; InputError naming the file otherwise."""
     try:

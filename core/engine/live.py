@@ -38,7 +38,8 @@ import torch
 from core.capture import Capture, save_capture
 
 from .pipeline import Engine, EngineOptions, HandEstimate
-from .run import InputError, TrackBuilder, VIDEO_EXTENSIONS, check_size, intrinsics, to_rgb8, torch_threads
+from .inputs import check_live_source
+from .run import InputError, TrackBuilder, check_size, intrinsics, to_rgb8, torch_threads
 
 RECORD_VERSION = 1
 CAMERA_FPS = 30.0          # assumed when a camera reports no frame rate
@@ -59,12 +60,7 @@ class LiveOptions:
 def open_source(source: str) -> tuple[cv2.VideoCapture, bool]:
     """(an opened cv2.VideoCapture, whether it is a camera). A whole number that is not an existing
     file is a camera index; anything else must be a readable video file (InputError otherwise)."""
-    is_camera = source.isdigit() and not os.path.exists(source)
-    if not is_camera:
-        if not os.path.isfile(source):
-            raise InputError(f"{source}: no such file (give a video file, or a camera index such as 0)")
-        if not source.lower().endswith(VIDEO_EXTENSIONS):
-            raise InputError(f"{source}: not a video file ({' '.join(VIDEO_EXTENSIONS)})")
+    is_camera = check_live_source(source)
     capture = cv2.VideoCapture(int(source)) if is_camera else cv2.VideoCapture(source)
     if not capture.isOpened():
         capture.release()
