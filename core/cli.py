@@ -1,6 +1,6 @@
 """The `handcap` command line: demo, estimate, live, self-test, blend, retarget, addon-zip (also reachable as `python -m core`).
 
-One rule for every command (README, "Errors and exit codes"): an error is one line on stderr
+One rule for every command (docs/command_line.md, "Errors and exit codes"): an error is one line on stderr
 naming the input and the problem; the exit code is 0 when every input gave a result, 1 when any
 failed, 2 for a usage error, 3 when everything was read but some input had no hand
 (``blender_addon.exit_codes``). Arguments and output folders are checked before torch or any
@@ -148,7 +148,8 @@ def check_ray_arguments(args) -> None:
 
 
 def cmd_estimate(args) -> int:
-    """Photos/videos/folders -> capture files (and overlays); the exit code follows the README's rule.
+    """Photos/videos/folders -> capture files (and overlays); the exit code follows the rule in
+    docs/command_line.md.
 
     Missing, empty and unsupported inputs are reported first, before torch and the engine load
     (seconds), and the others go on; with no input left the engine never loads."""
@@ -505,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "a 'start' record, then 'frame' records (frame, time, latency_ms, fps, hands with side, pose, "
                     "transl, betas, joints_3d, keypoints_2d, confidence), then an 'end' record. It stops when the "
                     "input ends, when stdin is a pipe and is closed, on SIGTERM or Ctrl-C, or after --max-frames. "
-                    "The record format is in the README ('Live capture'). Exit code 0 when frames were streamed.")
+                    "The record format is in docs/live.md. Exit code 0 when frames were streamed.")
     live.add_argument("source", metavar="CAMERA|VIDEO", help="a camera index (0 is the first camera) or a video file")
     live.add_argument("--rig", default=None, metavar="FILE.npz",
                       help="also write a capture file with the rest-pose hand of each side (a reader builds its rigs from it)")

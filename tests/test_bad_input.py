@@ -1,5 +1,5 @@
 """Bad input and faults (issue 21): every case gives one clear line, the right exit code, and leaves
-no file behind on failure. The rule (README, "Errors and exit codes"): errors on stderr, one line
+no file behind on failure. The rule (docs/command_line.md, "Errors and exit codes"): errors on stderr, one line
 naming the input and the problem; exit 0 every input gave a result, 1 an input failed, 2 usage
 error, 3 read fine but no hand. The engine runs with its shipped weights (fast)."""
 

@@ -5,7 +5,7 @@ the network and the fit on each frame's hands), but writes each frame's hands at
 capture file at the end, so a viewer (the Blender add-on's Live Capture, or any program) can follow
 the hand as it moves. Nothing is smoothed here: a live reader smooths causally itself.
 
-Records (one JSON object per stdout line, README "Live capture"):
+Records (one JSON object per stdout line, docs/live.md):
   ``{"type": "start", "version", "source", "width", "height", "fps", "K", "hand_model", "rig"}``
   ``{"type": "frame", "frame", "time", "latency_ms", "fps", "hands": [{"side", "confidence",
      "source", "pose" (16x3), "transl" (3), "betas" (B), "joints_3d" (21x3), "keypoints_2d" (21x2)}]}``
