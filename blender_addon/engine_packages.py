@@ -20,14 +20,16 @@ import sys
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"      # PyTorch's own index of CPU-only wheels
 
-# (download MB, disk MB) of the engine's dependencies per platform, measured with
-# `python -m bench.engine_size` (pip download of pyproject's pinned dependencies for each platform,
-# unpacked size of the wheels); Linux CUDA's disk agrees with a real venv on Python 3.13 (5.3 GB).
+# (download MB, disk MB) of the engine per platform, measured 2026-12-07. Windows (Python 3.11) and
+# macOS arm64 (3.11): `python -m bench.engine_size` (the wheels of pyproject's pinned dependencies
+# for that platform, and their unpacked size). Linux CUDA: a real Install Engine in Debian 13's
+# Blender 4.3.2 on Python 3.13 (.ci/user_path.sh): pip's download lines, and `du` of the venv.
+# Linux CPU: the same dependencies with torch 2.13.0+cpu (Python 3.11), downloaded with pip here.
 ENGINE_SIZES_MB = {
-    "linux-cuda": (3030, 5310),
-    "linux-cpu": (330, 1160),
-    "windows": (360, 1180),
-    "macos": (170, 560),
+    "linux-cuda": (2910, 5330),
+    "linux-cpu": (360, 1190),
+    "windows": (240, 810),
+    "macos": (230, 820),
 }
 TORCH_CHOICES = (        # the preference's items: (identifier, label, description)
     ("AUTO", "Automatic", "CPU-only torch on Linux without an NVIDIA GPU, else the package index's torch"),

@@ -205,7 +205,8 @@ def test_cpu_index_only_on_linux_and_automatic_without_an_nvidia_gpu():
     assert engine_packages.platform_name(False, "win32") == "windows"
     cuda, cpu = engine_packages.ENGINE_SIZES_MB["linux-cuda"], engine_packages.ENGINE_SIZES_MB["linux-cpu"]
     assert cpu[0] < cuda[0] / 4 and cpu[1] < cuda[1] / 3     # the reason to offer it
-    assert engine_packages.size_text(False, "linux").startswith("about 3.0 GB to download")
+    assert engine_packages.size_text(False, "linux") == "about 2.8 GB to download, 5.2 GB on disk"
+    assert engine_packages.size_text(True, "linux") == "about 360 MB to download, 1.2 GB on disk"
 
 
 def test_download_meter_counts_megabytes_from_pips_lines():
