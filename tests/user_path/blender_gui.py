@@ -1,8 +1,8 @@
 """In a real Blender with a window (under Xvfb): what a user sees, as screenshots, and Live Capture.
 
     blender FILE.blend -P blender_gui.py -- shots OUT_PREFIX
-        the sidebar's Hand Capture tab, and the view through the capture's camera:
-        OUT_PREFIX_panel.png, OUT_PREFIX_camera.png
+        the sidebar's Hand Capture tab with the view through the capture's camera, and the
+        hands from the side: OUT_PREFIX_camera.png, OUT_PREFIX_side.png
     blender -P blender_gui.py -- live CLIP OUT_PREFIX
         Start Live with the panel's settings as they come (only the source set to CLIP and Record
         on), to the end of the clip: OUT_PREFIX_live.png mid-stream, OUT_PREFIX_live.json
@@ -39,37 +39,47 @@ def view_3d():
     return window, area, region, area.spaces.active
 
 
-def show_panel_and_camera(through_camera: bool) -> None:
+def open_hand_capture_tab():
+    """Show the sidebar and, once it has drawn (its tabs exist only then), its Hand Capture tab."""
+    subprocess.run(["xdotool", "key", "Escape"], capture_output=True)      # the splash screen, if any
     window, area, region, space = view_3d()
     space.show_region_ui = True
+    area.tag_redraw()
+    yield 1.0
     sidebar = next(r for r in area.regions if r.type == "UI")
-    if hasattr(sidebar, "active_panel_category"):
-        try:
-            sidebar.active_panel_category = "Hand Capture"
-        except (TypeError, ValueError, AttributeError):
-            pass
-    if through_camera:
-        space.region_3d.view_perspective = "CAMERA"
-        with bpy.context.temp_override(window=window, area=area, region=region):
-            bpy.ops.view3d.view_center_camera()
+    sidebar.active_panel_category = "Hand Capture"
+    area.tag_redraw()
+    yield 1.0
+
+
+def frame_hands(window, area, region) -> None:
+    """Select the hand rigs and their meshes and frame them in the 3D view."""
+    for obj in bpy.context.scene.objects:
+        obj.select_set(obj.type in ("ARMATURE", "MESH") and obj.name != "Cube")
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        bpy.ops.view3d.view_selected()
     area.tag_redraw()
 
 
 def shots(prefix: str):
-    show_panel_and_camera(through_camera=True)
+    yield from open_hand_capture_tab()
+    window, area, region, space = view_3d()
+    space.region_3d.view_perspective = "CAMERA"
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        bpy.ops.view3d.view_center_camera()
+    area.tag_redraw()
     yield 3.0
     screenshot(prefix + "_camera.png")
-    window, area, region, space = view_3d()
     space.region_3d.view_perspective = "PERSP"
     with bpy.context.temp_override(window=window, area=area, region=region):
-        bpy.ops.view3d.view_all(center=False)
-    area.tag_redraw()
+        bpy.ops.view3d.view_axis(type="RIGHT")
+    frame_hands(window, area, region)
     yield 2.0
-    screenshot(prefix + "_panel.png")
+    screenshot(prefix + "_side.png")
 
 
 def live(clip: str, prefix: str):
-    show_panel_and_camera(through_camera=False)
+    yield from open_hand_capture_tab()
     settings = bpy.context.scene.handcap
     settings.live_source = clip
     settings.live_record = True
@@ -80,7 +90,8 @@ def live(clip: str, prefix: str):
     state = bpy.context.window_manager.handcap
     start, shot = time.time(), False
     while state.live_running and time.time() - start < 600:
-        if not shot and state.live_frames >= 8:
+        if not shot and state.live_frames >= 2:
+            frame_hands(window, area, region)
             yield 0.5
             screenshot(prefix + "_live.png")
             shot = True
