@@ -329,9 +329,11 @@ def test_bad_inputs_fail_one_by_one(bad_inputs, weights, tmp_path):
     assert len(load_capture(str(out / "good.npz")).tracks) == 1
     lines = error_lines(result.stderr)
     assert len(lines) == len(bad), result.stderr
-    for name, line in zip(bad, lines):
-        assert line.startswith(f"handcap estimate: error: {folder / name}: "), line
-    reasons = dict(zip(bad, lines))
+    named = [next((n for n in bad if line.startswith(f"handcap estimate: error: {folder / n}: ")), line)
+             for line in lines]
+    # what needs no decoding is reported first, before the engine loads; the rest as the engine meets them
+    assert named == ["empty.jpg", "notes.txt", "missing.jpg", "bad.png", "truncated.jpg", "broken.mp4"], lines
+    reasons = dict(zip(named, lines))
     assert "empty" in reasons["empty.jpg"] and "no such file" in reasons["missing.jpg"]
     assert "unsupported format .txt" in reasons["notes.txt"]
     assert "not a readable image" in reasons["bad.png"] and "not a readable image" in reasons["truncated.jpg"]
