@@ -37,6 +37,7 @@ GLTF_SETTINGS = dict(
 )
 
 FORMATS = ("blend", "fbx", "glb")
+_typing_caches_cleared_at_exit = False         # see _clear_typing_caches_at_exit
 
 
 def format_of(path: str) -> str:
@@ -77,6 +78,30 @@ def _write_fbx(path: str, overrides: dict = None) -> None:
 
 def _write_glb(path: str) -> None:
     bpy.ops.export_scene.gltf(filepath=path, check_existing=False, **GLTF_SETTINGS)
+    _clear_typing_caches_at_exit()
+
+
+def _clear_typing_caches_at_exit() -> None:
+    """Let the bpy 4.x module shut down cleanly after a glTF export.
+
+    The exporter leaves objects in ``typing``'s caches that keep the ``bpy`` module alive past
+    the interpreter's shutdown. bpy 4.x shuts Blender down only when that module is freed, so
+    its C++ destructors then run against a finished Python: bpy 4.2 crashes at exit (status 139)
+    and bpy 4.5 can hang there, after everything was written. Clearing those caches first
+    (``atexit`` runs before modules are torn down) fixes it; bpy 5.0 shuts down another way.
+    """
+    global _typing_caches_cleared_at_exit
+    if bpy.app.version >= (5, 0, 0) or _typing_caches_cleared_at_exit:
+        return
+    import atexit
+    import typing
+
+    def clear() -> None:
+        for cache_clear in getattr(typing, "_cleanups", ()):
+            cache_clear()
+
+    atexit.register(clear)
+    _typing_caches_cleared_at_exit = True
 
 
 _WRITERS = {"blend": _write_blend, "fbx": _write_fbx, "glb": _write_glb}

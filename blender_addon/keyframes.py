@@ -37,7 +37,12 @@ class _SlotChannels:
         self.channelbag = channelbag
 
     def new(self, data_path, index, group_name):
-        return self.channelbag.fcurves.new(data_path, index=index, group_name=group_name)
+        # fcurves.new() takes a group_name only from Blender 5.0: group the curve afterwards (4.4 on).
+        fcurve = self.channelbag.fcurves.new(data_path, index=index)
+        if group_name:
+            groups = self.channelbag.groups
+            fcurve.group = groups.get(group_name) or groups.new(group_name)
+        return fcurve
 
 
 def channels_for(action_name: str, datablock: bpy.types.ID, shared=None):

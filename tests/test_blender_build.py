@@ -7,14 +7,16 @@ import os
 import numpy as np
 import pytest
 
-from tests.test_blender_support import (bpy_or_skip, cv_to_world, model_capture, posed_joints, reset_scene, save,
-                                  scene_fingerprint, toy_capture, world_vertices, write_png)
+from tests.test_blender_support import (bpy_or_skip, cv_to_world, has_slotted_actions, model_capture, posed_joints,
+                                        reset_scene, save, scene_fingerprint, slot_fcurves, toy_capture,
+                                        world_vertices, write_png)
 
 bpy = bpy_or_skip()
 
 import blender_addon  # noqa: E402
 from blender_addon import export_scene, import_capture  # noqa: E402
 from blender_addon.capture_format import CaptureError, load_capture  # noqa: E402
+from blender_addon.naming import CORRECTIVES_GROUP  # noqa: E402
 
 TOL_M = 1e-4          # 0.1 mm
 FRAMES = 8
@@ -64,6 +66,11 @@ def test_pose_correctives_as_shape_keys_match_hand_layer(tmp_path):
         assert len(blocks) == 1 + 135 and blocks[0].name == "Basis"
         assert all(k.slider_min <= -2 and k.slider_max >= 2 for k in blocks[1:])
         assert mesh.data.shape_keys.use_relative
+        # one F-curve per corrective, keyed on every frame, grouped apart from the bones
+        fcurves = slot_fcurves(mesh.data.shape_keys.animation_data)
+        assert sorted(fc.data_path for fc in fcurves) == sorted(f'key_blocks["{k.name}"].value' for k in blocks[1:])
+        assert all(fc.group is not None and fc.group.name == CORRECTIVES_GROUP for fc in fcurves)
+        assert all([k.co[0] for k in fc.keyframe_points] == [1, 2, 3, 4, 5] for fc in fcurves)
     err = max_error(result.rigs, refs, range(1, 6))
     print(f"max |Blender - HandLayer| with pose correctives: {err * 1e3:.5f} mm")
     assert err < TOL_M
@@ -163,10 +170,15 @@ def test_keyframes_slotted_action_linear_one_hemisphere(hands):
     result = build(path)
     arm, _ = result.rigs[0]
     action = arm.animation_data.action
-    assert action.is_action_layered and arm.animation_data.action_slot is not None
-    bag = action.layers[0].strips[0].channelbag(arm.animation_data.action_slot)
-    fcurves = list(bag.fcurves)
+    if has_slotted_actions():                           # Blender 4.4 on: one slot per datablock
+        assert action.is_action_layered and arm.animation_data.action_slot is not None
+    fcurves = slot_fcurves(arm.animation_data)
     assert len(fcurves) == 3 + 16 * 4
+    # each bone's channels in a group named after the bone (the root's location with the root's rotation)
+    for fc in fcurves:
+        bone = fc.data_path.split('"')[1]
+        assert fc.group is not None and fc.group.name == bone, fc.data_path
+    assert fcurves[0].data_path == f'pose.bones["{arm.pose.bones[0].name}"].location'
     for fc in fcurves:
         co = np.empty(len(fc.keyframe_points) * 2, np.float32)
         fc.keyframe_points.foreach_get("co", co)
@@ -298,9 +310,7 @@ def test_invalid_frames_get_no_keys(tmp_path):
     capture = toy_capture(frames=6, invalid_rows=(2, 3))
     result = build(save(capture, tmp_path / "gap.npz"))
     arm, _ = result.rigs[0]
-    slot = arm.animation_data.action_slot
-    bag = arm.animation_data.action.layers[0].strips[0].channelbag(slot)
-    for fc in bag.fcurves:
+    for fc in slot_fcurves(arm.animation_data):
         assert [k.co[0] for k in fc.keyframe_points] == [1, 2, 5, 6]
     assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, 6)
 
@@ -310,9 +320,7 @@ def test_interpolated_frames_are_breakdown_keys(tmp_path):
     capture.tracks[0].interpolated = np.array([False, True, True, False, False, False])
     result = build(save(capture, tmp_path / "filled.npz"))
     arm, _ = result.rigs[0]
-    slot = arm.animation_data.action_slot
-    bag = arm.animation_data.action.layers[0].strips[0].channelbag(slot)
-    for fc in bag.fcurves:
+    for fc in slot_fcurves(arm.animation_data):
         assert [(k.co[0], k.type) for k in fc.keyframe_points] == [
             (1, "KEYFRAME"), (2, "BREAKDOWN"), (3, "BREAKDOWN"), (4, "KEYFRAME"), (6, "KEYFRAME")], fc.data_path
 

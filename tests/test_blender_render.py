@@ -27,6 +27,8 @@ def light_scene(scene) -> None:
     world = bpy.data.worlds.new("World")
     world.color = (0.3, 0.3, 0.3)
     scene.world = world
+    if world.node_tree is None:                       # Blender before 5.0 makes the node tree on request
+        world.use_nodes = True
     world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.6
     sun = bpy.data.objects.new("Key light", bpy.data.lights.new("Key light", "SUN"))
     sun.data.energy = 3.0

@@ -17,7 +17,8 @@ import pytest
 
 from tests.retarget_rigs import FINGERS, build_family_rig, rigify_rigs
 from tests.reference_lbs import rodrigues
-from tests.test_blender_support import (MANO_PARENTS, REPO, bpy_or_skip, reset_scene, save, toy_capture)
+from tests.test_blender_support import (MANO_PARENTS, REPO, bpy_or_skip, reset_scene, save, slot_fcurves,
+                                        toy_capture)
 
 bpy = bpy_or_skip()
 
@@ -287,12 +288,11 @@ def test_untouched_bones_and_take(scene):
     assert len(tracks) == 1 and len(tracks[0].strips) == 1     # the second run replaced the first
     strip = tracks[0].strips[0]
     assert strip.name == "take" and strip.frame_start == 1 and strip.frame_end == FRAMES
-    from bpy_extras import anim_utils
-    bag = anim_utils.action_get_channelbag_for_slot(strip.action, strip.action_slot)
-    keyed = {fc.data_path.split('"')[1] for fc in bag.fcurves}
+    fcurves = slot_fcurves(strip)
+    keyed = {fc.data_path.split('"')[1] for fc in fcurves}
     expected = {n for (s, slot), n in rig.bones.items() if slot != "wrist" and not slot.endswith("0")}
     assert keyed == expected == set(report.keyed)
-    for fc in bag.fcurves:
+    for fc in fcurves:
         co = np.empty(2 * len(fc.keyframe_points))
         fc.keyframe_points.foreach_get("co", co)
         assert co[0::2].tolist() == list(range(1, FRAMES + 1))
@@ -347,7 +347,7 @@ def test_panel_operators_detect_preset_and_retarget(scene, tmp_path):
         settings.source = scene["sources"]["left"]                  # the right hand comes along
         assert bpy.ops.handcap.retarget() == {"FINISHED"}
         track = rig.obj.animation_data.nla_tracks["take"]
-        keyed = {fc.data_path.split('"')[1] for fc in track.strips[0].action.layers[0].strips[0].channelbags[0].fcurves}
+        keyed = {fc.data_path.split('"')[1] for fc in slot_fcurves(track.strips[0])}
         assert {n for (s, slot), n in rig.bones.items() if slot != "wrist"} == keyed
         settings.bones[0].bone = "no such bone"
         with pytest.raises(RuntimeError, match="Not retargeted: left wrist: no bone named 'no such bone'"):

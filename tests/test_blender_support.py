@@ -249,6 +249,23 @@ def reset_scene():
     return bpy.context.scene
 
 
+def has_slotted_actions() -> bool:
+    """Blender 4.4 on: actions hold layers, strips and slots (channelbags of F-curves per slot)."""
+    import bpy
+    return hasattr(bpy.types, "ActionSlot")
+
+
+def slot_fcurves(owner) -> list:
+    """The F-curves that ``owner`` (an AnimData or an NLA strip) plays from its action: the
+    channelbag of its slot (Blender 4.4 on; one layer, one strip), or the action's own F-curves
+    (Blender 4.2/4.3, where an action animates one datablock)."""
+    action = owner.action
+    if not has_slotted_actions():
+        return list(action.fcurves)
+    bag = action.layers[0].strips[0].channelbag(owner.action_slot)
+    return list(bag.fcurves) if bag is not None else []
+
+
 def world_vertices(obj, scene, frame: int) -> np.ndarray:
     """Evaluated (deformed) vertices of a mesh object at ``frame``, world space, (V, 3)."""
     import bpy
