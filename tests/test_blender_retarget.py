@@ -387,7 +387,7 @@ def test_one_handed_rig_keys_its_hand_and_warns_about_the_other(scene, tmp_path)
         settings.target, settings.source, settings.both_hands = rig.obj, scene["sources"]["left"], True
         assert bpy.ops.handcap.retarget() == {"FINISHED"}            # the right hand came along; the left is left out
         track = rig.obj.animation_data.nla_tracks["take"]
-        keyed = {fc.data_path.split('"')[1] for fc in track.strips[0].action.layers[0].strips[0].channelbags[0].fcurves}
+        keyed = {fc.data_path.split('"')[1] for fc in slot_fcurves(track.strips[0])}
         assert keyed == fingers
     finally:
         blender_addon.unregister()
