@@ -37,6 +37,7 @@ import torch
 
 from core.capture import Capture, save_capture
 
+from .handoff import Handoff
 from .pipeline import Engine, EngineOptions, HandEstimate
 from .run import InputError, TrackBuilder, VIDEO_EXTENSIONS, check_size, intrinsics, to_rgb8, torch_threads
 
@@ -178,20 +179,19 @@ class LiveRunner:
                 paced = live.as_camera and not is_camera
                 reader = LatestFrame(capture, fps if paced else 0.0) if is_camera or paced else None
                 is_camera = is_camera or paced
+                frames_in = reader.frames(stop) if reader else self._file_frames(capture, stop)
+                stream = iter(Handoff(frames_in, lambda frame: self._perceive(frame, detector, live.source), stop))
                 try:
-                    for index, bgr, grabbed in (reader.frames(stop) if reader else self._file_frames(capture, stop)):
+                    for index, rgb, grabbed, found in stream:
                         if live.max_frames and frames >= live.max_frames:
                             reason = "max frames"
                             break
-                        rgb = to_rgb8(bgr, live.source) if bgr.ndim != 3 or bgr.shape[2] != 3 else \
-                            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                         if K is None:
                             height, width = rgb.shape[:2]
                             check_size(live.source, width, height, "frame")
                             K = intrinsics(width, height, live.focal, live.K_file)
                             self._start(out, live, width, height, fps, K)
-                        boxes = self.options.boxes or None
-                        hands = self.engine.estimate_frames([rgb], K, [self.engine.detect(rgb, detector, boxes=boxes)])[0]
+                        hands = self.engine.estimate_frames([rgb], K, [found])[0]
                         latency = 1000.0 * (time.perf_counter() - grabbed)
                         latencies.append(latency)
                         frames += 1
@@ -205,6 +205,7 @@ class LiveRunner:
                             reason = "reader gone"
                             break
                 finally:
+                    stream.close()
                     if reader is not None:
                         reader.close()
             if stop.is_set():
@@ -223,6 +224,13 @@ class LiveRunner:
                          "stages_ms": {k: round(1000 * v / max(frames, 1), 2) for k, v in self.engine.times.seconds.items()}},
                    quiet=True)
         return frames
+
+    def _perceive(self, frame: tuple, detector, source: str) -> tuple:
+        """The first stage of a frame (in the Handoff's thread): (index, BGR, read time) -> (index, RGB,
+        read time, the detector's hands)."""
+        index, bgr, grabbed = frame
+        rgb = to_rgb8(bgr, source) if bgr.ndim != 3 or bgr.shape[2] != 3 else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return index, rgb, grabbed, self.engine.detect(rgb, detector, boxes=self.options.boxes or None)
 
     def _file_frames(self, capture, stop: threading.Event):
         """(index, BGR frame, perf_counter when it was read) of every frame of a video file, in order."""
