@@ -138,7 +138,7 @@ def solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return torch.linalg.solve(torch.from_numpy(np.ascontiguousarray(A)), torch.from_numpy(np.ascontiguousarray(b))).numpy()
 
 
-def levenberg_marquardt(energy: FitEnergy, x: np.ndarray, problem: dict, steps: int, tolerance: float = 1e-6) -> tuple[np.ndarray, dict]:
+def levenberg_marquardt(energy: FitEnergy, x: np.ndarray, problem: dict, steps: int, tolerance: float = 1e-3) -> tuple[np.ndarray, dict]:
     """Minimise ``energy`` from x (N, P) for each hand, batched; at most ``steps`` Jacobians, fewer once
     no hand's energy drops by more than ``tolerance`` (relative). Returns (x, evaluation at x without J)."""
     N, P = x.shape
