@@ -19,6 +19,14 @@ import numpy as np
 from . import rig_math
 
 
+def timer_interval(engine_fps: float) -> float:
+    """Seconds between the Live Capture timer's polls: twice the engine's record rate, so a record waits
+    at most half a frame to be shown (60/s until the rate is known; within 1/120 .. 1/15 s)."""
+    if not engine_fps or engine_fps <= 0:
+        return 1.0 / 60.0
+    return float(np.clip(0.5 / engine_fps, 1.0 / 120.0, 1.0 / 15.0))
+
+
 def best_hands(record: dict) -> dict:
     """{side: hand} of one frame record: the most confident hand of each side."""
     best = {}

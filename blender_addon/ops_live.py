@@ -145,6 +145,7 @@ class HANDCAP_OT_live_start(bpy.types.Operator):
     bl_idname = "handcap.live_start"
     bl_label = "Start Live"
     _timer = None
+    _interval = 1.0 / 60.0
 
     @classmethod
     def poll(cls, context):
@@ -164,8 +165,9 @@ class HANDCAP_OT_live_start(bpy.types.Operator):
         state = context.window_manager.handcap
         state.live_running, state.live_stop_requested = True, False
         wm = context.window_manager
+        self._interval = live_pose.timer_interval(0.0)
         if context.window is not None:
-            self._timer = wm.event_timer_add(1.0 / 60.0, window=context.window)
+            self._timer = wm.event_timer_add(self._interval, window=context.window)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
@@ -178,10 +180,20 @@ class HANDCAP_OT_live_start(bpy.types.Operator):
         _SESSION.step(context)
         if _SESSION.stream.finished:
             return self._end(context)
+        self._follow_rate(context)
         for area in (context.screen.areas if context.screen is not None else ()):
             if area.type == "VIEW_3D":
                 area.tag_redraw()
         return {"PASS_THROUGH"}
+
+    def _follow_rate(self, context) -> None:
+        """Re-time the timer when the engine's rate has moved it by more than a fifth (live_pose.timer_interval)."""
+        interval = live_pose.timer_interval(_SESSION.stream.fps)
+        if self._timer is None or abs(interval - self._interval) <= 0.2 * self._interval:
+            return
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        self._interval, self._timer = interval, wm.event_timer_add(interval, window=context.window)
 
     def cancel(self, context):
         self._end(context)

@@ -124,6 +124,14 @@ def test_camera_reader_paced_like_a_camera(clip):
     assert seen == sorted(set(seen)) and len(seen) < FRAMES and seen[-1] == FRAMES - 1
 
 
+def test_timer_follows_the_engine_rate():
+    assert live_pose.timer_interval(0.0) == pytest.approx(1 / 60)
+    assert live_pose.timer_interval(30.0) == pytest.approx(1 / 60)       # twice the record rate
+    assert live_pose.timer_interval(10.0) == pytest.approx(1 / 20)
+    assert live_pose.timer_interval(2.0) == pytest.approx(1 / 15)        # polled at least 15 times a second
+    assert live_pose.timer_interval(500.0) == pytest.approx(1 / 120)
+
+
 def test_causal_smoother_off_passes_records_through():
     raw = live_pose.CausalSmoother(0.0)
     raw(np.array([[1.0, 0, 0, 0]]), np.zeros(3), 0.0)
