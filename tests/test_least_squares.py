@@ -157,3 +157,11 @@ def test_the_fit_reaches_a_minimum_at_least_as_low_as_lbfgs(synthetic):
     quick = fitter.fit(pose, betas, wrist, Ks, targets, weights, evidence, box)
     assert np.all(quick.energy <= reference["energy"] * 1.01 + 1e-6)
     assert np.all(quick.energy < fitter.fit(pose, betas, wrist, Ks, targets, weights, evidence, box, steps=0).energy)
+
+
+def test_command_line_fit_steps_are_the_engines():
+    from core import cli
+    from core.engine.fitting import FIT_STEPS
+    parser = cli.build_parser()
+    for command in (["estimate", "x.jpg"], ["live", "0"]):
+        assert parser.parse_args(command).fit_steps == FIT_STEPS
