@@ -163,5 +163,5 @@ def test_command_line_fit_steps_are_the_engines():
     from core import cli
     from core.engine.fitting import FIT_STEPS
     parser = cli.build_parser()
-    for command in (["estimate", "x.jpg"], ["live", "0"]):
+    for command in (["estimate", "x.jpg", "-o", "out"], ["live", "0"]):
         assert parser.parse_args(command).fit_steps == FIT_STEPS
