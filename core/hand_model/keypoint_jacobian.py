@@ -89,7 +89,7 @@ class KeypointJacobian:
         landmarks, 0: the model's own keypoints) -> (points (N, 21, 3) minus the wrist keypoint,
         d points / d pose (N, 21, 3, 48), d points / d betas (N, 21, 3, S)); the derivatives are
         None when not asked for."""
-        N = pose.shape[0]
+        N, n = pose.shape[0], len(self.parents)
         R, Jr = rotations_and_jacobians(pose)                                          # (N, 16, 3, 3)
         rest = self.joint_template + np.einsum("jcs,ns->njc", self.joint_dirs, betas)  # (N, 16, 3)
         tips = self.tip_template + np.einsum("tcs,ns->ntc", self.tip_dirs, betas)      # (N, 5, 3)
@@ -98,11 +98,12 @@ class KeypointJacobian:
             tips = tips + (features @ self.tip_posedirs).reshape(N, 5, 3)
         G, joints = self._chain(R, rest)
         tip_local = tips[:, :, None] - rest[:, None]                                   # (N, 5, 16, 3)
-        tip_points = np.einsum("tj,ntjc->ntc", self.tip_weights, np.einsum("njcd,ntjd->ntjc", G, tip_local) + joints[:, None])
+        tip_turned = (G[:, None] @ tip_local[..., None])[..., 0]                     # (N, 5, 16, 3): G_j (tip - J_j)
+        tip_points = np.einsum("tj,ntjc->ntc", self.tip_weights, tip_turned + joints[:, None])
         keypoints = np.concatenate([joints, tip_points], axis=1)[:, self.order]        # (N, 21, 3)
         length = np.linalg.norm(rest[:, 4] - rest[:, 0], axis=-1)                      # (N,)
         scale = weight * length / self.template_length
-        turned = np.einsum("kj,njcd,kd->nkjc", self.attachment, G, self.offsets)       # (N, 21, 16, 3)
+        turned = (G @ self.offsets.T).transpose(0, 3, 1, 2) * self.attachment[None, :, :, None]   # (N, 21, 16, 3): A_kj G_j o_k
         points = keypoints + scale[:, None, None] * turned.sum(2) - rest[:, None, 0]
         if not derivatives:
             return points, None, None
@@ -112,22 +113,22 @@ class KeypointJacobian:
         offsets[:, 1:] = rest[:, 1:] - rest[:, self.parents[1:]]
         parent_G = G[:, [max(p, 0) for p in self.parents]]
         world_offsets = np.einsum("nicd,nid->nic", parent_G, offsets)                  # (N, 16, 3); row 0 unused
-        joint_parts = np.einsum("jki,nic->njkc", self.joint_share, world_offsets)      # (N, 16, 16, 3)
-        tip_parts = (self.tip_weights[None, :, :, None] * np.einsum("nkcd,ntkd->ntkc", G, tip_local)
+        joint_parts = (self.joint_share.reshape(-1, n) @ world_offsets).reshape(N, n, n, 3)   # (N, 16, 16, 3)
+        tip_parts = (self.tip_weights[None, :, :, None] * tip_turned
                      + np.einsum("tj,njkc->ntkc", self.tip_weights, joint_parts))
         parts = np.concatenate([joint_parts, tip_parts], axis=1)[:, self.order]        # (N, 21, 16, 3)
         parts = parts + scale[:, None, None, None] * turned
 
         # pose: dP/dtheta_a = -[u_a]x G_a Jr_a, u_a = sum of the parts at and below joint a
-        carried = np.einsum("aj,npjc->npac", self.below, parts)                        # (N, 21, 16, 3)
+        carried = self.below @ parts                                                   # (N, 21, 16, 3)
         d_pose = -skew(carried) @ (G @ Jr)[:, None]                                    # (N, 21, 16, 3, 3)
         d_pose = d_pose.transpose(0, 1, 3, 2, 4).reshape(N, 21, 3, -1)
         # shape: rest joints and tips move linearly, the landmark offsets scale with the length
         d_offsets = self.joint_dirs - self.joint_dirs[[max(p, 0) for p in self.parents]]    # (16, 3, S)
         d_offsets[0] = 0.0
-        d_joints = self.joint_dirs[0] + np.einsum("ji,nicd,ids->njcs", self.path, parent_G, d_offsets)
-        d_tips = (np.einsum("tj,njcd,tjds->ntcs", self.tip_weights, G,
-                            self.tip_dirs[:, None] - self.joint_dirs[None])
+        d_world = (parent_G @ d_offsets).reshape(N, n, -1)                             # (N, 16, 3 S): G_p(i) d o_i
+        d_joints = self.joint_dirs[0] + (self.path @ d_world).reshape(N, n, 3, -1)
+        d_tips = (np.einsum("tj,ntjcs->ntcs", self.tip_weights, G[:, None] @ (self.tip_dirs[:, None] - self.joint_dirs[None]))
                   + np.einsum("tj,njcs->ntcs", self.tip_weights, d_joints))
         d_length = np.einsum("nc,cs->ns", (rest[:, 4] - rest[:, 0]) / length[:, None],
                              self.joint_dirs[4] - self.joint_dirs[0])
