@@ -155,17 +155,15 @@ def levenberg_marquardt(energy: FitEnergy, x: np.ndarray, problem: dict, steps: 
         A = H[None] + (lambdas[..., None] * diagonal[None])[..., None] * np.eye(P)
         dx = solve(A, -np.broadcast_to(g[None, ..., None], (tried, N, P, 1)))[..., 0]
         trial = (x[None] + dx).reshape(tried * N, P)
-        after = energy.evaluate(trial, repeat, jacobian=False)["energy"].reshape(tried, N)
-        best = np.argmin(after, axis=0)
-        lowest = after[best, np.arange(N)]
-        better = lowest < now["energy"]
-        x = np.where(better[:, None], trial.reshape(tried, N, P)[best, np.arange(N)], x)
+        after = energy.evaluate(trial, repeat, jacobian=False)
+        best = np.argmin(after["energy"].reshape(tried, N), axis=0)
+        pick = best * N + np.arange(N)                                                  # rows of the best trials
+        better = after["energy"][pick] < now["energy"]
+        drop = (now["energy"] - np.where(better, after["energy"][pick], now["energy"])) / np.maximum(now["energy"], 1e-12)
+        x = np.where(better[:, None], trial[pick], x)
         damping = np.where(better, lambdas[best, np.arange(N)], damping * DAMPINGS[-1])
-        drop = (now["energy"] - np.where(better, lowest, now["energy"])) / np.maximum(now["energy"], 1e-12)
-        last = step == steps - 1 or not (drop > tolerance).any()
-        now = energy.evaluate(x, problem, jacobian=not last)
-        if last:
-            break
-    if steps > 0 and "J" in now:
-        now = {k: now[k] for k in ("energy", "misfit", "points")}
+        if step == steps - 1 or not (drop > tolerance).any():      # done: the trials already evaluated x
+            mask = {"energy": better, "misfit": better, "points": better[:, None, None]}
+            return x, {k: np.where(mask[k], after[k][pick], now[k]) for k in mask}
+        now = energy.evaluate(x, problem)
     return x, now

@@ -66,13 +66,12 @@ class HandPlacer:
             return have, np.zeros((0, 16, 3)), np.zeros((0, 21, 3))
         world = np.stack([np.asarray(items[i][1].world_landmarks, np.float64) for i in have])
         world[[k for k, i in enumerate(have) if items[i][1].side == "left"], :, 0] *= -1
+        betas, ones = np.asarray(out["betas"][have], np.float64), np.ones(len(have))
+        points = self.fitter.kinematics.points                 # numpy: a few hands cost less than in torch
+        rest = points(np.zeros((len(have), 16, 3)), betas, ones, derivatives=False)[0]
         with torch.no_grad():
-            betas = self._tensor(out["betas"][have])
-            origin = torch.zeros(len(have), 3, device=self.device)
-            rest = self.fitter.landmarks(None, betas, origin)
-            pose = pose_from_keypoints(rest, self._tensor(world))
-            posed = self.fitter.landmarks(pose, betas, origin)
-        return have, pose.cpu().numpy(), posed.cpu().numpy().astype(np.float64)
+            pose = pose_from_keypoints(self._tensor(rest), self._tensor(world)).cpu().numpy().astype(np.float64)
+        return have, pose, points(pose, betas, ones, derivatives=False)[0]
 
     def place(self, frames, items, out, matrices, centres, sides, hand_sizes, Ks):
         """Network output -> (pose, betas, layer transl, camera-space keypoints, pixels, fit energy),
