@@ -50,11 +50,12 @@ class LiveSession:
         """Handle the records that arrived (never blocks); returns them."""
         records = self.stream.poll()
         state = context.window_manager.handcap
-        for record in records:
+        newest = max((i for i, r in enumerate(records) if r.get("type") == "frame"), default=-1)
+        for i, record in enumerate(records):
             if record.get("type") == "start" and record.get("rig"):
                 self._build_rigs(context, record["rig"])
-            elif record.get("type") == "frame":
-                self._pose(record, context.scene.handcap.live_record)
+            elif record.get("type") == "frame":        # every record smoothed (and recorded), the newest shown
+                self._pose(record, context.scene.handcap.live_record, show=i == newest)
         state.live_latency_ms = self.stream.latency_ms
         state.live_fps = self.stream.fps
         state.live_frames = self.stream.frames
@@ -88,13 +89,17 @@ class LiveSession:
                 rest=build_armature.bone_rest_rotations(armature), wrist=np.asarray(track.rest_joints[0], np.float64),
                 smoother=live_pose.CausalSmoother(self.smoothing))
 
-    def _pose(self, record: dict, recording: bool) -> None:
+    def _pose(self, record: dict, recording: bool, show: bool = True) -> None:
         self.last_frame = int(record.get("frame", self.last_frame + 1))
         for side, hand in live_pose.best_hands(record).items():
             rig = self.rigs.get(side)
             if rig is None:
                 continue
-            quats, location = rig["smoother"](*live_pose.pose_channels(hand, rig["rest"], rig["wrist"]))
+            quats, location = rig["smoother"](*live_pose.pose_channels(hand, rig["rest"], rig["wrist"]), record.get("time"))
+            if recording:
+                self.recorded.setdefault(side, {})[self.last_frame] = (quats, location, np.asarray(hand["pose"]))
+            if not show:
+                continue
             armature = rig["armature"]
             armature.hide_viewport = rig["mesh"].hide_viewport = False
             bones = armature.pose.bones
@@ -102,8 +107,6 @@ class LiveSession:
                 bones[name].rotation_mode = "QUATERNION"
                 bones[name].rotation_quaternion = q.tolist()
             bones[rig["bones"][0]].location = location.tolist()
-            if recording:
-                self.recorded.setdefault(side, {})[self.last_frame] = (quats, location, np.asarray(hand["pose"]))
 
     def _key_recorded(self) -> list:
         """One action per rig with the recorded frames (Blender frame = source frame + 1)."""
@@ -143,6 +146,7 @@ class HANDCAP_OT_live_start(bpy.types.Operator):
     bl_idname = "handcap.live_start"
     bl_label = "Start Live"
     _timer = None
+    _interval = 1.0 / 60.0
 
     @classmethod
     def poll(cls, context):
@@ -162,8 +166,9 @@ class HANDCAP_OT_live_start(bpy.types.Operator):
         state = context.window_manager.handcap
         state.live_running, state.live_stop_requested = True, False
         wm = context.window_manager
+        self._interval = live_pose.timer_interval(0.0)
         if context.window is not None:
-            self._timer = wm.event_timer_add(1.0 / 60.0, window=context.window)
+            self._timer = wm.event_timer_add(self._interval, window=context.window)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
@@ -176,10 +181,20 @@ class HANDCAP_OT_live_start(bpy.types.Operator):
         _SESSION.step(context)
         if _SESSION.stream.finished:
             return self._end(context)
+        self._follow_rate(context)
         for area in (context.screen.areas if context.screen is not None else ()):
             if area.type == "VIEW_3D":
                 area.tag_redraw()
         return {"PASS_THROUGH"}
+
+    def _follow_rate(self, context) -> None:
+        """Re-time the timer when the engine's rate has moved it by more than a fifth (live_pose.timer_interval)."""
+        interval = live_pose.timer_interval(_SESSION.stream.fps)
+        if self._timer is None or abs(interval - self._interval) <= 0.2 * self._interval:
+            return
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        self._interval, self._timer = interval, wm.event_timer_add(interval, window=context.window)
 
     def cancel(self, context):
         self._end(context)

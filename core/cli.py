@@ -175,6 +175,10 @@ def cmd_estimate(args) -> int:
             remove_if_empty(os.path.abspath(args.output))     # a folder made for outputs that never came
 
 
+FIT_STEPS = 4        # core.engine.fitting.FIT_STEPS (not imported here: it would load torch before --help)
+FIT_STEPS_HELP = "at most this many Levenberg-Marquardt steps of the fit (default: %(default)s)"
+
+
 def engine_settings(args) -> tuple[dict, dict]:
     """The fields of EngineOptions and of VideoOptions the command line sets (plain values, no torch)."""
     engine = dict(device=args.device, weights=args.weights, hand=args.hand, max_hands=args.max_hands,
@@ -470,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--K", default=None, metavar="FILE", help="3x3 intrinsics in pixels (.npy, .json or text) for every input (default: "
                           "PHOTO_K.npy or PHOTO_K.json beside PHOTO.jpg when there, else --focal, else a 50 degree view)")
     est.add_argument("--no-refine", action="store_true", help="skip fitting the hand to the 2D keypoints")
-    est.add_argument("--fit-steps", type=number(int, 0), default=30, help="refinement steps (default: %(default)s)")
+    est.add_argument("--fit-steps", type=number(int, 0), default=FIT_STEPS, help=FIT_STEPS_HELP)
     est.add_argument("--smoothing", type=number(float, 0, 1), default=0.5,
                      help="video: smoothing of each hand's whole-track solve, from 0 (per-frame results) to 1 "
                           "(strongest: half-gain at 0.2 Hz; 0.5: 1.5 Hz), zero lag; gaps up to 0.5 s (1 s between steady "
@@ -527,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="focal length in pixels (default: 50 degrees across the longer side)")
     live.add_argument("--K", default=None, metavar="FILE", help="3x3 intrinsics in pixels (.npy, .json or text)")
     live.add_argument("--no-refine", action="store_true", help="skip fitting the hand to the 2D keypoints")
-    live.add_argument("--fit-steps", type=number(int, 0), default=30, help="refinement steps (default: %(default)s)")
+    live.add_argument("--fit-steps", type=number(int, 0), default=FIT_STEPS, help=FIT_STEPS_HELP)
     live.add_argument("--threads", type=number(int, 0), default=0, help="CPU threads for the network (0: all cores but one)")
     add_verbose(live)
     live.set_defaults(func=cmd_live)

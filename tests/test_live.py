@@ -124,18 +124,58 @@ def test_camera_reader_paced_like_a_camera(clip):
     assert seen == sorted(set(seen)) and len(seen) < FRAMES and seen[-1] == FRAMES - 1
 
 
-def test_causal_smoother():
-    q_rest, q_turn = np.array([[1.0, 0, 0, 0]]), np.array([[0.0, 1, 0, 0]])
+def test_timer_follows_the_engine_rate():
+    assert live_pose.timer_interval(0.0) == pytest.approx(1 / 60)
+    assert live_pose.timer_interval(30.0) == pytest.approx(1 / 60)       # twice the record rate
+    assert live_pose.timer_interval(10.0) == pytest.approx(1 / 20)
+    assert live_pose.timer_interval(2.0) == pytest.approx(1 / 15)        # polled at least 15 times a second
+    assert live_pose.timer_interval(500.0) == pytest.approx(1 / 120)
+
+
+def test_causal_smoother_off_passes_records_through():
     raw = live_pose.CausalSmoother(0.0)
-    raw(q_rest, np.zeros(3))
-    np.testing.assert_allclose(raw(q_turn, np.ones(3))[0], q_turn)
-    strong = live_pose.CausalSmoother(1.0)
-    strong(q_rest, np.zeros(3))
-    # (-0.6, 0.8, 0, 0) is the turn (0.6, -0.8, 0, 0): the smoother moves 10% toward the latter (same hemisphere)
-    quats, location = strong(np.array([[-0.6, 0.8, 0, 0]]), np.ones(3))
-    np.testing.assert_allclose(location, 0.1)
-    expected = np.array([0.96, -0.08, 0, 0]) / np.linalg.norm([0.96, -0.08])
-    np.testing.assert_allclose(quats[0], expected)
+    raw(np.array([[1.0, 0, 0, 0]]), np.zeros(3), 0.0)
+    quats, location = raw(np.array([[0.0, 1, 0, 0]]), np.ones(3), 1 / 30)
+    np.testing.assert_allclose(quats, [[0.0, 1, 0, 0]])
+    np.testing.assert_allclose(location, 1.0)
+
+
+def test_causal_smoother_never_uses_later_records():
+    rng = np.random.default_rng(0)
+    times = np.arange(40) / 30.0
+    quats = rng.normal(size=(40, 16, 4))
+    quats /= np.linalg.norm(quats, axis=-1, keepdims=True)
+    locations = rng.normal(size=(40, 3))
+    changed = locations.copy()
+    changed[25:] += 1.0                                       # a different future from record 25 on
+    first, second = live_pose.CausalSmoother(0.7), live_pose.CausalSmoother(0.7)
+    for i in range(40):
+        (qa, la), (qb, lb) = first(quats[i], locations[i], times[i]), second(quats[i], changed[i], times[i])
+        if i < 25:
+            np.testing.assert_array_equal(la, lb)
+            np.testing.assert_array_equal(qa, qb)
+        np.testing.assert_allclose(np.linalg.norm(qa, axis=-1), 1.0)
+    assert np.abs(la - lb).max() > 0.1
+
+
+@pytest.mark.parametrize("strength", [0.3, 0.5, 1.0])
+def test_causal_smoother_lag_on_a_steady_move(strength):
+    """A wrist moving at v: the output trails by (1 - a) / a frames, a the exponential filter's share at
+    its cutoff (computed here from the One Euro definition, not with the add-on's code), less than the
+    time constant 1 / (2 pi (f + beta v)) the add-on states."""
+    v, dt = 0.25, 1 / 30.0                                    # m/s, s
+    smoother = live_pose.CausalSmoother(strength)
+    quats = np.tile([1.0, 0, 0, 0], (16, 1))
+    for i in range(300):
+        _, location = smoother(quats, np.array([v * i * dt, 0, 0]), i * dt)
+    # steady state: the speed seen is the step from the last output, v / a, so a = share(f + beta v / a)
+    share = 0.5
+    for _ in range(200):
+        share = 1.0 / (1.0 + 1.0 / (2 * np.pi * (10.0 * 0.1 ** strength + 20.0 * v / share) * dt))
+    lag_s = (1 - share) / share * dt
+    cutoff = 10.0 * 0.1 ** strength + 20.0 * v
+    assert abs((v * 299 * dt - location[0]) / v - lag_s) < 1e-6
+    assert lag_s < 1.0 / (2 * np.pi * cutoff) + 1e-9           # at most the filter's time constant
 
 
 # --- the Live Capture session in Blender ------------------------------------------------

@@ -13,6 +13,7 @@ f / Z = s L / 2, i.e. Z = 2 f / (s L), and the wrist (X = 0) at p = c + t L / 2 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import cv2
@@ -20,20 +21,19 @@ import numpy as np
 import torch
 
 from core.hand_model import HandLayer, PosePrior
+from core.hand_model.keypoint_jacobian import KeypointJacobian
 from core.hand_model.landmark_points import LandmarkPoints
-from core.hand_model.model import KEYPOINT_BONES
 from core.hand_model.rotations import mirror_axis_angle
 
-FIT_STEPS = 30
-HUBER_PIXELS = 0.05     # of the hand box: the 2D term is quadratic below, linear above
-WEIGHTS = {"keypoints_2d": 1.0, "bones_3d": 0.1, "pose_prior": 0.008, "shape_prior": 0.001}   # chosen on held-out synthetic renders
-BONE_START, BONE_END = (list(index) for index in zip(*KEYPOINT_BONES))
+from .least_squares import FitEnergy, levenberg_marquardt
 
-
-def bone_directions(keypoints: torch.Tensor) -> torch.Tensor:
-    """(N, 21, 3) keypoints -> (N, 20, 3) unit directions of the 20 bones (KEYPOINT_BONES)."""
-    bones = keypoints[:, BONE_END] - keypoints[:, BONE_START]
-    return bones / bones.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+FIT_STEPS = 4           # Levenberg-Marquardt steps (core.engine.least_squares); fewer once none helps
+# Chosen on held-out synthetic renders (Adam, 30 steps); for the converged least-squares fit the shape prior
+# 0.001 -> 0.1 and the pose prior 0.008 -> 0.016 (267 renders, seed 5: PA / root-relative / camera-space mm
+# 16.78 / 38.18 / 113.7 -> 16.39 / 38.75 / 111.6, the Adam fit 16.50 / 38.17 / 108.8; video dev clips, seed 2:
+# PA 6.7 -> 6.5, acceleration error 1.19 -> 1.16, the Adam fit 6.5, 1.24): fitted to the end, shape and pose
+# drifted to explain the landmarks' noise.
+WEIGHTS = {"keypoints_2d": 1.0, "bones_3d": 0.1, "pose_prior": 0.016, "shape_prior": 0.1}
 
 
 def mirror_intrinsics(K: np.ndarray, width: int) -> np.ndarray:
@@ -79,8 +79,24 @@ def project_points(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return uvw[..., :2] / uvw[..., 2:].clamp(min=1e-3)
 
 
+@dataclasses.dataclass
+class Fit:
+    """Fitted right hands, one row per hand (numpy, float64; metres, pixels, radians)."""
+
+    pose: np.ndarray        # (N, 16, 3) axis-angle
+    betas: np.ndarray       # (N, S)
+    wrist: np.ndarray       # (N, 3) the wrist keypoint in camera space
+    transl: np.ndarray      # (N, 3) the hand layer's translation that puts the wrist there
+    points: np.ndarray      # (N, 21, 3) camera-space landmark points (core.hand_model.landmark_points)
+    energy: np.ndarray      # (N,) what the fit minimised (core.engine.least_squares)
+    misfit: np.ndarray      # (N,) its 2D term alone: weighted mean Huber distance to the targets, in box sides
+
+    def take(self, index) -> "Fit":
+        return Fit(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+
+
 class HandFitter(torch.nn.Module):
-    """Fit pose, shape and wrist position of right hands to 2D keypoints, batched (Adam).
+    """Fit pose, shape and wrist position of right hands to 2D keypoints, batched (Levenberg-Marquardt).
 
     The evidence is a detector's landmarks, which are not defined where the model's keypoints are
     (core.hand_model.landmark_points), so the data terms compare it with the model's *landmark
@@ -88,7 +104,8 @@ class HandFitter(torch.nn.Module):
     the hand's box side); the 3D term turns the 20 bones between them toward 3D evidence (the
     landmark network's world landmarks, or the network's joints), by direction only, since that
     evidence's scale is not the model's: it says what 2D cannot, which way each bone points in
-    depth; the pose prior and a shape prior keep the hand plausible.
+    depth; the pose prior and a shape prior keep the hand plausible (core.engine.least_squares).
+    The fit itself runs in numpy on the CPU; ``landmarks`` is the same points in torch (any device).
     """
 
     def __init__(self, layer: HandLayer, prior: PosePrior, steps: int = FIT_STEPS, weights: dict = None):
@@ -96,6 +113,8 @@ class HandFitter(torch.nn.Module):
         self.layer, self.prior, self.steps = layer, prior, steps
         self.weights = {**WEIGHTS, **(weights or {})}
         self.landmark_points = LandmarkPoints("right")
+        self.kinematics = KeypointJacobian(layer, self.landmark_points)
+        self.energy = FitEnergy(self.kinematics, prior, self.weights)
 
     def landmarks(self, pose: Optional[torch.Tensor], betas: torch.Tensor, wrist: torch.Tensor,
                   from_landmarks: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -107,65 +126,21 @@ class HandFitter(torch.nn.Module):
         points = self.landmark_points(out, from_landmarks)
         return points - out.keypoints[:, :1] + wrist[:, None]
 
-    def translation(self, betas: torch.Tensor, wrist: torch.Tensor) -> torch.Tensor:
-        """The layer's ``transl`` (N, 3) that puts the wrist at ``wrist``: the root joint pivots on its
-        rest position, so the wrist keypoint is rest_joints[0] + transl whatever the pose."""
-        return wrist - self.layer(betas).rest_joints[:, 0]
-
-    def energy(self, pose: torch.Tensor, betas: torch.Tensor, wrist: torch.Tensor, K: torch.Tensor,
-               targets: torch.Tensor, target_weights: torch.Tensor, evidence_3d: torch.Tensor,
-               box_side: torch.Tensor, from_landmarks: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(N,) what the fit minimises, per hand (arguments as ``forward``'s): how badly the hand
-        explains the 2D keypoints and the 3D bone directions, plus how unnatural its pose and shape are."""
-        points = self.landmarks(pose, betas, wrist, from_landmarks)
-        loss_2d = self._huber_2d(points, K, targets, target_weights, box_side)
-        loss_3d = (1.0 - (bone_directions(points) * bone_directions(evidence_3d)).sum(-1)).mean(1)   # 1 - cos
-        w = self.weights
-        return (w["keypoints_2d"] * loss_2d / HUBER_PIXELS ** 2 + w["bones_3d"] * 100.0 * loss_3d
-                + w["pose_prior"] * self.prior.score(pose) + w["shape_prior"] * (betas ** 2).sum(1))
-
-    @staticmethod
-    def _huber_2d(points, K, targets, target_weights, box_side) -> torch.Tensor:
-        """(N,) weighted mean Huber distance of projected (N, 21, 3) points to the (N, 21, 2) targets,
-        in units of the hand's box side."""
-        error = (project_points(points, K) - targets).norm(dim=-1) / box_side[:, None]
-        huber = torch.where(error < HUBER_PIXELS, 0.5 * error ** 2, HUBER_PIXELS * (error - 0.5 * HUBER_PIXELS))
-        return (huber * target_weights).sum(1) / target_weights.sum(1).clamp(min=1e-6)
-
-    def misfit_2d(self, pose, betas, wrist, K, targets, target_weights, box_side, from_landmarks=None) -> torch.Tensor:
-        """(N,) how far the hand's landmark points project from the 2D keypoints (the energy's 2D term
-        alone, arguments as ``forward``'s): what tells two fits of one hand apart."""
-        return self._huber_2d(self.landmarks(pose, betas, wrist, from_landmarks), K, targets, target_weights, box_side)
-
-    def forward(self, pose: torch.Tensor, betas: torch.Tensor, wrist: torch.Tensor, K: torch.Tensor,
-                targets: torch.Tensor, target_weights: torch.Tensor, evidence_3d: torch.Tensor,
-                box_side: torch.Tensor, from_landmarks: Optional[torch.Tensor] = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def fit(self, pose: np.ndarray, betas: np.ndarray, wrist: np.ndarray, K: np.ndarray, targets: np.ndarray,
+            target_weights: np.ndarray, evidence_3d: np.ndarray, box_side: np.ndarray,
+            from_landmarks: Optional[np.ndarray] = None, steps: Optional[int] = None) -> Fit:
         """pose (N, 16, 3), betas (N, B), wrist (N, 3): start values; K (N, 3, 3); targets (N, 21, 2)
         pixels with target_weights (N, 21) in [0, 1]; evidence_3d (N, 21, 3) 3D keypoints in the
         camera's axes (any origin and scale: only their bone directions count); box_side (N,) pixels;
-        from_landmarks (N,): see ``landmarks`` (None: all detector landmarks). Returns the fitted (pose, betas, wrist)."""
-        if self.steps <= 0:
-            return pose, betas, wrist
-        # the wrist as (x/z, y/z, log z): steps of one size move it evenly in the image and in depth
-        ray = (wrist[:, :2] / wrist[:, 2:]).clone().requires_grad_()
-        log_depth = wrist[:, 2].log().clone().requires_grad_()
-        pose = pose.clone().requires_grad_()
-        betas = betas.clone().requires_grad_()
-        optimizer = torch.optim.Adam([{"params": [pose], "lr": 0.03}, {"params": [betas], "lr": 0.05},
-                                      {"params": [ray, log_depth], "lr": 0.01}])
-        with torch.enable_grad():
-            for _ in range(self.steps):
-                depth = log_depth.exp()
-                wrist_now = torch.cat([ray * depth[:, None], depth[:, None]], dim=1)
-                loss = self.energy(pose, betas, wrist_now, K, targets, target_weights, evidence_3d, box_side,
-                                   from_landmarks).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-        depth = log_depth.exp()
-        wrist = torch.cat([ray * depth[:, None], depth[:, None]], dim=1)
-        return pose.detach(), betas.detach(), wrist.detach()
+        from_landmarks (N,): see ``landmarks`` (None: all detector landmarks); steps: at most this many
+        (default: the fitter's; 0 evaluates the start). Returns the fitted hands."""
+        from_landmarks = np.ones(len(pose)) if from_landmarks is None else from_landmarks
+        problem = self.energy.problem(K, targets, target_weights, evidence_3d, box_side, from_landmarks)
+        x, now = levenberg_marquardt(self.energy, self.energy.join(pose, betas, wrist), problem,
+                                     self.steps if steps is None else steps)
+        pose, betas, wrist = self.energy.split(x)
+        return Fit(pose=pose, betas=betas, wrist=wrist, transl=wrist - self.kinematics.rest_wrist(betas),
+                   points=now["points"], energy=now["energy"], misfit=now["misfit"])
 
 
 def mirror_to_left(pose: np.ndarray, transl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -37,9 +37,10 @@ import torch
 
 from core.capture import Capture, save_capture
 
+from .handoff import PerceptionProcess
 from .pipeline import Engine, EngineOptions, HandEstimate
 from .inputs import check_live_source
-from .run import InputError, TrackBuilder, check_size, intrinsics, to_rgb8, torch_threads
+from .run import InputError, TrackBuilder, check_size, intrinsics, torch_threads
 
 RECORD_VERSION = 1
 CAMERA_FPS = 30.0          # assumed when a camera reports no frame rate
@@ -160,77 +161,56 @@ class LiveRunner:
     def run(self, live: LiveOptions, out: TextIO = sys.stdout, stop: Optional[threading.Event] = None) -> int:
         """Stream ``live.source`` to ``out``; returns the number of frames written."""
         stop = stop or threading.Event()
-        capture, is_camera = open_source(live.source)
-        detector = self.engine.video_detector()
+        capture, is_camera = open_source(live.source)          # checked here; the perception process reads it
+        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        fps = fps if np.isfinite(fps) and 0 < fps <= 10_000 else CAMERA_FPS
+        capture.release()
+        paced = live.as_camera and not is_camera
+        stream = PerceptionProcess(self.options, live.source, fps if paced else 0.0, is_camera, live.width, live.height,
+                                   self.engine.times)
         frames, latencies, reason, started = 0, [], "input ended", time.perf_counter()
         try:
-            if is_camera and live.width and live.height:
-                capture.set(cv2.CAP_PROP_FRAME_WIDTH, live.width)
-                capture.set(cv2.CAP_PROP_FRAME_HEIGHT, live.height)
-            fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-            fps = fps if np.isfinite(fps) and 0 < fps <= 10_000 else CAMERA_FPS
             K = None
             with torch_threads(self.options.threads or _default_threads()):
-                paced = live.as_camera and not is_camera
-                reader = LatestFrame(capture, fps if paced else 0.0) if is_camera or paced else None
                 is_camera = is_camera or paced
-                try:
-                    for index, bgr, grabbed in (reader.frames(stop) if reader else self._file_frames(capture, stop)):
-                        if live.max_frames and frames >= live.max_frames:
-                            reason = "max frames"
-                            break
-                        rgb = to_rgb8(bgr, live.source) if bgr.ndim != 3 or bgr.shape[2] != 3 else \
-                            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                        if K is None:
-                            height, width = rgb.shape[:2]
-                            check_size(live.source, width, height, "frame")
-                            K = intrinsics(width, height, live.focal, live.K_file)
-                            self._start(out, live, width, height, fps, K)
-                        boxes = self.options.boxes or None
-                        hands = self.engine.estimate_frames([rgb], K, [self.engine.detect(rgb, detector, boxes=boxes)])[0]
-                        latency = 1000.0 * (time.perf_counter() - grabbed)
-                        latencies.append(latency)
-                        frames += 1
-                        elapsed = time.perf_counter() - started
-                        try:
-                            _write(out, {"type": "frame", "frame": index,
-                                         "time": round(grabbed - started if is_camera else index / fps, 4),
-                                         "latency_ms": round(latency, 2), "fps": round(frames / max(elapsed, 1e-9), 2),
-                                         "hands": [hand_record(h) for h in hands]})
-                        except (BrokenPipeError, OSError):      # the reader has gone: nothing to stream to
-                            reason = "reader gone"
-                            break
-                finally:
-                    if reader is not None:
-                        reader.close()
+                for index, rgb, grabbed, found in stream:
+                    if stop.is_set():
+                        break
+                    if live.max_frames and frames >= live.max_frames:
+                        reason = "max frames"
+                        break
+                    if K is None:
+                        height, width = rgb.shape[:2]
+                        check_size(live.source, width, height, "frame")
+                        K = intrinsics(width, height, live.focal, live.K_file)
+                        self._start(out, live, width, height, fps, K)
+                    hands = self.engine.estimate_frames([rgb], K, [found])[0]
+                    latency = 1000.0 * (time.perf_counter() - grabbed)
+                    latencies.append(latency)
+                    frames += 1
+                    elapsed = time.perf_counter() - started
+                    try:
+                        _write(out, {"type": "frame", "frame": index,
+                                     "time": round(grabbed - started if is_camera else index / fps, 4),
+                                     "latency_ms": round(latency, 2), "fps": round(frames / max(elapsed, 1e-9), 2),
+                                     "hands": [hand_record(h) for h in hands]})
+                    except (BrokenPipeError, OSError):      # the reader has gone: nothing to stream to
+                        reason = "reader gone"
+                        break
             if stop.is_set():
                 reason = "stopped"
         except (SystemExit, KeyboardInterrupt):
             reason = "stopped"
             raise
         finally:
-            capture.release()
-            if detector is not None:
-                detector.close()
             elapsed = time.perf_counter() - started
+            stream.close()
             _write(out, {"type": "end", "frames": frames, "reason": reason,
                          "mean_latency_ms": round(float(np.mean(latencies)), 2) if latencies else None,
                          "fps": round(frames / max(elapsed, 1e-9), 2),
                          "stages_ms": {k: round(1000 * v / max(frames, 1), 2) for k, v in self.engine.times.seconds.items()}},
                    quiet=True)
         return frames
-
-    def _file_frames(self, capture, stop: threading.Event):
-        """(index, BGR frame, perf_counter when it was read) of every frame of a video file, in order."""
-        index = -1
-        while not stop.is_set():
-            grabbed = time.perf_counter()
-            with self.engine.times("decode"):
-                ok, bgr = capture.read()
-            if not ok or bgr is None or bgr.size == 0:
-                return
-            index += 1
-            yield index, bgr, grabbed
 
     def _start(self, out: TextIO, live: LiveOptions, width: int, height: int, fps: float, K: np.ndarray) -> None:
         """The ``start`` record, after writing the rig file when one is asked for."""
@@ -240,6 +220,20 @@ class LiveRunner:
                      "height": height, "fps": round(fps, 4), "K": np.asarray(K, np.float64).round(4).tolist(),
                      "hand_model": self.engine.network.config.hand_model,
                      "rig": os.path.abspath(live.rig_path) if live.rig_path else None})
+
+
+def file_frames(capture, stop: threading.Event, times):
+    """(index, BGR frame, perf_counter when it was read) of every frame of a video file, in order (its
+    decoding timed in ``times``, a StageTimes)."""
+    index = -1
+    while not stop.is_set():
+        grabbed = time.perf_counter()
+        with times("decode"):
+            ok, bgr = capture.read()
+        if not ok or bgr is None or bgr.size == 0:
+            return
+        index += 1
+        yield index, bgr, grabbed
 
 
 def write_rig(engine: Engine, path: str, K: np.ndarray, width: int, height: int, fps: float, source: str) -> str:

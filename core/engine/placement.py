@@ -66,13 +66,12 @@ class HandPlacer:
             return have, np.zeros((0, 16, 3)), np.zeros((0, 21, 3))
         world = np.stack([np.asarray(items[i][1].world_landmarks, np.float64) for i in have])
         world[[k for k, i in enumerate(have) if items[i][1].side == "left"], :, 0] *= -1
+        betas, ones = np.asarray(out["betas"][have], np.float64), np.ones(len(have))
+        points = self.fitter.kinematics.points                 # numpy: a few hands cost less than in torch
+        rest = points(np.zeros((len(have), 16, 3)), betas, ones, derivatives=False)[0]
         with torch.no_grad():
-            betas = self._tensor(out["betas"][have])
-            origin = torch.zeros(len(have), 3, device=self.device)
-            rest = self.fitter.landmarks(None, betas, origin)
-            pose = pose_from_keypoints(rest, self._tensor(world))
-            posed = self.fitter.landmarks(pose, betas, origin)
-        return have, pose.cpu().numpy(), posed.cpu().numpy().astype(np.float64)
+            pose = pose_from_keypoints(self._tensor(rest), self._tensor(world)).cpu().numpy().astype(np.float64)
+        return have, pose, points(pose, betas, ones, derivatives=False)[0]
 
     def place(self, frames, items, out, matrices, centres, sides, hand_sizes, Ks):
         """Network output -> (pose, betas, layer transl, camera-space keypoints, pixels, fit energy),
@@ -97,23 +96,13 @@ class HandPlacer:
                 pose_init[s, 0] = cv2.Rodrigues(root)[0][:, 0]
                 evidence[s] = evidence[s] @ rotation.T
 
-        t = self._tensor
-        K, box = t(Ks[owner]), t(hand_sizes[owner] / CROP_MARGIN)
-        target, weight, evidence_t = t(targets[owner]), t(weights[owner]), t(evidence)
-        from_landmarks = t([items[i][1].keypoints_2d is not None for i in owner])
-        pose, betas, wrist = self.fitter(t(pose_init), t(out["betas"][owner]), t(wrists), K, target, weight,
-                                         evidence_t, box, from_landmarks)
-        with torch.no_grad():
-            misfit = self.fitter.misfit_2d(pose, betas, wrist, K, target, weight, box, from_landmarks)   # (M,)
-            best = self._closest(owner, misfit.cpu().numpy(), count)
-            pose, betas, wrist, K = pose[best], betas[best], wrist[best], K[best]
-            joints = self.fitter.landmarks(pose, betas, wrist)        # the 21 keypoints, as landmarks are defined
-            keypoints = project_points(joints, K)
-            transl = self.fitter.translation(betas, wrist)
-            energy = self.fitter.energy(pose, betas, wrist, K, target[best], weight[best], evidence_t[best], box[best],
-                                        from_landmarks[best])
-        return (pose.cpu().numpy(), betas.cpu().numpy(), transl.cpu().numpy(), joints.cpu().numpy(),
-                keypoints.cpu().numpy(), energy.cpu().numpy())
+        box = hand_sizes[owner] / CROP_MARGIN
+        from_landmarks = np.array([items[i][1].keypoints_2d is not None for i in owner], np.float64)
+        fits = self.fitter.fit(pose_init, out["betas"][owner], wrists, Ks[owner], targets[owner], weights[owner],
+                               evidence, box, from_landmarks)
+        fit = fits.take(self._closest(owner, fits.misfit, count))
+        keypoints = project_points(torch.as_tensor(fit.points), torch.as_tensor(Ks, dtype=torch.float64)).numpy()
+        return fit.pose, fit.betas, fit.transl, fit.points, keypoints, fit.energy
 
     @staticmethod
     def _closest(owner: np.ndarray, misfit: np.ndarray, count: int) -> np.ndarray:
