@@ -25,9 +25,9 @@ import tempfile
 import tomllib
 import zipfile
 
-from .common import REPO
+from blender_addon.engine_packages import CPU_INDEX
 
-CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+from .common import REPO
 LINUX = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 PLATFORMS = {      # name -> (uv --python-platform, pip --platform tags, --python-version, extra index arguments)
     "linux-cuda": ("x86_64-manylinux_2_28", LINUX, "3.13", []),
