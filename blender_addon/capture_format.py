@@ -43,6 +43,12 @@ Per hand track t, keys prefixed ``track{t}/``:
   gap, filled by the engine's temporal solve (such frames are valid); a file without it reads as
   all False. An interpolated frame must be valid.
   (A new optional key keeps the version: readers ignore keys they do not know.)
+Several cameras (optional, all six keys or none; a file without them has one view, the top-level camera):
+  ``views/K`` float32 (C,3,3), ``views/R`` float32 (C,3,3), ``views/t`` float32 (C,3): view c sees a point
+  x of the first camera's space (the space of every track) at ``R[c] @ x + t[c]`` (OpenCV axes, metres);
+  view 0 is the top-level camera (``K``, ``image_size``, ``source_path``), with R = I and t = 0.
+  ``views/image_size`` int32 (C,2), ``views/source_path`` str (C,), ``views/frame_offset`` int32 (C,):
+  view c's frame ``frame_index + frame_offset[c]`` shows the first view's frame ``frame_index``.
 """
 
 from __future__ import annotations
@@ -112,6 +118,23 @@ class Capture:
     fps: float                    # frames per second of the source; 0 for a still photo
     tracks: list = dataclasses.field(default_factory=list)  # list[HandTrack]
     version: int = FORMAT_VERSION
+    views: Optional["CaptureViews"] = None   # several cameras; None: the one camera above
+
+
+@dataclasses.dataclass
+class CaptureViews:
+    """The cameras of a multi-view capture (C views; view 0 is the capture's own camera)."""
+
+    K: np.ndarray             # (C, 3, 3) pinhole intrinsics, pixels
+    R: np.ndarray             # (C, 3, 3) x_view = R @ x_first + t
+    t: np.ndarray             # (C, 3) metres
+    image_size: np.ndarray    # (C, 2) int: width, height in pixels
+    source_path: np.ndarray   # (C,) str: each view's photo or video
+    frame_offset: np.ndarray  # (C,) int: view c's frame = first view's frame + frame_offset[c]
+
+    @property
+    def num_views(self) -> int:
+        return int(len(self.K))
 
 
 # --- field specs: (key, dtype kind, shape with symbols, required) -------------------------
@@ -138,6 +161,15 @@ _TRACK_FIELDS = (
     ("interpolated", "b", ("N",), False),
 )
 _DTYPES = {"f": np.float32, "i": np.int32, "b": np.bool_}
+# (key under "views/", dtype kind, shape); C views
+_VIEW_FIELDS = (
+    ("K", "f", ("C", 3, 3)),
+    ("R", "f", ("C", 3, 3)),
+    ("t", "f", ("C", 3)),
+    ("image_size", "i", ("C", 2)),
+    ("source_path", "U", ("C",)),
+    ("frame_offset", "i", ("C",)),
+)
 
 
 def save_capture(capture: Capture, path: str) -> None:
@@ -199,6 +231,29 @@ def validate_arrays(arrays: dict) -> None:
         raise CaptureError("'num_tracks' must be >= 0")
     for t in range(num_tracks):
         _validate_track(arrays, f"track{t}/")
+    _validate_views(arrays)
+
+
+def _validate_views(arrays: dict) -> None:
+    """The optional ``views/`` keys: all or none, shapes agreeing, rotations orthonormal, view 0 the identity."""
+    present = [key for key, _, _ in _VIEW_FIELDS if "views/" + key in arrays]
+    if not present:
+        return
+    if len(present) != len(_VIEW_FIELDS):
+        missing = [key for key, _, _ in _VIEW_FIELDS if key not in present]
+        raise CaptureError(f"'views/' keys come all together; missing 'views/{missing[0]}'")
+    sizes = {}
+    for key, kind, shape in _VIEW_FIELDS:
+        _check("views/" + key, np.asarray(arrays["views/" + key]), kind, shape, sizes)
+    R, t = np.asarray(arrays["views/R"], np.float64), np.asarray(arrays["views/t"], np.float64)
+    if sizes["C"] < 1:
+        raise CaptureError("'views/K' must hold at least one view")
+    if np.any(np.abs(R @ np.swapaxes(R, 1, 2) - np.eye(3)) > 1e-3) or np.any(np.linalg.det(R) < 0):
+        raise CaptureError("'views/R' must hold rotations (orthonormal, determinant +1)")
+    if np.any(np.abs(R[0] - np.eye(3)) > 1e-4) or np.any(np.abs(t[0]) > 1e-6):
+        raise CaptureError("'views/R'[0] and 'views/t'[0] must be the identity: view 0 is the capture's own camera")
+    if np.any(np.asarray(arrays["views/image_size"]) <= 0):
+        raise CaptureError("'views/image_size' must be positive")
 
 
 def _validate_track(arrays: dict, prefix: str) -> None:
@@ -275,6 +330,10 @@ def _to_arrays(capture: Capture) -> dict:
             if value is None:
                 continue
             arrays[f"track{t}/{key}"] = np.asarray(value, _DTYPES[kind]) if kind in _DTYPES else np.asarray(value, str)
+    if capture.views is not None:
+        for key, kind, _shape in _VIEW_FIELDS:
+            value = getattr(capture.views, key)
+            arrays["views/" + key] = np.asarray(value, _DTYPES[kind]) if kind in _DTYPES else np.asarray(value, str)
     return arrays
 
 
@@ -301,4 +360,7 @@ def _from_arrays(arrays: dict) -> Capture:
         fps=float(arrays["fps"]),
         tracks=tracks,
         version=int(arrays["version"]),
+        views=CaptureViews(**{key: arrays["views/" + key].astype(_DTYPES[kind]) if kind in _DTYPES
+                              else arrays["views/" + key] for key, kind, _ in _VIEW_FIELDS})
+        if "views/K" in arrays else None,
     )

@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from blender_addon.capture_format import Capture, HandTrack, load_capture, save_capture  # noqa: F401 (re-export)
+from blender_addon.capture_format import Capture, CaptureViews, HandTrack, load_capture, save_capture  # noqa: F401 (re-export)
 
 from .hand_model import HandLayer
 from .hand_model.landmark_points import LandmarkPoints

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from blender_addon.capture_format import Capture, CaptureError, load_capture, save_capture
+from blender_addon.capture_format import Capture, CaptureError, CaptureViews, load_capture, save_capture
 from core.capture import default_intrinsics, track_from_layer
 from core.hand_model import HandLayer
 
@@ -92,6 +92,48 @@ def test_interpolated_frames_round_trip_and_default_to_false(tmp_path, open_righ
     np.savez(tmp_path / "older.npz", **older)
     loaded = load_capture(str(tmp_path / "older.npz")).tracks[0]
     assert loaded.interpolated.dtype == bool and loaded.interpolated.tolist() == [False] * 5
+
+
+def two_views() -> CaptureViews:
+    """View 0 the capture's own camera; view 1 turned 30 degrees about y, 40 cm to the side."""
+    angle = np.deg2rad(30.0)
+    turn = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    K = default_intrinsics(640, 480)
+    return CaptureViews(K=np.stack([K, K]), R=np.stack([np.eye(3), turn]), t=np.array([[0, 0, 0], [-0.4, 0, 0.1]]),
+                        image_size=np.array([[640, 480], [640, 480]]), source_path=np.array(["a.mp4", "b.mp4"]),
+                        frame_offset=np.array([0, 3]))
+
+
+def test_views_round_trip_and_older_files_have_none(tmp_path, open_right):
+    capture = make_capture(open_right)
+    assert load_capture(_save(capture, tmp_path / "one.npz")).views is None
+    capture.views = two_views()
+    loaded = load_capture(_save(capture, tmp_path / "two.npz")).views
+    assert loaded.num_views == 2 and loaded.source_path.tolist() == ["a.mp4", "b.mp4"]
+    assert loaded.frame_offset.tolist() == [0, 3]
+    np.testing.assert_allclose(loaded.R[1], capture.views.R[1], atol=1e-6)
+    np.testing.assert_allclose(loaded.t[1], [-0.4, 0, 0.1], atol=1e-7)
+
+
+def _save(capture, path) -> str:
+    save_capture(capture, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.pop("views/t"), "'views/' keys come all together; missing 'views/t'"),
+    (lambda a: a["views/R"].__setitem__((1, 0, 0), 2.0), "'views/R' must hold rotations"),
+    (lambda a: a["views/t"].__setitem__((0, 2), 0.5), "view 0 is the capture's own camera"),
+    (lambda a: a.update({"views/K": a["views/K"][:1]}), r"'views/R' must have shape \(1, 3, 3\)"),
+])
+def test_views_validation(tmp_path, open_right, edit, message):
+    capture = make_capture(open_right)
+    capture.views = two_views()
+    arrays = _arrays(capture, tmp_path)
+    edit(arrays)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(CaptureError, match=message):
+        load_capture(str(tmp_path / "bad.npz"))
 
 
 def test_unreadable_files(tmp_path):
