@@ -97,13 +97,15 @@ def clear_offset(corners: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.array([0.0, 0.0, min(0.0, float(boxes[:, 0, 2].min())) - GAP_M])
 
 
-def place_clear(camera: bpy.types.Object, rigs: list, boxes: np.ndarray, K: np.ndarray, image_size) -> np.ndarray:
+def place_clear(camera: bpy.types.Object, rigs: list, boxes: np.ndarray, K: np.ndarray, image_size,
+                others: tuple = ()) -> np.ndarray:
     """Move a just-built capture (its camera at the origin and its rigs, [(armature, mesh)]) by
     ``clear_offset`` against the scene's ``boxes`` (taken before the capture was built); the
-    meshes follow their armatures. Returns the offset (3,) in metres."""
+    meshes follow their armatures, ``others`` (a multi-view capture's other cameras) move along.
+    The offset comes from the first camera's view alone. Returns the offset (3,) in metres."""
     data = camera.data
     offset = clear_offset(frustum_corners(K, image_size, data.clip_start, data.clip_end), boxes)
     if np.any(offset):
-        for obj in [camera, *[armature for armature, _ in rigs]]:
+        for obj in [camera, *others, *[armature for armature, _ in rigs]]:
             obj.location = (np.array(obj.location) + offset).tolist()
     return offset

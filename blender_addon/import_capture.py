@@ -7,6 +7,10 @@ everything created so far is removed again.
 Frames: source frame index i is Blender frame i + 1 (Blender starts at 1). Frames marked
 invalid (no hand seen) get no keys: the F-curves interpolate linearly across the gap. Frames the
 engine filled over a short gap (``interpolated``) are keyed as BREAKDOWN keys.
+
+A multi-view capture (``Capture.views``) gets one camera per view, each with its own photo or
+video as background, placed around the hands by the views' R and t (``build_camera.place_view_camera``);
+the scene camera stays the first view's.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class ImportResult:
     camera: bpy.types.Object
     rigs: list                                   # [(armature object, mesh object)] per track
     warnings: list = dataclasses.field(default_factory=list)
+    cameras: list = dataclasses.field(default_factory=list)   # every view's camera; cameras[0] is camera
 
 
 def import_files(paths: list, context) -> list:
@@ -56,7 +61,8 @@ def import_captures(captures: list, paths: list, context) -> list:
     try:
         results = [build_capture(capture, context, path) for capture, path in zip(captures, paths)]
         for capture, result in zip(captures, results):
-            clear_view.place_clear(result.camera, result.rigs, boxes, capture.K, capture.image_size)
+            clear_view.place_clear(result.camera, result.rigs, boxes, capture.K, capture.image_size,
+                                   others=tuple(result.cameras[1:]))
     except BaseException:
         _remove_new_ids(before)
         raise
@@ -73,9 +79,14 @@ def build_capture(capture: Capture, context, capture_path: str = "") -> ImportRe
     title = naming.capture_title(capture.source_path, capture_path)
     collection = bpy.data.collections.new(title)
     scene.collection.children.link(collection)
-    camera = build_camera.new_camera_object(f"{title} camera", collection, capture.K,
-                                            capture.image_size)
-    warnings = build_camera.add_background(camera, capture.source_path)
+    if capture.views is None:
+        camera = build_camera.new_camera_object(f"{title} camera", collection, capture.K,
+                                                capture.image_size)
+        warnings = build_camera.add_background(camera, capture.source_path)
+        cameras = [camera]
+    else:
+        cameras, warnings = build_view_cameras(capture, collection)
+        camera = cameras[0]
     rigs = [build_track(track, t, title, collection, view_layer)
             for t, track in enumerate(capture.tracks)]
     if not rigs:
@@ -85,7 +96,27 @@ def build_capture(capture: Capture, context, capture_path: str = "") -> ImportRe
         armature.select_set(True)
     if rigs:
         view_layer.objects.active = rigs[0][0]
-    return ImportResult(collection, camera, rigs, warnings)
+    return ImportResult(collection, camera, rigs, warnings, cameras)
+
+
+def build_view_cameras(capture: Capture, collection: bpy.types.Collection) -> tuple:
+    """One camera per view of ``capture.views``, named after its source, with its own intrinsics
+    and background (offset by its ``frame_offset``), placed relative to view 0's camera (at the
+    origin: the place ``clear_view`` may later move them all from). Returns (cameras, warnings)."""
+    views = capture.views
+    names = naming.view_camera_names(views.source_path)
+    cameras, warnings = [], []
+    for c in range(views.num_views):
+        first = c == 0                 # view 0 is the capture's own camera: its top-level K, size, source
+        K, size = (capture.K, capture.image_size) if first else (views.K[c], views.image_size[c])
+        source = capture.source_path if first else str(views.source_path[c])
+        camera = build_camera.new_camera_object(names[c], collection, K, size)
+        camera[build_camera.VIEW_PROPERTY] = c
+        if not first:
+            build_camera.place_view_camera(camera, cameras[0], views.R[c], views.t[c])
+        warnings += build_camera.add_background(camera, source, int(views.frame_offset[c]))
+        cameras.append(camera)
+    return cameras, warnings
 
 
 def build_track(track: HandTrack, index: int, title: str, collection: bpy.types.Collection,

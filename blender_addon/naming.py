@@ -65,3 +65,24 @@ def rig_names(title: str, track_index: int, side: str, person: int = -1) -> tupl
     who = f"person{person} " if person >= 0 else ""
     base = f"{title} {who}hand{track_index}{side_suffix(side)}"
     return base + " rig", base
+
+
+def view_camera_names(source_paths) -> list:
+    """Camera object names for the views of a multi-view capture, one per source path: after the
+    source's file stem (``left_phone camera``); when stems repeat (``view0/000000.jpg``,
+    ``view1/000000.jpg``), after its folder too (``view1/000000 camera``); when those repeat as
+    well, or a view has no source, after the view's number (``000000 view2 camera``)."""
+    paths = [str(p) for p in source_paths]
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    folders = [os.path.basename(os.path.dirname(p)) for p in paths]
+    with_folder = [f"{d}/{s}" if d else s for d, s in zip(folders, stems)]
+    names = []
+    for c, (stem, longer) in enumerate(zip(stems, with_folder)):
+        if stem and stems.count(stem) == 1:
+            label = stem
+        elif stem and with_folder.count(longer) == 1:
+            label = longer
+        else:
+            label = f"{stem} view{c}" if stem else f"view{c}"
+        names.append(label + " camera")
+    return names

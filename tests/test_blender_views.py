@@ -1,0 +1,226 @@
+"""A multi-view capture in Blender: every view's camera sees the hand where numpy's pinhole puts it.
+
+The capture comes from core's hand layer (``track_from_layer``) with exact cameras turned around
+the hand. For every view the hand rig's joints, as Blender poses them, are projected through that
+view's camera object (``world_to_camera_view`` at the view's render size) and compared with
+``K_c (R_c x + t_c)`` computed in numpy from the reference LBS (tests/reference_lbs.py), which
+knows nothing of the add-on's camera placement.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from blender_addon import camera_math, naming, rig_math
+from blender_addon.capture_format import CaptureViews
+from tests.test_blender_math import random_rotations
+from tests.test_blender_support import bpy_or_skip, model_capture, posed_joints, reset_scene, save, write_png
+
+TOL_PX = 0.05          # the poses match to 1e-4 m; projections to far under a pixel
+
+
+def rotation_y(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def rotation_x(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def cameras_around(centre: np.ndarray, turns) -> tuple:
+    """(R (C, 3, 3), t (C, 3)) of cameras that look at ``centre`` (first camera's OpenCV space,
+    metres) from the first camera's distance, turned about it by each rotation of ``turns``
+    (the first must be the identity): camera c's axes in the first camera's space are Q = turn,
+    its centre is centre - Q @ centre, so x_c = Q^T (x - centre_c)."""
+    R, t = [], []
+    for Q in turns:
+        position = centre - Q @ centre
+        R.append(Q.T)
+        t.append(-Q.T @ position)
+    return np.array(R), np.array(t)
+
+
+# view 1: portrait phone turned 55 degrees to the left; view 2: a wide camera with non-square pixels,
+# turned 70 degrees the other way and 20 degrees down
+VIEW_SIZES = [(640, 480), (480, 640), (800, 600)]
+VIEW_K = [None,
+          np.array([[520.0, 0, 250.5], [0, 520.0, 310.0], [0, 0, 1]]),
+          np.array([[700.0, 0, 395.0], [0, 690.0, 305.5], [0, 0, 1]])]
+TURNS = [np.eye(3), rotation_y(np.radians(55)), rotation_y(np.radians(-70)) @ rotation_x(np.radians(-20))]
+
+
+def views_capture(folder, names=("left_phone.png", "right_phone.png", "top_cam.png"), frames: int = 2,
+                  backgrounds=None, frame_offset=None):
+    """A right hand (core's layer) seen by three exact cameras; each view's photo written in ``folder``
+    (``backgrounds(c, K, R, t, size, path)`` may draw it instead of a plain gradient)."""
+    capture, _ = model_capture(("right",), frames, seed=3, distance=0.4)
+    centre = capture.tracks[0].joints_3d[0].mean(0).astype(np.float64)
+    R, t = cameras_around(centre, TURNS)
+    K = np.array([capture.K] + VIEW_K[1:], np.float64)
+    paths = []
+    for c, (name, size) in enumerate(zip(names, VIEW_SIZES)):
+        path = os.path.join(str(folder), name)
+        if backgrounds is None:
+            write_png(path, *size)
+        else:
+            backgrounds(c, K[c], R[c], t[c], size, path)
+        paths.append(path)
+    capture.source_path = paths[0]
+    capture.views = CaptureViews(
+        K=K.astype(np.float32), R=R.astype(np.float32), t=t.astype(np.float32),
+        image_size=np.array(VIEW_SIZES, np.int32), source_path=np.array(paths),
+        frame_offset=np.zeros(3, np.int32) if frame_offset is None else np.asarray(frame_offset, np.int32))
+    return capture
+
+
+def expected_pixels(capture, c: int, rows=None) -> np.ndarray:
+    """(N, 16, 2) pixels of the rig joints in view c: the reference LBS, then K_c (R_c x + t_c)."""
+    x = posed_joints(capture.tracks[0], rows)
+    v = capture.views
+    return camera_math.project(v.K[c], x @ np.asarray(v.R[c], np.float64).T + v.t[c])
+
+
+# --- numpy: the pose of a view's camera ----------------------------------------------------
+
+def test_view_pose_sees_points_where_R_and_t_put_them():
+    """A camera at view_from_first's pose, looking down its -z with +y up, has its centre at the
+    view's centre -R^T t, looks along R^T z and has R^T (-y) as up, all in the first camera's OpenCV
+    space seen in Blender's world (diag(1, -1, -1)); and a point lands at F (R x + t) in its frame."""
+    rng = np.random.default_rng(4)
+    F = rig_math.CV_TO_BLENDER
+    for R, t in zip(random_rotations(20, rng), rng.normal(size=(20, 3))):
+        M = camera_math.view_from_first(R, t)
+        np.testing.assert_allclose(M[3], [0, 0, 0, 1], atol=1e-12)
+        np.testing.assert_allclose(M[:3, :3] @ M[:3, :3].T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(M[:3, :3]) > 0
+        np.testing.assert_allclose(M[:3, 3], F @ (-R.T @ t), atol=1e-12)            # camera centre
+        np.testing.assert_allclose(M[:3, :3] @ [0, 0, -1], F @ R.T @ [0, 0, 1], atol=1e-12)   # looking along
+        np.testing.assert_allclose(M[:3, :3] @ [0, 1, 0], F @ R.T @ [0, -1, 0], atol=1e-12)   # up: image -y
+        x = rng.normal(size=(5, 3)) + [0, 0, 3]
+        local = (np.linalg.inv(M) @ np.c_[x @ F.T, np.ones(5)].T).T[:, :3]
+        np.testing.assert_allclose(local, (x @ R.T + t) @ F.T, atol=1e-12)
+    np.testing.assert_allclose(camera_math.view_from_first(np.eye(3), np.zeros(3)), np.eye(4), atol=1e-15)
+
+
+def test_view_camera_names_follow_the_sources():
+    assert naming.view_camera_names(["/a/left.mp4", "/b/right.mp4"]) == ["left camera", "right camera"]
+    assert naming.view_camera_names(["d/view0/000001.jpg", "d/view1/000001.jpg"]) == \
+        ["view0/000001 camera", "view1/000001 camera"]
+    assert naming.view_camera_names(["a/x.jpg", "a/x.png", ""]) == ["x view0 camera", "x view1 camera",
+                                                                     "view2 camera"]
+
+
+# --- Blender --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bpy_addon():
+    bpy = bpy_or_skip()
+    import blender_addon
+    blender_addon.register()
+    yield bpy
+    blender_addon.unregister()
+
+
+def pixels_through(bpy, camera, points_world: np.ndarray) -> np.ndarray:
+    """Pixels (M, 2) of world points seen by ``camera`` at the scene's render size (pixel centres at
+    integers, y down)."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+    scene = bpy.context.scene
+    w, h = scene.render.resolution_x, scene.render.resolution_y
+    ndc = np.array([tuple(world_to_camera_view(scene, camera, Vector(p))) for p in points_world])
+    assert np.all(ndc[:, 2] > 0)                                   # in front of the camera
+    return np.stack([ndc[:, 0] * w - 0.5, (1.0 - ndc[:, 1]) * h - 0.5], 1)
+
+
+def rig_joints_world(bpy, armature) -> np.ndarray:
+    """The posed bone heads (16, 3) in world space: where Blender has the hand's joints."""
+    M = np.array(armature.matrix_world, np.float64)
+    heads = np.array([tuple(pb.head) for pb in armature.pose.bones], np.float64)
+    return heads @ M[:3, :3].T + M[:3, 3]
+
+
+@pytest.mark.parametrize("cluttered", [False, True], ids=["empty scene", "cube at the origin"])
+def test_every_view_sees_the_hand_on_its_keypoints(bpy_addon, tmp_path, cluttered):
+    bpy = bpy_addon
+    from blender_addon import build_camera, import_capture
+    capture = views_capture(tmp_path)
+    path = save(capture, tmp_path / "left_phone.npz")
+    reset_scene()
+    if cluttered:                       # the import then moves the capture down (clear_view): all cameras with it
+        bpy.ops.mesh.primitive_cube_add(size=2.0)
+    result = import_capture.import_files([path], bpy.context)[0]
+    scene = bpy.context.scene
+    assert [c.name for c in result.cameras] == ["left_phone camera", "right_phone camera", "top_cam camera"]
+    assert result.camera is result.cameras[0] and scene.camera is result.cameras[0]
+    moved = np.array(result.cameras[0].matrix_world)[:3, 3]
+    assert (abs(moved[2]) > 0.5) == cluttered and np.allclose(moved[:2], 0)
+    armature = result.rigs[0][0]
+    worst = 0.0
+    for frame in (1, 2):
+        scene.frame_set(frame)
+        joints = rig_joints_world(bpy, armature)
+        for c, camera in enumerate(result.cameras):
+            assert build_camera.match_render_to_camera(scene, camera)
+            assert (scene.render.resolution_x, scene.render.resolution_y) == VIEW_SIZES[c]
+            want = expected_pixels(capture, c, [frame - 1])[0]
+            assert np.all((want > 0) & (want < VIEW_SIZES[c])), f"view {c}: the hand leaves the image"
+            err = np.abs(pixels_through(bpy, camera, joints) - want).max()
+            worst = max(worst, err)
+    print(f"max |Blender camera projection - K(Rx+t)| over 3 views, 2 frames: {worst:.4f} px")
+    assert worst < TOL_PX
+    for c, camera in enumerate(result.cameras):             # each its own photo behind it
+        backgrounds = camera.data.background_images
+        assert camera.data.show_background_images and len(backgrounds) == 1
+        assert backgrounds[0].source == "IMAGE"
+        assert bpy.path.abspath(backgrounds[0].image.filepath) == str(capture.views.source_path[c])
+        assert tuple(backgrounds[0].image.size) == VIEW_SIZES[c]
+
+
+def test_one_view_capture_keeps_one_camera(bpy_addon, tmp_path):
+    bpy = bpy_addon
+    from blender_addon import import_capture
+    capture = views_capture(tmp_path)
+    capture.views = None
+    reset_scene()
+    result = import_capture.import_files([save(capture, tmp_path / "one.npz")], bpy.context)[0]
+    assert result.cameras == [result.camera] and result.camera.name == "left_phone camera"
+    assert len(bpy.data.cameras) == 1
+
+
+def write_clip(path: str, size, frames: int = 12) -> str:
+    """A small MJPG .avi whose frame i is a flat grey of 10 * i (to tell frames apart)."""
+    import cv2
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 30.0, tuple(size))
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def test_video_views_start_at_their_frame_offset(bpy_addon, tmp_path):
+    """View c's frame i + offset[c] shows the first view's frame i, which Blender plays at scene
+    frame i + 1: so view c's clip starts (its frame 0 plays) at scene frame 1 - offset[c]."""
+    bpy = bpy_addon
+    from blender_addon import import_capture
+    capture = views_capture(tmp_path, frame_offset=[0, 7, -3])
+    clips = [write_clip(str(tmp_path / f"cam{c}.avi"), size) for c, size in enumerate(VIEW_SIZES)]
+    capture.source_path = clips[0]
+    capture.views.source_path = np.array(clips)
+    capture.fps = 30.0
+    reset_scene()
+    result = import_capture.import_files([save(capture, tmp_path / "cams.npz")], bpy.context)[0]
+    assert not result.warnings, result.warnings
+    assert [c.name for c in result.cameras] == ["cam0 camera", "cam1 camera", "cam2 camera"]
+    for camera, clip_path, start in zip(result.cameras, clips, (1, -6, 4)):
+        background = camera.data.background_images[0]
+        assert background.source == "MOVIE_CLIP"
+        assert bpy.path.abspath(background.clip.filepath) == clip_path
+        assert background.clip.frame_start == start
+        assert tuple(background.clip.size) == tuple(VIEW_SIZES[int(camera["handcap_view"])])
