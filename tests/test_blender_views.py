@@ -57,7 +57,8 @@ TURNS = [np.eye(3), rotation_y(np.radians(55)), rotation_y(np.radians(-70)) @ ro
 def views_capture(folder, names=("left_phone.png", "right_phone.png", "top_cam.png"), frames: int = 2,
                   backgrounds=None, frame_offset=None):
     """A right hand (core's layer) seen by three exact cameras; each view's photo written in ``folder``
-    (``backgrounds(c, K, R, t, size, path)`` may draw it instead of a plain gradient)."""
+    (``backgrounds(c, K, R, t, size, path, joints)`` may draw it instead of a plain gradient; joints: the
+    first frame's 21 landmark points (21, 3), first camera's space, metres)."""
     capture, _ = model_capture(("right",), frames, seed=3, distance=0.4)
     centre = capture.tracks[0].joints_3d[0].mean(0).astype(np.float64)
     R, t = cameras_around(centre, TURNS)
@@ -68,7 +69,7 @@ def views_capture(folder, names=("left_phone.png", "right_phone.png", "top_cam.p
         if backgrounds is None:
             write_png(path, *size)
         else:
-            backgrounds(c, K[c], R[c], t[c], size, path)
+            backgrounds(c, K[c], R[c], t[c], size, path, capture.tracks[0].joints_3d[0].astype(np.float64))
         paths.append(path)
     capture.source_path = paths[0]
     capture.views = CaptureViews(
@@ -224,3 +225,67 @@ def test_video_views_start_at_their_frame_offset(bpy_addon, tmp_path):
         assert bpy.path.abspath(background.clip.filepath) == clip_path
         assert background.clip.frame_start == start
         assert tuple(background.clip.size) == tuple(VIEW_SIZES[int(camera["handcap_view"])])
+
+
+# --- a render through every camera, over its own background ----------------------------------
+
+DOCS_PICTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "blender_views.png")
+
+
+def draw_keypoints_background(c, K, R, t, size, path, joints) -> None:
+    """A ``backgrounds`` callback for ``views_capture``: on each view's gradient, the hand's 21 landmark
+    points projected in numpy (K (R x + t)), which the hand's render must cover."""
+    import cv2
+
+    from tests.test_blender_render import BONES
+    write_png(path, *size)
+    image = cv2.imread(path)
+    pts = camera_math.project(K, joints @ R.T + t).round().astype(int)
+    for a, b in BONES:
+        cv2.line(image, tuple(pts[a]), tuple(pts[b]), (60, 200, 60), 2, cv2.LINE_AA)
+    for p in pts:
+        cv2.circle(image, tuple(p), 4, (30, 30, 220), -1, cv2.LINE_AA)
+    cv2.putText(image, f"view {c}", (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.imwrite(path, image)
+
+
+def test_render_from_every_camera_covers_its_keypoints(bpy_addon, tmp_path):
+    """Cycles (CPU, few samples, half size) through each camera, composited over that camera's own
+    background image: the hand covers the keypoints projected in numpy. HANDCAP_WRITE_DOCS=1 writes
+    the three views side by side to docs/blender_views.png."""
+    import cv2
+    bpy = bpy_addon
+    from blender_addon import build_camera, import_capture
+    from tests.test_blender_render import light_scene, render
+    write_docs = os.environ.get("HANDCAP_WRITE_DOCS") == "1"
+    capture = views_capture(tmp_path, frames=1, backgrounds=draw_keypoints_background)
+    reset_scene()
+    result = import_capture.import_files([save(capture, tmp_path / "views.npz")], bpy.context)[0]
+    scene = bpy.context.scene
+    light_scene(scene)
+    scale = 1.0 if write_docs else 0.5
+    panels = []
+    for c, camera in enumerate(result.cameras):
+        build_camera.match_render_to_camera(scene, camera)
+        rgba = render(str(tmp_path / f"render{c}.png"), int(scale * 100), 16 if write_docs else 4)
+        kp = camera_math.project(capture.views.K[c], capture.tracks[0].joints_3d[0].astype(np.float64)
+                                 @ np.asarray(capture.views.R[c], np.float64).T + capture.views.t[c])
+        pix = ((kp + 0.5) * scale - 0.5).round().astype(int)
+        mask = (rgba[..., 3] > 0.5).astype(np.uint8)
+        near = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+        on_hand = near[pix[:, 1], pix[:, 0]].astype(bool)
+        assert on_hand.mean() >= 0.9, (c, np.flatnonzero(~on_hand))      # fingertip points sit inside the pads
+        background = bpy.path.abspath(camera.data.background_images[0].image.filepath)
+        h, w = rgba.shape[:2]
+        bg = cv2.resize(cv2.imread(background), (w, h)).astype(np.float32) / 255.0
+        alpha = rgba[..., 3:4] * 0.75                                  # the drawn keypoints show through a little
+        panel = ((rgba[..., :3] * alpha + bg * (1 - alpha)) * 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / f"view{c}.png"), panel)
+        panels.append(panel)
+    if write_docs:
+        height = max(p.shape[0] for p in panels)
+        row = np.concatenate([cv2.copyMakeBorder(p, 0, height - p.shape[0], 0, 8, cv2.BORDER_CONSTANT, value=0)
+                              for p in panels], 1)
+        tmp = DOCS_PICTURE + ".tmp.png"
+        cv2.imwrite(tmp, row)
+        os.replace(tmp, DOCS_PICTURE)
