@@ -16,7 +16,6 @@ import os
 
 import bpy
 import numpy as np
-from mathutils import Matrix
 
 from . import camera_math
 
@@ -49,7 +48,7 @@ def place_view_camera(camera: bpy.types.Object, first: bpy.types.Object, R: np.n
     """Put ``camera`` where a view that sees the first camera's OpenCV point x at ``R @ x + t``
     (R (3, 3), t (3,) metres) stands, given the first view's camera object ``first``."""
     pose = np.asarray(first.matrix_world, np.float64) @ camera_math.view_from_first(R, t)
-    camera.matrix_world = Matrix(pose.tolist())          # rows (a plain list would be read as columns)
+    camera.matrix_world = pose.T.tolist()     # Blender reads nested lists for a matrix property as its columns
 
 
 def camera_intrinsics(camera: bpy.types.Object):

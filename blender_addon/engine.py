@@ -115,6 +115,16 @@ def estimate_command(python: str, input_path: str, out_dir: str, options: Estima
             "--progress", "json", *options.arguments()]
 
 
+def estimate_views_command(python: str, view_paths: list, cameras_path: str, out_dir: str,
+                           options: EstimateOptions) -> list:
+    """The engine command line for several views of one scene (photos taken at one instant, or videos
+    filmed together) with their cameras file: ``core estimate --views V1 V2 ... --cameras C.json``.
+    Hand regions belong to one image, so ``options.boxes`` is not passed."""
+    return [python, "-m", "core", "estimate", "--views", *(os.path.abspath(p) for p in view_paths),
+            "--cameras", os.path.abspath(cameras_path), "-o", os.path.abspath(out_dir), "--progress", "json",
+            *dataclasses.replace(options, boxes=()).arguments()]
+
+
 @dataclasses.dataclass
 class Progress:
     """The latest progress line: stage name, done/total units, a message."""

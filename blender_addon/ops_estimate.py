@@ -1,5 +1,8 @@
 """Estimate Hand: run the engine on a photo/video in the background, then build the hand.
 
+With the panel's Several Views, it runs the engine on every view and their cameras file at once
+(``engine.estimate_views_command``), after ``views_input`` has checked them, and builds every camera.
+
 From the panel the operator is modal: a timer polls the engine process (``engine.EngineRun``)
 so Blender stays responsive; progress shows in the progress bar, the status bar and the
 panel; ESC or the panel's Cancel button stops the engine and removes the files it had started.
@@ -15,7 +18,7 @@ import tempfile
 
 import bpy
 
-from . import engine, output_files, regions
+from . import engine, output_files, regions, views_input
 from .ops_import import import_and_report
 from .ops_regions import source_size
 from .preferences import engine_python_preference
@@ -24,7 +27,7 @@ _ACTIVE_RUNS = set()          # runs to stop if the add-on is disabled mid-estim
 
 
 class HANDCAP_OT_estimate(bpy.types.Operator):
-    """Estimate the hands in the chosen photo or video and build rigged, animated hands"""
+    """Estimate the hands in the chosen photo or video, or in several views with their cameras, and build rigged, animated hands"""
 
     bl_idname = "handcap.estimate"
     bl_label = "Estimate Hand"
@@ -95,24 +98,32 @@ class HANDCAP_OT_estimate(bpy.types.Operator):
 
     def _start(self, context) -> bool:
         settings = context.scene.handcap
+        views = uses_views(self.input_path, context.scene.handcap)
         path = bpy.path.abspath(self.input_path or settings.input_path)
         try:
-            if not path:
-                raise engine.EngineError("choose a photo or video first")
-            if not os.path.isfile(path):
-                raise engine.EngineError(f"{path}: no such file")
             options = settings.options()
-            if settings.use_regions:                  # checked before anything is launched
-                options.boxes = tuple(regions.check_boxes(options.boxes, source_size(path), required=True))
+            if views:                                 # checked before anything is launched
+                views_input.check_views(settings.view_paths(), bpy.path.abspath(settings.cameras_path))
+            else:
+                if not path:
+                    raise engine.EngineError("choose a photo or video first")
+                if not os.path.isfile(path):
+                    raise engine.EngineError(f"{path}: no such file")
+                if settings.use_regions:
+                    options.boxes = tuple(regions.check_boxes(options.boxes, source_size(path), required=True))
             python = engine.find_engine_python(engine_python_preference(context))
             out_dir = (bpy.path.abspath(settings.output_dir) if settings.output_dir
                        else tempfile.mkdtemp(prefix="handcap-"))
             self._made_dir = None if settings.output_dir else out_dir
             os.makedirs(out_dir, exist_ok=True)
-            command = engine.estimate_command(python, path, out_dir, options)
+            if views:
+                command = engine.estimate_views_command(python, settings.view_paths(),
+                                                        bpy.path.abspath(settings.cameras_path), out_dir, options)
+            else:
+                command = engine.estimate_command(python, path, out_dir, options)
             self._run = engine.EngineRun(command, cwd=out_dir, out_dir=out_dir,
                                          stall_timeout=engine.STALL_TIMEOUT).start()
-        except (engine.EngineError, regions.RegionError, OSError) as e:
+        except (engine.EngineError, regions.RegionError, views_input.ViewsError, OSError) as e:
             self.report({"ERROR"}, f"Estimate Hand: {e}")
             return False
         _ACTIVE_RUNS.add(self._run)
@@ -136,7 +147,9 @@ class HANDCAP_OT_estimate(bpy.types.Operator):
             self.report({"ERROR"}, f"Estimate Hand: {run.error}")
             return {"CANCELLED"}
         if run.no_hand:                                  # read fine, nothing to build: the scene stays as it is
-            source = os.path.basename(bpy.path.abspath(self.input_path or context.scene.handcap.input_path))
+            settings = context.scene.handcap
+            source = ", ".join(os.path.basename(p) for p in settings.view_paths()) if uses_views(self.input_path, settings) \
+                else os.path.basename(bpy.path.abspath(self.input_path or settings.input_path))
             self.report({"WARNING"}, f"Estimate Hand: no hand found in {source}")
             return {"CANCELLED"}
         return import_and_report(self, context, run.outputs)
@@ -176,6 +189,11 @@ class HANDCAP_OT_cancel_estimate(bpy.types.Operator):
     def execute(self, context):
         context.window_manager.handcap.cancel_requested = True
         return {"FINISHED"}
+
+
+def uses_views(input_path: str, settings) -> bool:
+    """Several views: the panel's Several Views mode, unless the operator call names one input."""
+    return not input_path and settings.input_mode == "views"
 
 
 def _redraw_panels(context) -> None:

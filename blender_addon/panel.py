@@ -8,6 +8,7 @@ from .ops_estimate import HANDCAP_OT_cancel_estimate, HANDCAP_OT_estimate
 from .ops_import import HANDCAP_OT_import_capture
 from .ops_live import HANDCAP_OT_live_start, HANDCAP_OT_live_stop
 from .ops_regions import HANDCAP_OT_region_add, HANDCAP_OT_region_from_view, HANDCAP_OT_region_remove
+from .ops_views import HANDCAP_OT_look_through, HANDCAP_OT_view_add, HANDCAP_OT_view_remove, capture_cameras
 from .ops_retarget import (HANDCAP_OT_retarget, HANDCAP_OT_retarget_detect, HANDCAP_OT_retarget_preset_load,
                            HANDCAP_OT_retarget_preset_save)
 
@@ -25,7 +26,7 @@ class HANDCAP_PT_estimate(bpy.types.Panel):
         layout = self.layout
         settings = context.scene.handcap
         state = context.window_manager.handcap
-        draw_input(layout, settings)
+        draw_input(layout, settings, views=True, enabled=not state.running)
         col = layout.column(align=True)
         col.use_property_split = True
         col.use_property_decorate = False
@@ -39,7 +40,8 @@ class HANDCAP_PT_estimate(bpy.types.Panel):
         sub.prop(settings, "frame_step", text="Step")
         col.prop(settings, "device")
         col.prop(settings, "output_dir")
-        draw_regions(layout, settings, enabled=not state.running)
+        if settings.input_mode != "views":            # regions belong to one photo
+            draw_regions(layout, settings, enabled=not state.running)
         if state.running:
             layout.progress(factor=state.progress, type="BAR", text=state.status or "working")
             layout.operator(HANDCAP_OT_cancel_estimate.bl_idname, icon="CANCEL")
@@ -66,13 +68,36 @@ class HANDCAP_PT_regions_image(bpy.types.Panel):
         draw_regions(layout, settings, enabled=not context.window_manager.handcap.running, title=False)
 
 
-def draw_input(layout, settings) -> None:
+def draw_input(layout, settings, views: bool = False, enabled: bool = True) -> None:
     """The first row, the photo or video to estimate from, labelled with its property's name
-    ("Photo or Video") in the same split as the settings below it, so the row says what it asks for."""
-    row = layout.row()
+    ("Photo or Video") in the same split as the settings below it, so the row says what it asks for.
+    With ``views``: first the One View / Several Views switch, and in Several Views the views'
+    files (each with its remove button), Add Views, and the cameras file instead."""
+    if views:
+        row = layout.row()
+        row.use_property_split = True
+        row.use_property_decorate = False
+        row.enabled = enabled
+        row.prop(settings, "input_mode", expand=True)
+    if not views or settings.input_mode != "views":
+        row = layout.row()
+        row.use_property_split = True
+        row.use_property_decorate = False
+        row.prop(settings, "input_path")
+        return
+    box = layout.box()
+    box.enabled = enabled
+    for i, view in enumerate(settings.views):
+        row = box.row(align=True)
+        row.prop(view, "path", text=f"View {i + 1}")
+        row.operator(HANDCAP_OT_view_remove.bl_idname, text="", icon="X", emboss=False).index = i
+    if len(settings.views) < 2:
+        box.label(text="Two or more photos of one instant, or videos filmed together", icon="INFO")
+    box.operator(HANDCAP_OT_view_add.bl_idname, icon="ADD")
+    row = box.row()
     row.use_property_split = True
     row.use_property_decorate = False
-    row.prop(settings, "input_path")
+    row.prop(settings, "cameras_path")
 
 
 def draw_regions(layout, settings, enabled: bool = True, title: bool = True) -> None:
@@ -103,6 +128,29 @@ def draw_regions(layout, settings, enabled: bool = True, title: bool = True) -> 
     row = box.row(align=True)
     row.operator(HANDCAP_OT_region_add.bl_idname, icon="ADD")
     row.operator(HANDCAP_OT_region_from_view.bl_idname, icon="IMAGE_DATA")
+
+
+class HANDCAP_PT_cameras(bpy.types.Panel):
+    """The capture cameras in the scene (one per view of a multi-view capture): look through one,
+    at its own render size."""
+
+    bl_idname = "HANDCAP_PT_cameras"
+    bl_label = "Capture Cameras"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Hand Capture"
+    bl_parent_id = "HANDCAP_PT_estimate"
+
+    @classmethod
+    def poll(cls, context):
+        return len(capture_cameras(context.scene)) > 1
+
+    def draw(self, context):
+        col = self.layout.column(align=True)
+        for camera in capture_cameras(context.scene):
+            active = context.scene.camera == camera
+            col.operator(HANDCAP_OT_look_through.bl_idname, text=camera.name, depress=active,
+                         icon="VIEW_CAMERA" if active else "CAMERA_DATA").camera = camera.name
 
 
 class HANDCAP_PT_live(bpy.types.Panel):
@@ -179,4 +227,4 @@ class HANDCAP_PT_retarget(bpy.types.Panel):
         layout.operator(HANDCAP_OT_retarget.bl_idname, icon="ARMATURE_DATA")
 
 
-CLASSES = (HANDCAP_PT_estimate, HANDCAP_PT_live, HANDCAP_PT_regions_image, HANDCAP_UL_retarget_bones, HANDCAP_PT_retarget)
+CLASSES = (HANDCAP_PT_estimate, HANDCAP_PT_cameras, HANDCAP_PT_live, HANDCAP_PT_regions_image, HANDCAP_UL_retarget_bones, HANDCAP_PT_retarget)

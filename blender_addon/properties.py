@@ -23,11 +23,30 @@ class HANDCAP_Region(bpy.types.PropertyGroup):
         return (self.x0, self.y0, self.x1, self.y1)
 
 
+class HANDCAP_View(bpy.types.PropertyGroup):
+    """One view of a multi-view estimate: a photo or video of the same scene as the others."""
+
+    path: bpy.props.StringProperty(
+        name="View", description="A photo taken at the same instant as the other views, or a video filmed "
+                                 "together with them", subtype="FILE_PATH", default="")
+
+
 class HANDCAP_Settings(bpy.types.PropertyGroup):
     """What the Estimate Hand panel asks the engine for."""
 
+    input_mode: bpy.props.EnumProperty(
+        name="Input", description="One photo or video, or several views of the same hands with their cameras",
+        items=(("single", "One View", "One photo or video"),
+               ("views", "Several Views", "Two or more photos or videos of the same moment from calibrated "
+                                          "cameras, and their cameras file")),
+        default="single")
     input_path: bpy.props.StringProperty(
         name="Photo or Video", description="The photo or video to estimate hands from",
+        subtype="FILE_PATH", default="")
+    views: bpy.props.CollectionProperty(type=HANDCAP_View)
+    cameras_path: bpy.props.StringProperty(
+        name="Cameras", description=("The views' cameras file (CAMERAS.json from handcap calibrate: one "
+                                     "{K, R, t} per view, in the order of the views)"),
         subtype="FILE_PATH", default="")
     hand: bpy.props.EnumProperty(
         name="Hand", description="Which hands to look for",
@@ -69,6 +88,10 @@ class HANDCAP_Settings(bpy.types.PropertyGroup):
         name="Record", description="Key the live hand (at source frame + 1) while on; the keys are written at Stop",
         default=False)
 
+    def view_paths(self) -> list:
+        """The views' files, absolute, in the panel's order ('' for a view without a file)."""
+        return [bpy.path.abspath(v.path) if v.path else "" for v in self.views]
+
     def boxes(self) -> tuple:
         """The regions to pass to the engine: all of them when they are in use, else none."""
         return tuple(r.box() for r in self.regions) if self.use_regions else ()
@@ -94,7 +117,7 @@ class HANDCAP_State(bpy.types.PropertyGroup):
     live_frames: bpy.props.IntProperty(default=0, options={"SKIP_SAVE"})
 
 
-CLASSES = (HANDCAP_Region, HANDCAP_Settings, HANDCAP_State)   # Region before Settings (it uses it)
+CLASSES = (HANDCAP_Region, HANDCAP_View, HANDCAP_Settings, HANDCAP_State)   # Region, View before Settings (it uses them)
 
 
 def register_properties() -> None:

@@ -368,4 +368,6 @@ def test_panel_first_row_is_labelled(addon, panel):
     from blender_addon import panel as panels
     labels = []
     getattr(panels, panel).draw(SimpleNamespace(layout=RecordingLayout([], labels)), addon.context)
+    if panel == "HANDCAP_PT_estimate":               # first the switch: one view or several
+        assert labels.pop(0) == ("input_mode", "Input")
     assert labels[0] == ("input_path", "Photo or Video")

@@ -19,7 +19,7 @@ from tests.test_blender_support import REPO, bpy_or_skip, make_fake_engine, save
 ADDON = os.path.join(REPO, "blender_addon")
 ALLOWED = {"bpy", "bpy_extras", "numpy"}      # bpy_extras ships inside bpy
 # modules that must import without Blender (core imports capture_format from an env without bpy)
-BPY_FREE = ("capture_format", "naming", "rig_math", "camera_math", "engine", "regions",
+BPY_FREE = ("capture_format", "naming", "rig_math", "camera_math", "engine", "regions", "views_input",
             "retarget.name_mapping", "retarget.rotations", "retarget.bone_transfer")
 
 

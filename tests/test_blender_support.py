@@ -334,7 +334,7 @@ import json, os, shutil, sys, time
 
 args = sys.argv[1:]
 out = args[args.index("-o") + 1]
-source = args[1]
+source = args[args.index("--views") + 1] if "--views" in args else args[1]    # the first view names the output
 mode = os.environ.get("FAKE_ENGINE_MODE", "ok")
 os.makedirs(out, exist_ok=True)
 with open(os.path.join(out, "argv.json"), "w") as f:

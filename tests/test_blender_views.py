@@ -289,3 +289,155 @@ def test_render_from_every_camera_covers_its_keypoints(bpy_addon, tmp_path):
         tmp = DOCS_PICTURE + ".tmp.png"
         cv2.imwrite(tmp, row)
         os.replace(tmp, DOCS_PICTURE)
+
+
+# --- the panel's several views: input checks and the engine command (no engine) ------------------
+
+def write_cameras(path, entries) -> str:
+    import json
+    with open(path, "w") as f:
+        json.dump(entries, f)
+    return str(path)
+
+
+CAMERA_ENTRY = {"K": [[500, 0, 320], [0, 500, 240], [0, 0, 1]], "R": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "t": [0, 0, 0]}
+
+
+@pytest.fixture
+def two_views(tmp_path):
+    """Two photos and a cameras file for them."""
+    views = [write_png(tmp_path / "left.png", 64, 48), write_png(tmp_path / "right.png", 64, 48)]
+    return views, write_cameras(tmp_path / "cams.json", [CAMERA_ENTRY, dict(CAMERA_ENTRY, t=[0.3, 0, 0])])
+
+
+def test_views_check_accepts_good_input_and_names_each_problem(tmp_path, two_views):
+    from blender_addon.views_input import ViewsError, check_views
+    views, cams = two_views
+    check_views(views, cams)                                                 # fine: no error
+    check_views(views, write_cameras(tmp_path / "wrapped.json", {"cameras": [CAMERA_ENTRY] * 2}))
+    bad = [
+        ((views[:1], cams), "at least two views"),
+        (([views[0], ""], cams), "view 2 has no file"),
+        (([views[0], str(tmp_path / "gone.png")], cams), r"view 2: .*gone.png: no such file"),
+        (([views[0], views[0]], cams), "views 1 and 2 are the same file"),
+        ((views, ""), "choose the cameras file"),
+        ((views, str(tmp_path / "none.json")), "none.json: no such file"),
+        ((views, write_cameras(tmp_path / "three.json", [CAMERA_ENTRY] * 3)), "3 camera.* for 2 views"),
+        ((views, write_cameras(tmp_path / "obj.json", {"K": 1})), "must hold a JSON list"),
+        ((views, write_cameras(tmp_path / "noR.json", [CAMERA_ENTRY, {"K": CAMERA_ENTRY["K"], "t": [0, 0, 0]}])),
+         "entry 1 has no 'R'"),
+        ((views, write_cameras(tmp_path / "t2.json", [CAMERA_ENTRY, dict(CAMERA_ENTRY, t=[0, 0])])),
+         "entry 1: 't' must be 3 numbers"),
+        ((views, write_cameras(tmp_path / "Kflat.json", [CAMERA_ENTRY, dict(CAMERA_ENTRY, K=list(range(9)))])),
+         "'K' must be 3x3 numbers"),
+    ]
+    (tmp_path / "broken.json").write_text('[{"K": ')
+    bad.append(((views, str(tmp_path / "broken.json")), "not readable JSON"))
+    for (paths, cameras), message in bad:
+        with pytest.raises(ViewsError, match=message):
+            check_views(paths, cameras)
+
+
+def test_views_command_line():
+    from blender_addon import engine
+    options = engine.EstimateOptions(hand="right", device="cpu", boxes=((1, 2, 3, 4),))
+    command = engine.estimate_views_command("/env/python", ["/v/a.mp4", "/v/b.mp4", "/v/c.mp4"], "/v/cams.json",
+                                            "/out", options)
+    assert command == ["/env/python", "-m", "core", "estimate", "--views", "/v/a.mp4", "/v/b.mp4", "/v/c.mp4",
+                       "--cameras", "/v/cams.json", "-o", "/out", "--progress", "json",
+                       "--hand", "right", "--device", "cpu"]              # no --box: regions are for one image
+
+
+@pytest.fixture
+def fake_views_engine(tmp_path, monkeypatch, two_views):
+    """The fake engine (tests/test_blender_support) handing back a three-view capture."""
+    import sys
+
+    from blender_addon import engine
+    from tests.test_blender_support import make_fake_engine
+    monkeypatch.setenv("PYTHONPATH", make_fake_engine(tmp_path))
+    monkeypatch.setenv("FAKE_ENGINE_CAPTURE", save(views_capture(tmp_path, frames=1), tmp_path / "made.npz"))
+    monkeypatch.setenv("FAKE_ENGINE_MODE", "ok")
+    monkeypatch.setenv(engine.ENV_PYTHON, sys.executable)
+    return two_views
+
+
+def panel_views(bpy, views, cameras, out) -> None:
+    """Fill the panel's Several Views as a user would: Add Views with two files, the cameras file."""
+    from tests.test_blender_support import reset_scene
+    reset_scene()
+    settings = bpy.context.scene.handcap
+    folder = os.path.dirname(views[0])
+    assert bpy.ops.handcap.view_add(directory=folder, files=[{"name": os.path.basename(p)} for p in views]) \
+        == {"FINISHED"}
+    settings.cameras_path, settings.output_dir = cameras, str(out)
+
+
+def test_estimate_operator_runs_the_engine_on_every_view(bpy_addon, tmp_path, fake_views_engine):
+    import json
+    bpy = bpy_addon
+    views, cams = fake_views_engine
+    out = tmp_path / "out"
+    panel_views(bpy, views, cams, out)
+    settings = bpy.context.scene.handcap
+    assert settings.input_mode == "views" and [v.path for v in settings.views] == views
+    settings.hand = "left"
+    settings.use_regions = True                         # ignored with several views
+    assert bpy.ops.handcap.estimate() == {"FINISHED"}
+    argv = json.load(open(out / "argv.json"))
+    assert argv == ["estimate", "--views", *views, "--cameras", cams, "-o", str(out), "--progress", "json",
+                    "--hand", "left"]
+    cameras = sorted(o.name for o in bpy.data.objects if o.type == "CAMERA")
+    assert cameras == ["left_phone camera", "right_phone camera", "top_cam camera"]
+    assert bpy.context.scene.camera.name == "left_phone camera"
+    assert bpy.ops.handcap.look_through(camera="top_cam camera") == {"FINISHED"}
+    scene = bpy.context.scene
+    assert scene.camera.name == "top_cam camera" and (scene.render.resolution_x, scene.render.resolution_y) == \
+        VIEW_SIZES[2]
+    assert bpy.ops.handcap.view_remove(index=0) == {"FINISHED"} and [v.path for v in settings.views] == views[1:]
+
+
+def test_estimate_operator_checks_the_views_before_the_engine(bpy_addon, tmp_path, fake_views_engine):
+    bpy = bpy_addon
+    views, cams = fake_views_engine
+    out = tmp_path / "out"
+    panel_views(bpy, views, write_cameras(tmp_path / "one.json", [CAMERA_ENTRY]), out)
+    with pytest.raises(RuntimeError, match="1 camera.* for 2 views"):
+        bpy.ops.handcap.estimate()
+    bpy.context.scene.handcap.cameras_path = cams
+    bpy.context.scene.handcap.views.remove(1)
+    with pytest.raises(RuntimeError, match="at least two views"):
+        bpy.ops.handcap.estimate()
+    assert not os.path.exists(out / "argv.json")          # the engine never started
+    assert not [o for o in bpy.data.objects]
+
+
+def test_panel_in_several_views_shows_views_and_cameras_not_regions(bpy_addon, tmp_path):
+    from types import SimpleNamespace
+
+    from blender_addon.panel import HANDCAP_PT_cameras, HANDCAP_PT_estimate
+    from tests.test_blender_engine import RecordingLayout
+    from tests.test_blender_support import reset_scene
+    bpy = bpy_addon
+    reset_scene()
+    settings = bpy.context.scene.handcap
+    settings.input_mode = "views"
+    for name in ("a.mp4", "b.mp4"):
+        settings.views.add().path = name
+    log, labels = [], []
+    HANDCAP_PT_estimate.draw(SimpleNamespace(layout=RecordingLayout(log, labels)), bpy.context)
+    assert labels[:4] == [("input_mode", "Input"), ("path", "View 1"), ("path", "View 2"), ("cameras_path", "Cameras")]
+    assert ("operator", "handcap.view_add") in log and log.count(("operator", "handcap.view_remove")) == 2
+    assert ("prop", "input_path") not in log and ("operator", "handcap.region_add") not in log
+    assert not HANDCAP_PT_cameras.poll(bpy.context)                    # no capture cameras yet
+    import_capture_views(bpy, tmp_path)
+    assert HANDCAP_PT_cameras.poll(bpy.context)
+    log = []
+    HANDCAP_PT_cameras.draw(SimpleNamespace(layout=RecordingLayout(log)), bpy.context)
+    assert log.count(("operator", "handcap.look_through")) == 3
+
+
+def import_capture_views(bpy, folder):
+    from blender_addon import import_capture
+    return import_capture.import_files([save(views_capture(folder, frames=1), os.path.join(str(folder), "v.npz"))],
+                                       bpy.context)[0]
