@@ -4,6 +4,7 @@ Inside Blender::
 
     blender -b -P blender_addon/batch.py -- INPUT... -o DIR [--format blend|fbx|glb]
     blender -b -P blender_addon/batch.py -- INPUT... -o DIR --rig RIG.blend [--armature NAME]
+    blender -b -P blender_addon/batch.py -- --views VIEW1 VIEW2 [...] --cameras CAMERAS.json -o DIR
 
 or with the bpy module (``pip install bpy``)::
 
@@ -13,7 +14,9 @@ Photos and videos go through the engine (``<engine python> -m core estimate``; i
 from ``--engine-python``, the installed extension's Engine Python (Install Engine sets it),
 $HANDCAP_PYTHON or the ``handcap`` command on PATH), one run per input,
 or with ``--ray [ADDRESS]`` one run for all of them spread over a Ray cluster (capture files kept in
-DIR/captures; Blender's Python never imports ray). Each output is written atomically; a bad input
+DIR/captures; Blender's Python never imports ray). With ``--views`` the views (photos of one instant,
+or videos filmed together) and their cameras file go through one engine run (``core estimate --views``)
+into one output named after the first view, with a camera per view. Each output is written atomically; a bad input
 gets one error line on stderr and is skipped. With ``--rig`` each output is RIG.blend's character
 with the input's hands retargeted onto it (``retarget.headless``). Exit codes
 (``exit_codes``): 0 all converted, 1 an input failed, 2 usage error, 3 an input had no hand.
@@ -64,8 +67,14 @@ def parse_args(argv: list) -> argparse.Namespace:
     parser = _Parser(
         prog="batch.py", description="Capture files, photos or videos -> .blend/.fbx/.glb files. Exit codes: 0 every "
                                      "input converted, 1 an input failed, 2 usage error, 3 an input had no hand.")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="capture files (.npz), photos, videos, or folders of them")
+    parser.add_argument("--views", nargs="+", default=None, metavar="VIEW",
+                        help="instead of INPUTs: two or more photos of one instant, or videos filmed together, "
+                             "estimated together into one output named after the first (needs --cameras)")
+    parser.add_argument("--cameras", default="", metavar="CAMERAS.json",
+                        help="with --views: the views' cameras, one {K, R, t} per view in their order "
+                             "(handcap calibrate writes it)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--format", default="blend", choices=("blend", "fbx", "glb"))
     parser.add_argument("--engine-python", default="", help="the engine's Python (photos/videos)")
@@ -92,6 +101,16 @@ def parse_args(argv: list) -> argparse.Namespace:
                              "DIR/captures, so a batch run again resumes")
     parser.add_argument("--verbose", action="store_true", help="also show Blender's and the libraries' own output")
     args = parser.parse_args(argv)
+    if args.views is None and not args.inputs:
+        parser.error("give INPUTs, or --views VIEW1 VIEW2 ... --cameras CAMERAS.json")
+    if args.views is not None and args.inputs:
+        parser.error(f"give INPUTs or --views, not both (INPUT {args.inputs[0]!r} with --views)")
+    if args.views is not None and not args.cameras:
+        parser.error("--views needs --cameras CAMERAS.json")
+    if args.cameras and args.views is None:
+        parser.error("--cameras goes with --views")
+    if args.views is not None and args.ray is not None:
+        parser.error("--views runs one engine on its views: leave out --ray")
     if args.rig and args.format not in ("blend", "fbx"):
         parser.error("--rig writes .blend or .fbx files: use --format blend or fbx")
     if args.rig and not os.path.isfile(args.rig):
@@ -128,8 +147,12 @@ def main(argv: list = None) -> int:
             args.wrist_rotation, args.wrist_location, args.metacarpal_share), hand=args.hand)
     engine_python = args.engine_python or installed_engine_python()
     with quiet.quiet_third_party(args.verbose):
-        results = convert.convert_inputs(args.inputs, args.output, args.format, engine_python,
-                                         options, retarget=job)
+        if args.views is not None:
+            results = [convert.convert_views(args.views, args.cameras, args.output, args.format, engine_python,
+                                             options, retarget=job)]
+        else:
+            results = convert.convert_inputs(args.inputs, args.output, args.format, engine_python,
+                                             options, retarget=job)
     failed = [r for r in results if r.error]
     without = [r for r in results if not r.error and not r.hands]
     print(f"handcap batch: {len(results) - len(failed)} converted, {len(failed)} failed"

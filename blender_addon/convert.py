@@ -1,7 +1,8 @@
 """Headless conversions: capture files (or photos/videos, through the engine) to .blend/.fbx/.glb.
 
 ``blend_captures`` is ``handcap blend``: several captures into one scene, one output file.
-``convert_inputs`` is the batch script: one output per input, going on past failures.
+``convert_inputs`` is the batch script: one output per input, going on past failures;
+``convert_views`` its ``--views``: several views of one scene and their cameras file, one output.
 Both start from an empty scene and write atomically; error lines go to stderr, and the exit
 codes are ``exit_codes``'.
 """
@@ -15,7 +16,7 @@ import tempfile
 
 import bpy
 
-from . import build_camera, engine, exit_codes, export_scene, import_capture
+from . import build_camera, engine, exit_codes, export_scene, import_capture, views_input
 from .capture_format import load_capture
 
 CAPTURE_EXTENSIONS = (".npz",)
@@ -192,3 +193,30 @@ def _estimate_and_blend(path: str, out: str, engine_python: str, options, log, m
             log(f"        {os.path.basename(path)}: {run.progress.text()}")
         captures = engine.run_estimate(python, path, tmp, options, on_event=show)
         return make(captures, out)
+
+
+def convert_views(view_paths: list, cameras_path: str, out_dir: str, fmt: str = "blend", engine_python: str = "",
+                  options: engine.EstimateOptions = None, log=print, log_error=_print_error,
+                  prefix: str = "handcap batch", retarget=None) -> Converted:
+    """Several views of one scene (photos of one instant, or videos filmed together) and their cameras
+    file -> one engine run -> ``out_dir/<first view's stem>.<fmt>`` with every view's camera. The views
+    are checked first (``views_input``); an error is logged and returned in the Converted, as for any input."""
+    if fmt not in export_scene.FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (use one of {', '.join(export_scene.FORMATS)})")
+    make = _blend if retarget is None else _retarget(retarget)
+    first = str(view_paths[0]) if view_paths else ""
+    item = Converted(first)
+    out = os.path.join(out_dir, os.path.splitext(os.path.basename(first))[0] + f".{fmt}")
+    try:
+        views_input.check_views(view_paths, cameras_path)
+        python = engine.find_engine_python(engine_python)
+        with tempfile.TemporaryDirectory(prefix="handcap-") as tmp:
+            def show(event, run):
+                log(f"        {len(view_paths)} views: {run.progress.text()}")
+            captures = engine.run_estimate_views(python, view_paths, cameras_path, tmp, options, on_event=show)
+            item.output, item.hands = make(captures, out)
+        log(f"ok      {', '.join(map(str, view_paths))} -> {item.output}" + ("" if item.hands else " (no hand found)"))
+    except Exception as e:  # reported as the batch reports a failed input
+        item.error = " ".join(str(e).split()) or type(e).__name__
+        log_error(error_line(prefix, first, item.error))
+    return item

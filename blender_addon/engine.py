@@ -334,9 +334,23 @@ def run_estimate(python: str, input_path: str, out_dir: str, options: EstimateOp
                  on_event=None, timeout: float = None, stall_timeout: float = STALL_TIMEOUT) -> list:
     """Run the engine to completion on one input; the capture files it wrote, or EngineError.
     A capture file without hands (exit code 3) is returned like any other."""
+    return _run_to_end(estimate_command(python, input_path, out_dir, options or EstimateOptions()), out_dir,
+                       on_event, timeout, stall_timeout)
+
+
+def run_estimate_views(python: str, view_paths: list, cameras_path: str, out_dir: str,
+                       options: EstimateOptions = None, on_event=None, timeout: float = None,
+                       stall_timeout: float = STALL_TIMEOUT) -> list:
+    """``run_estimate`` for several views and their cameras file (``estimate_views_command``): the engine
+    writes one capture file, named after the first view, holding every view's camera."""
+    command = estimate_views_command(python, view_paths, cameras_path, out_dir, options or EstimateOptions())
+    return _run_to_end(command, out_dir, on_event, timeout, stall_timeout)
+
+
+def _run_to_end(command: list, out_dir: str, on_event, timeout, stall_timeout) -> list:
+    """Run one engine command in ``out_dir`` to its end; the capture files it wrote, or EngineError."""
     os.makedirs(out_dir, exist_ok=True)
-    run = EngineRun(estimate_command(python, input_path, out_dir, options or EstimateOptions()),
-                    cwd=out_dir, out_dir=out_dir, stall_timeout=stall_timeout).start()
+    run = EngineRun(command, cwd=out_dir, out_dir=out_dir, stall_timeout=stall_timeout).start()
     run.wait(timeout, on_event)
     if run.error:
         raise EngineError(run.error)

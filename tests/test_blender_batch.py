@@ -147,3 +147,31 @@ def test_handcap_blend_api(captures, tmp_path):
     assert convert_many([good, other], str(tmp_path / "folder")) == 0
     assert sorted(os.listdir(tmp_path / "folder")) == ["good.blend", "other.blend"]
     assert convert_many([good], str(tmp_path / "x.obj")) == 2
+
+
+def test_batch_views_through_the_engine(tmp_path):
+    """--views V1 V2 V3 --cameras C.json: the views are checked, one engine run (``estimate --views``),
+    one output after the first view, holding a camera per view."""
+    import json
+
+    from tests.test_blender_views import CAMERA_ENTRY, views_capture, write_cameras
+    capture = views_capture(tmp_path, frames=1)
+    views = [str(p) for p in capture.views.source_path]
+    cameras = write_cameras(tmp_path / "cams.json", [CAMERA_ENTRY] * 3)
+    env = dict(os.environ, PYTHONPATH=make_fake_engine(tmp_path), HANDCAP_PYTHON=sys.executable,
+               FAKE_ENGINE_CAPTURE=save(capture, tmp_path / "made.npz"))
+    result = run_batch("--views", *views, "--cameras", cameras, "-o", tmp_path / "out", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.listdir(tmp_path / "out") == ["left_phone.blend"] and "1 converted, 0 failed" in result.stdout
+    probe = ("import bpy, json, sys; bpy.ops.wm.open_mainfile(filepath=sys.argv[1]); "
+             "print(json.dumps(sorted(o.name for o in bpy.data.objects if o.type == 'CAMERA')))")
+    names = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "out" / "left_phone.blend")],
+                           capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
+    assert json.loads(names) == ["left_phone camera", "right_phone camera", "top_cam camera"]
+    result = run_batch("--views", *views[:2], "--cameras", cameras, "-o", tmp_path / "out2", env=env)
+    assert result.returncode == 1 and result.stderr.strip().endswith("3 camera(s) for 2 views: the cameras file "
+                                                                     "needs one entry per view, in the order of the views")
+    for args in (["--views", *views], ["--cameras", cameras, views[0]], [views[0], "--views", *views, "--cameras",
+                                                                         cameras]):
+        result = run_batch(*args, "-o", tmp_path / "out3", env=env)
+        assert result.returncode == 2 and "error:" in result.stderr, args
