@@ -11,7 +11,8 @@
 #      clip, in Blender's default scene: the rigs, their sides, a key on every frame;
 #   4. the installed batch.py on the clip, and its .blend checked;
 #   5. under Xvfb: Start Live with the panel's defaults on the clip (streams and records), and
-#      screenshots of the panel and of the view through the capture's camera.
+#      screenshots of the panel and of the view through the capture's camera; a three-camera capture
+#      imported, the panel in Several Views, and the view through each camera.
 # Run from the repository root with the project's venv active (it builds the zip):
 #   bash .ci/user_path.sh            # results and screenshots in out/user_path/
 # Environment: HANDCAP_DEBIAN_ROOT (default /var/cache/handcap-ci/trixie), HANDCAP_USER_PATH_OUT.
@@ -32,7 +33,7 @@ mkdir -p "$out" "$stage/results"
 
 step "building the extension zip as 'handcap addon-zip' does"
 handcap addon-zip -o "$stage/zip" >/dev/null
-python tests/user_path/make_media.py "$stage/media"
+python tests/user_path/make_media.py "$stage/media" --media-path "$inside/media"
 cp tests/user_path/blender_*.py "$stage/"
 cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$root/etc/ssl/certs/handcap-ci-ca.crt"
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
@@ -88,4 +89,5 @@ for blend in two_hands_jpg two_hands_mp4 wild_5_jpg; do
     [ -f "$stage/results/$blend.blend" ] || continue
     in_root timeout 300 blender "$results/$blend.blend" --python-exit-code 1 -P "$inside/blender_gui.py" -- shots "$results/gui_$blend"
 done
+in_root timeout 300 blender --python-exit-code 1 -P "$inside/blender_gui.py" -- views "$media/views" "$results/gui"
 step "done: results and screenshots in $out"

@@ -1,6 +1,6 @@
 """Estimate Hand: run the engine on a photo/video in the background, then build the hand.
 
-With the panel's Several Views, it runs the engine on every view and their cameras file at once
+With the panel's Multi-View, it runs the engine on every view and their cameras file at once
 (``engine.estimate_views_command``), after ``views_input`` has checked them, and builds every camera.
 
 From the panel the operator is modal: a timer polls the engine process (``engine.EngineRun``)
@@ -192,7 +192,7 @@ class HANDCAP_OT_cancel_estimate(bpy.types.Operator):
 
 
 def uses_views(input_path: str, settings) -> bool:
-    """Several views: the panel's Several Views mode, unless the operator call names one input."""
+    """Several views: the panel's Multi-View mode, unless the operator call names one input."""
     return not input_path and settings.input_mode == "views"
 
 

@@ -71,7 +71,7 @@ class HANDCAP_PT_regions_image(bpy.types.Panel):
 def draw_input(layout, settings, views: bool = False, enabled: bool = True) -> None:
     """The first row, the photo or video to estimate from, labelled with its property's name
     ("Photo or Video") in the same split as the settings below it, so the row says what it asks for.
-    With ``views``: first the One View / Several Views switch, and in Several Views the views'
+    With ``views``: first the One View / Multi-View switch, and in Multi-View the views'
     files (each with its remove button), Add Views, and the cameras file instead."""
     if views:
         row = layout.row()

@@ -37,7 +37,7 @@ class HANDCAP_Settings(bpy.types.PropertyGroup):
     input_mode: bpy.props.EnumProperty(
         name="Input", description="One photo or video, or several views of the same hands with their cameras",
         items=(("single", "One View", "One photo or video"),
-               ("views", "Several Views", "Two or more photos or videos of the same moment from calibrated "
+               ("views", "Multi-View", "Two or more photos or videos of the same moment from calibrated "
                                           "cameras, and their cameras file")),
         default="single")
     input_path: bpy.props.StringProperty(

@@ -363,7 +363,7 @@ def fake_views_engine(tmp_path, monkeypatch, two_views):
 
 
 def panel_views(bpy, views, cameras, out) -> None:
-    """Fill the panel's Several Views as a user would: Add Views with two files, the cameras file."""
+    """Fill the panel's Multi-View as a user would: Add Views with two files, the cameras file."""
     from tests.test_blender_support import reset_scene
     reset_scene()
     settings = bpy.context.scene.handcap

@@ -6,6 +6,10 @@
     blender -P blender_gui.py -- live CLIP OUT_PREFIX
         Start Live with the panel's settings as they come (only the source set to CLIP and Record
         on), to the end of the clip: OUT_PREFIX_live.png mid-stream, OUT_PREFIX_live.json
+    blender -P blender_gui.py -- views FOLDER OUT_PREFIX
+        imports FOLDER/views.npz (three cameras, tests/user_path/make_media.py) into the default scene, fills
+        the panel's Multi-View with its photos and FOLDER/cameras.json, and looks through each camera with
+        the panel's Capture Cameras: OUT_PREFIX_view{c}.png
 
 Screenshots are taken of the X screen ($DISPLAY) with xwd and ImageMagick (Blender's own
 screenshot operator gives a black image under Xvfb)."""
@@ -109,6 +113,36 @@ def live(clip: str, prefix: str):
                                          "seconds": round(time.time() - start, 1)})
 
 
+def views(folder: str, prefix: str):
+    yield from open_hand_capture_tab()
+    bpy.ops.handcap.import_capture(filepath=os.path.join(folder, "views.npz"))
+    settings = bpy.context.scene.handcap
+    settings.input_mode = "views"
+    for name in ("left_phone.png", "right_phone.png", "top_cam.png"):
+        settings.views.add().path = os.path.join(folder, name)
+    settings.cameras_path = os.path.join(folder, "cameras.json")
+    cameras = sorted((o for o in bpy.context.scene.objects if o.type == "CAMERA" and "handcap_view" in o),
+                     key=lambda o: o["handcap_view"])
+    expect([o.name for o in cameras] == ["left_phone camera", "right_phone camera", "top_cam camera"],
+           f"a camera per view: {[o.name for o in cameras]}", failures)
+    window, area, region, space = view_3d()
+    sizes = {}
+    for c, camera in enumerate(cameras):
+        image = camera.data.background_images[0].image if len(camera.data.background_images) else None
+        expect(image is not None and min(image.size) > 0, f"{camera.name} shows its photo", failures)
+        with bpy.context.temp_override(window=window, area=area, region=region):
+            bpy.ops.handcap.look_through(camera=camera.name)
+            bpy.ops.view3d.view_center_camera()
+        render = bpy.context.scene.render
+        sizes[camera.name] = [render.resolution_x, render.resolution_y]
+        expect(image is not None and sizes[camera.name] == list(image.size), f"{camera.name}: render size "
+               f"{sizes[camera.name]} is its photo's", failures)
+        area.tag_redraw()
+        yield 2.5
+        screenshot(f"{prefix}_view{c}.png")
+    write_result(prefix + "_views.json", {"cameras": sizes})
+
+
 def drive(steps):
     """A timer that runs the generator ``steps`` (each yield: seconds until the next step), then exits."""
     def tick():
@@ -122,5 +156,5 @@ def drive(steps):
     return tick
 
 
-steps = shots(*rest) if mode == "shots" else live(*rest)
+steps = {"shots": shots, "live": live, "views": views}[mode](*rest)
 bpy.app.timers.register(drive(steps), first_interval=4.0)

@@ -7,6 +7,9 @@
 - ``two_hands.mp4`` (640x360, N frames at 30 frames/s): that picture, scaled, gliding over a grey
   gradient; both hands are inside every frame.
 - ``wild_5.jpg``: a real photo of two hands, copied from ../shared/real_images when it is there.
+- ``views/``: a multi-view capture ``views.npz`` of a right hand (core's hand layer) seen by three exact
+  cameras, with each camera's photo (the keypoints drawn where K (R x + t) puts them) and ``cameras.json``
+  (tests/test_blender_views.py); its source paths name ``--media-path``/views, where Blender finds the media.
 """
 
 from __future__ import annotations
@@ -47,10 +50,29 @@ def glide(picture: np.ndarray, path: str, frames: int, size=(640, 360), fps: flo
     os.replace(path + ".part.mp4", path)
 
 
+def multi_view(folder: str, seen_as: str) -> None:
+    """``folder``/views.npz, its three photos and cameras.json; the capture names the photos under ``seen_as``."""
+    import json
+    import sys
+    sys.path.insert(0, REPO)
+    from tests.test_blender_support import save
+    from tests.test_blender_views import draw_keypoints_background, views_capture
+    os.makedirs(folder, exist_ok=True)
+    capture = views_capture(folder, frames=1, backgrounds=draw_keypoints_background)
+    views = capture.views
+    views.source_path = np.array([os.path.join(seen_as, os.path.basename(p)) for p in views.source_path])
+    capture.source_path = str(views.source_path[0])
+    save(capture, os.path.join(folder, "views.npz"))
+    with open(os.path.join(folder, "cameras.json"), "w") as f:
+        json.dump([{"K": views.K[c].tolist(), "R": views.R[c].tolist(), "t": views.t[c].tolist()}
+                   for c in range(views.num_views)], f)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="folder for the pictures and the clip")
     parser.add_argument("--frames", type=int, default=24, help="frames of the clip (default: %(default)s)")
+    parser.add_argument("--media-path", default="", help="the folder OUT as Blender sees it (default: OUT)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     picture = two_hands()
@@ -58,6 +80,7 @@ def main() -> None:
     glide(picture, os.path.join(args.out, "two_hands.mp4"), args.frames)
     if os.path.isfile(REAL):
         shutil.copy(REAL, os.path.join(args.out, "wild_5.jpg"))
+    multi_view(os.path.join(args.out, "views"), os.path.join(args.media_path or args.out, "views"))
     print(f"media: {sorted(os.listdir(args.out))}")
 
 
