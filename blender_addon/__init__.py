@@ -8,7 +8,8 @@ Modules: capture_format (the file format; numpy only), naming / rig_math / camer
 (names and numpy math), build_mesh / build_armature / build_camera / keyframes (scene
 building blocks), import_capture (capture -> scene), export_scene (.blend/.fbx/.glb),
 convert + batch (headless), engine (the engine process), regions (hand boxes given instead
-of detection), views_input (several views and their cameras file, checked before the engine runs), exit_codes / output_files / quiet (the rule every command follows: exit codes,
+of detection), views_input (several views and their cameras file, checked before the engine runs),
+exit_codes / output_files / quiet (the rule every command follows: exit codes,
 atomic outputs, no third-party noise; shared with the engine), preferences / properties /
 ops_import / ops_regions / ops_views / ops_estimate / ops_retarget / panel / addon (the UI); retarget/ (the
 capture onto the user's own rig: Rigify, Mixamo, Unreal/MetaHuman, VRM, custom names).

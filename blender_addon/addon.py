@@ -8,7 +8,8 @@ from . import ops_estimate, ops_import, ops_live, ops_regions, ops_retarget, ops
 from .retarget import properties as retarget_properties
 
 CLASSES = (*preferences.CLASSES, *properties.CLASSES, *retarget_properties.CLASSES,
-           *ops_import.CLASSES, *ops_regions.CLASSES, *ops_views.CLASSES, *ops_estimate.CLASSES, *ops_live.CLASSES, *ops_retarget.CLASSES,
+           *ops_import.CLASSES, *ops_regions.CLASSES, *ops_views.CLASSES, *ops_estimate.CLASSES, *ops_live.CLASSES,
+           *ops_retarget.CLASSES,
            *panel.CLASSES)
 
 

@@ -27,7 +27,7 @@ _ACTIVE_RUNS = set()          # runs to stop if the add-on is disabled mid-estim
 
 
 class HANDCAP_OT_estimate(bpy.types.Operator):
-    """Estimate the hands in the chosen photo or video, or in several views with their cameras, and build rigged, animated hands"""
+    """Estimate the hands in a photo or video, or in several views with their cameras: rigged, animated hands"""
 
     bl_idname = "handcap.estimate"
     bl_label = "Estimate Hand"
@@ -148,8 +148,10 @@ class HANDCAP_OT_estimate(bpy.types.Operator):
             return {"CANCELLED"}
         if run.no_hand:                                  # read fine, nothing to build: the scene stays as it is
             settings = context.scene.handcap
-            source = ", ".join(os.path.basename(p) for p in settings.view_paths()) if uses_views(self.input_path, settings) \
-                else os.path.basename(bpy.path.abspath(self.input_path or settings.input_path))
+            if uses_views(self.input_path, settings):
+                source = ", ".join(os.path.basename(p) for p in settings.view_paths())
+            else:
+                source = os.path.basename(bpy.path.abspath(self.input_path or settings.input_path))
             self.report({"WARNING"}, f"Estimate Hand: no hand found in {source}")
             return {"CANCELLED"}
         return import_and_report(self, context, run.outputs)

@@ -227,4 +227,5 @@ class HANDCAP_PT_retarget(bpy.types.Panel):
         layout.operator(HANDCAP_OT_retarget.bl_idname, icon="ARMATURE_DATA")
 
 
-CLASSES = (HANDCAP_PT_estimate, HANDCAP_PT_cameras, HANDCAP_PT_live, HANDCAP_PT_regions_image, HANDCAP_UL_retarget_bones, HANDCAP_PT_retarget)
+CLASSES = (HANDCAP_PT_estimate, HANDCAP_PT_cameras, HANDCAP_PT_live, HANDCAP_PT_regions_image, HANDCAP_UL_retarget_bones,
+           HANDCAP_PT_retarget)

@@ -117,7 +117,7 @@ class HANDCAP_State(bpy.types.PropertyGroup):
     live_frames: bpy.props.IntProperty(default=0, options={"SKIP_SAVE"})
 
 
-CLASSES = (HANDCAP_Region, HANDCAP_View, HANDCAP_Settings, HANDCAP_State)   # Region, View before Settings (it uses them)
+CLASSES = (HANDCAP_Region, HANDCAP_View, HANDCAP_Settings, HANDCAP_State)   # Region and View before Settings
 
 
 def register_properties() -> None:
