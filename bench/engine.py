@@ -49,7 +49,7 @@ def make_video(path: str, frames: int, fps: float = 30.0) -> None:
 
 
 def engine_run(video: str, weights: str, out: str, device: str = "cpu", threads: int = 0,
-               landmarks: str = "full", smoothing: float = None) -> dict:
+               landmarks: str = "full", smoothing: float = None, detection_process: bool = None) -> dict:
     """One ``handcap estimate`` run of a video: seconds per stage, total seconds, frames estimated,
     and the fit's errors (pixels, one per hand and frame, against the landmarks it was fitted to).
     ``smoothing``: ``--smoothing`` (None: the default)."""
@@ -59,7 +59,7 @@ def engine_run(video: str, weights: str, out: str, device: str = "cpu", threads:
 
     estimator = Estimator(EngineOptions(device=device, weights=weights, threads=threads, landmarks=landmarks),
                           VideoOptions() if smoothing is None else VideoOptions(smoothing=smoothing), out,
-                          progress=Progress("text"))
+                          progress=Progress("text"), detection_process=detection_process)
     engine, errors = estimator.engine, []
     estimate_frames = engine.estimate_frames
 
