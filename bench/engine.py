@@ -29,9 +29,11 @@ from .common import MODELS, REPO, Options, Row, ms, rate, shipped_weights, skipp
 
 STAGES = ("decode", "detect", "crop", "network", "refine", "smooth", "write")
 MEDIAPIPE = "MediaPipe Hands 0.10.21 itself"
+MEDIAPIPE_GRAPH = "handcap, MediaPipe's graph exactly (palm detector every frame while < 2 hands)"
 WIDTH, HEIGHT = 640, 480
 LITE_MODEL = "trunk"     # also measured with MediaPipe's lite landmark model (--landmarks lite)
 PER_FRAME = "per frame (--smoothing 0)"   # the default model also measured without the temporal solve
+IN_PROCESS = "detection in the same process (read-ahead thread, as before #30)"   # and without the child process
 
 
 def make_video(path: str, frames: int, fps: float = 30.0) -> None:
@@ -97,7 +99,10 @@ def decoded_frames(video: str) -> list:
     return frames
 
 
-def handcap_detect_run(frames: list, palm_every: int, landmarks: str = "full") -> float:
+PALM_RUNS = {}     # runner name -> palm-detector runs per frame of its last run (handcap_detect_run)
+
+
+def handcap_detect_run(frames: list, palm_every: int, landmarks: str = "full", name: str = "") -> float:
     """handcap's hand pipeline (core.perception, torch) alone on decoded frames, tracking as the engine
     does for a video (one torch thread, as beside the network): seconds. ``palm_every`` 1 is MediaPipe's
     graph exactly; the engine's default looks for more hands every VIDEO_PALM_EVERY frames."""
@@ -111,7 +116,9 @@ def handcap_detect_run(frames: list, palm_every: int, landmarks: str = "full") -
             start = time.perf_counter()
             for rgb in frames:
                 detector.detect(rgb)
-            return time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            PALM_RUNS[name] = detector._tracker.palm_runs / len(frames)
+            return seconds
     finally:
         torch.set_num_threads(threads)
 
@@ -143,31 +150,35 @@ def run(options: Options) -> dict:
         rgb = decoded_frames(video)
         from core.engine.detect import VIDEO_PALM_EVERY
         engines = {}
-        for name, landmarks, smoothing in ([(model, "full", None) for model in MODELS] + [(LITE_MODEL, "lite", None)]
-                                           + [(MODELS[0], "full", 0.0)]):
+        for name, landmarks, smoothing, process in ([(model, "full", None, None) for model in MODELS]
+                                                    + [(LITE_MODEL, "lite", None, None), (MODELS[0], "full", 0.0, None),
+                                                       (MODELS[0], "full", None, False)]):
             weights = shipped_weights(name)
             if landmarks == "lite":
                 name = f"{name}, lite landmarks"
             if smoothing is not None:
                 name = f"{name}, {PER_FRAME}"
+            if process is False:
+                name = f"{name}, {IN_PROCESS}"
             if weights is None:
                 result["models"][name] = {"skipped": "no weights"}
                 continue
-            engines[name] = (weights, landmarks, smoothing)
-        detectors = {f"handcap, palm detector every {VIDEO_PALM_EVERY} frames while tracking (engine)":
-                     lambda: handcap_detect_run(rgb, VIDEO_PALM_EVERY),
-                     "handcap, MediaPipe's graph exactly (palm detector every frame while < 2 hands)":
-                     lambda: handcap_detect_run(rgb, 1),
+            engines[name] = (weights, landmarks, smoothing, process)
+        ENGINE_DETECT = f"handcap, palm detector every {VIDEO_PALM_EVERY} frames while tracking (engine)"
+        detectors = {ENGINE_DETECT:
+                     lambda: handcap_detect_run(rgb, VIDEO_PALM_EVERY, name=ENGINE_DETECT),
+                     MEDIAPIPE_GRAPH: lambda: handcap_detect_run(rgb, 1, name=MEDIAPIPE_GRAPH),
                      MEDIAPIPE: lambda: mediapipe_run(rgb)}
-        for name, (weights, landmarks, smoothing) in engines.items():               # warm-up
-            engine_run(video, weights, os.path.join(tmp, "warmup"), landmarks=landmarks, smoothing=smoothing)
+        for name, (weights, landmarks, smoothing, process) in engines.items():               # warm-up
+            engine_run(video, weights, os.path.join(tmp, "warmup"), landmarks=landmarks, smoothing=smoothing,
+                       detection_process=process)
         detectors = {name: run_once for name, run_once in detectors.items() if run_once() is not None}
         runs = {name: [] for name in engines}
         seconds = {name: [] for name in detectors}
         for i in range(repeat):
-            for name, (weights, landmarks, smoothing) in engines.items():
+            for name, (weights, landmarks, smoothing, process) in engines.items():
                 runs[name].append(engine_run(video, weights, os.path.join(tmp, f"{i}"), landmarks=landmarks,
-                                             smoothing=smoothing))
+                                             smoothing=smoothing, detection_process=process))
             for name, run_once in detectors.items():
                 seconds[name].append(run_once())
         for name, model_runs in runs.items():
@@ -181,6 +192,8 @@ def run(options: Options) -> dict:
         for name, runs_s in seconds.items():
             result["detect"][name] = {"ms_per_frame": ms([s / len(rgb) for s in runs_s]),
                                       "fps": rate(len(rgb), runs_s, "frames/s")}
+            if name in PALM_RUNS:
+                result["detect"][name]["palm_runs_per_frame"] = PALM_RUNS[name]
         mp = result["detect"].get(MEDIAPIPE)
         if mp:
             result["mediapipe"] = {"fps": mp["fps"]}
@@ -214,6 +227,10 @@ def rows(result: dict) -> list:
         out.append(Row("engine", f"detect + landmarks alone, {name}, tracking, 640x480, CPU", detect["ms_per_frame"],
                        "ms/frame", reference=f"MediaPipe {mp_detect['ms_per_frame']['median']:.1f} ms/frame (speed ratio)"
                        if mp_detect else "", ratio=ratio))
+        if "palm_runs_per_frame" in detect:
+            out.append(Row("engine", f"palm detector runs per frame, {name} (one hand in view, 2 looked for)",
+                           round(detect["palm_runs_per_frame"], 3), "per frame",
+                           reference="MediaPipe's graph: 1 per frame while fewer hands than max_num_hands are tracked"))
     if mp:
         out.append(Row("engine", "MediaPipe Hands alone (tracking mode, same frames)", mp))
     return out

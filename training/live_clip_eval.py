@@ -41,14 +41,14 @@ def write_clip(data: str, path: str, hold: int) -> tuple[np.ndarray, np.ndarray,
     from training.datasets import FreiHAND
     photos = FreiHAND(data, split="evaluation")
     K = np.median(photos.K, axis=0).astype(np.float64)
-    first = photos[0]["image"]
-    height, width = first.shape[:2]
+    def photo(i: int) -> np.ndarray:          # BGR, as the file is
+        return cv2.imread(os.path.join(data, "evaluation", "rgb", f"{i:08d}.jpg"), cv2.IMREAD_COLOR)
+    height, width = photo(0).shape[:2]
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), FPS, (width, height))
     truth_3d, truth_2d = [], []
     try:
         for i in range(len(photos)):
-            sample = photos[i]
-            bgr = cv2.cvtColor(np.asarray(sample["image"]), cv2.COLOR_RGB2BGR)
+            bgr = photo(i)
             if bgr.shape[:2] != (height, width):
                 raise ValueError(f"{data}: photo {i} is {bgr.shape[1]} x {bgr.shape[0]}, the first {width} x {height}")
             xyz = np.asarray(photos.xyz[i % photos.num_annotations], np.float64)
