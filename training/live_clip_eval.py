@@ -105,7 +105,7 @@ def estimate_hands(clip: str, K_file: str, out: str) -> dict:
     return frames
 
 
-def score(found: dict, truth_3d: np.ndarray, truth_2d: np.ndarray, frames: list) -> dict:
+def score(found: dict, truth_3d: np.ndarray, frames: list) -> dict:
     """PA-MPJPE and root-relative MPJPE (mm) over ``frames``."""
     pred = np.stack([found[f] for f in frames])
     true = truth_3d[frames]
@@ -129,7 +129,7 @@ def evaluate(data: str = DEFAULT_DATA, hold: int = 3, extra: list = ()) -> dict:
     both = sorted(set(picked["live"]) & set(picked["estimate"]))
     result = {"data": os.path.abspath(data), "frames": count, "hold": hold, "live_fps": end.get("fps")}
     for name, found in picked.items():
-        result[name] = {"found": len(found), **score(found, truth_3d, truth_2d, both)}
+        result[name] = {"found": len(found), **score(found, truth_3d, both)}
     result["pa_difference_mm"] = result["live"]["pa_mpjpe_mm"] - result["estimate"]["pa_mpjpe_mm"]
     result["rr_difference_mm"] = result["live"]["rr_mpjpe_mm"] - result["estimate"]["rr_mpjpe_mm"]
     return result
