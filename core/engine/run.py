@@ -40,6 +40,7 @@ from . import overlay as draw
 
 MAX_PIXELS = 250_000_000           # larger images are refused (decoding alone would need GBs)
 FRAME_CHUNK = 96                   # video frames whose hands go through the network and the fit together
+OVERLAPPED_CHUNK = 32              # ... when detection runs in a child process (the fit overlaps it)
 CHUNK_PIXELS = 32 * 1920 * 1080    # ... fewer for large frames (32 of 1080p, 8 of 4K)
 READ_AHEAD = 64                    # video frames decoded and detected ahead of the network and the fit
 DECODE_AHEAD = 8                   # video frames decoded ahead of detection
@@ -60,13 +61,14 @@ def inside_picture(box: np.ndarray, image_size: tuple[int, int]) -> bool:
     return bool(box[0] >= margin and box[1] >= margin and box[2] <= width - margin and box[3] <= height - margin)
 
 
-def chunk_size(width: int, height: int) -> int:
-    """Video frames estimated together: FRAME_CHUNK, fewer where that many frames of this size would
-    exceed CHUNK_PIXELS. The fit's cost per step hardly depends on how many hands it holds, so
-    larger chunks make it cheaper per frame (the results do not depend on the chunk size): on a
-    640x480 clip, one CPU thread, 12.6 ms per frame for the network and the fit in chunks of 32,
-    5.1 ms in chunks of 96, the same hands to the last bit."""
-    return max(1, min(FRAME_CHUNK, CHUNK_PIXELS // max(1, width * height)))
+def chunk_size(width: int, height: int, frames: int = FRAME_CHUNK) -> int:
+    """Video frames estimated together: ``frames``, fewer where that many frames of this size would
+    exceed CHUNK_PIXELS. The results do not depend on the chunk size (the video benchmark's clips in
+    chunks of 96 and of 32: the same scores to 1e-7 mm). Larger chunks make the network and the fit
+    cheaper per frame (a batch's overhead is shared); with detection in a child process the fit of a
+    chunk overlaps the detection of the next, and only the last chunk's fit is left after detection
+    ends, so there smaller chunks (OVERLAPPED_CHUNK) end a clip sooner."""
+    return max(1, min(frames, CHUNK_PIXELS // max(1, width * height)))
 
 
 @contextlib.contextmanager
@@ -449,7 +451,7 @@ class Estimator:
         detector = self.engine.video_detector() if v.frame_step == 1 else None   # tracks landmarks between frames
         tracker, frames_done, K = Tracker(), [], None
         chains = ChunkChains(detector.look) if detector is not None else None
-        chunk = []
+        chunk, frames_per_chunk = [], OVERLAPPED_CHUNK if self.detection_process is not None else FRAME_CHUNK
 
         try:
             with ReadAhead(self._detected(path, video, count, detector), depth=READ_AHEAD) as ahead, \
@@ -463,7 +465,7 @@ class Estimator:
                         raise InputError(f"{path}: frame {item[0]} is {item[1].shape[1]} x {item[1].shape[0]}, "
                                          f"the first was {width} x {height}")
                     chunk.append(item)
-                    if len(chunk) == chunk_size(width, height):
+                    if len(chunk) == chunk_size(width, height, frames_per_chunk):
                         self._video_chunk(tracker, chunk, K, frames_done, chains)
                         chunk = []
                         self.progress.update("video", len(frames_done), total, os.path.basename(path))
