@@ -483,7 +483,7 @@ class Estimator:
         if warning:
             self.progress.warning(warning)
         tracks = []
-        with self.engine.times("smooth"):
+        with self.engine.times("smooth"), torch_threads(self._video_threads()):   # small ops: threads contend
             for t in link_tracks(tracker.tracks):
                 seen = sorted(t.frames)
                 span = [f for f in frames_done if seen[0] <= f <= seen[-1]]
