@@ -7,7 +7,9 @@ live setting (lite landmarks, 2 fit steps). Beside them, in the same rounds (eac
 setting, then MediaPipe Hands alone on the same decoded frames, so a busy machine's drift hits all
 alike): MediaPipe's frames/s, the reference most live Blender add-ons use. And the add-on's side:
 the time to pose the live rig for one record in bpy (``LiveSession._pose``: smoothing and the bone
-channels), the cost the add-on pays per record to keep up with the engine.
+channels), the cost the add-on pays per record to keep up with the engine; and the add-on's Live
+timer beside a running engine (``addon_follow``): rig updates/s achieved against the engine's
+records/s in the same run.
 """
 
 from __future__ import annotations
