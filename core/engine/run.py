@@ -324,9 +324,14 @@ class Estimator:
             detection_process = resolve_device(options.device).type == "cpu" and (os.cpu_count() or 1) >= 2
         # started first, so that the child loads its networks while this process loads its own
         self.detection_process = DetectionProcess(options) if detection_process else None
-        self.engine = Engine(options)
-        if self.detection_process is not None:
-            self.detection_process.wait_ready()
+        try:
+            self.engine = Engine(options)
+            if self.detection_process is not None:
+                self.detection_process.wait_ready()
+        except BaseException:                    # bad weights, Ctrl-C: no child left behind
+            if self.detection_process is not None:
+                self.detection_process.close()
+            raise
         self.builder = TrackBuilder(self.engine.network.config.hand_model, self.engine.device)
         self.taken: set = set()            # capture files named by this Estimator's runs (one is not overwritten)
         self.no_hand: list[str] = []
