@@ -1,6 +1,6 @@
 """handcap's benchmark: speed and accuracy side by side with the peers, in one table.
 
-    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement,perception,people,ray,live]
+    python -m bench [--sections engine,gpu,blender,train,accuracy,agreement,perception,people,ray,live,livetruth]
                     [--repeat N] [--frames N]
                     [--out DIR] [--quick]
 
@@ -24,7 +24,9 @@ Sections (each runs in a process of its own and adds rows to one table):
   ray        clips/minute of 'handcap estimate' over a folder of 640x480 clips, plain against
              '--ray local --workers 2', whole commands                    (bench/scale_out.py)
   live       handcap live on a 640x480 video read as the add-on reads it: latency per frame,
-             frames/s, ms per frame by stage                              (bench/live.py)
+             frames/s, ms per frame by stage, and the add-on's Live timer in bpy (bench/live.py)
+  livetruth  live records against 'handcap estimate --smoothing 0' on ../shared/real3d/ge_dev's photos
+             played as a clip, both scored against the 3D truth (PA-MPJPE)  (bench/live_truth.py)
 
 Every timing is the median of ``--repeat`` runs after a warm-up run, with the spread (min-max).
 The table is printed and written atomically to DIR/bench.md and DIR/bench.json (default
@@ -32,4 +34,5 @@ bench/results/) with the date, the machine and the command. ``--quick`` is a smo
 sizes, one run each): its numbers mean nothing.
 """
 
-SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement", "perception", "people", "ray", "live")
+SECTIONS = ("engine", "gpu", "blender", "train", "accuracy", "agreement", "perception", "people", "ray", "live",
+            "livetruth")

@@ -31,6 +31,7 @@ SECTION_FUNCTIONS = {        # section -> (module in bench/, its run function, i
     "people": ("hand_recall", "run", "rows"),
     "ray": ("scale_out", "run", "rows"),
     "live": ("live", "run", "rows"),
+    "livetruth": ("live_truth", "run", "rows"),
 }
 
 
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frames keyed and exported in the Blender section")
     parser.add_argument("--train-steps", type=int, default=Options.train_steps, help="training steps per timed run")
     parser.add_argument("--real-images", default=Options.real_images, help="photos for the agreement section")
+    parser.add_argument("--ge-dev", default=Options.ge_dev, help="photos with 3D truth for the livetruth section")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-options", help=argparse.SUPPRESS)
     parser.add_argument("--worker-result", help=argparse.SUPPRESS)
@@ -141,7 +143,8 @@ def main(argv=None) -> int:
     if args.repeat < 1 or args.frames < 2:
         parser.error("--repeat must be >= 1 and --frames >= 2")
     options = Options(repeat=args.repeat, frames=args.frames, quick=args.quick, accuracy_count=args.accuracy_count,
-                      blender_frames=args.blender_frames, train_steps=args.train_steps, real_images=args.real_images)
+                      blender_frames=args.blender_frames, train_steps=args.train_steps, real_images=args.real_images,
+                      ge_dev=args.ge_dev)
     if args.quick:
         options = dataclasses.replace(options, **QUICK)
     report = {

@@ -24,6 +24,7 @@ class Options:
     blender_frames: int = 10_000       # frames keyed and exported in the Blender section
     train_steps: int = 3               # timed training steps per run (one run = one logging window)
     real_images: str = os.path.join(os.path.dirname(REPO), "shared", "real_images")
+    ge_dev: str = os.path.join(os.path.dirname(REPO), "shared", "real3d", "ge_dev")   # photos with 3D truth
 
 
 QUICK = {"repeat": 1, "frames": 16, "accuracy_count": 8, "blender_frames": 200, "train_steps": 1}

@@ -7,7 +7,9 @@ live setting (lite landmarks, 2 fit steps). Beside them, in the same rounds (eac
 setting, then MediaPipe Hands alone on the same decoded frames, so a busy machine's drift hits all
 alike): MediaPipe's frames/s, the reference most live Blender add-ons use. And the add-on's side:
 the time to pose the live rig for one record in bpy (``LiveSession._pose``: smoothing and the bone
-channels), the cost the add-on pays per record to keep up with the engine.
+channels), the cost the add-on pays per record to keep up with the engine; and the add-on's Live
+timer beside a running engine (``addon_follow``): rig updates/s achieved against the engine's
+records/s in the same run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import statistics
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 from .common import REPO, Options, Row, rate, stat
 from .engine import HEIGHT, WIDTH, decoded_frames, make_video, mediapipe_run
@@ -63,6 +67,46 @@ def rig_update_ms(rig: str, records: list) -> dict:
         blender_addon.unregister()
 
 
+def addon_follow(video: str) -> dict:
+    """The add-on's Live Capture in bpy beside a running engine: the modal timer's work simulated (its
+    handler ``LiveSession.step``, then a wait of ``live_pose.timer_interval`` of the engine's measured
+    rate, as ``HANDCAP_OT_live_start`` re-times its timer), on ``handcap live`` over ``video`` at the
+    engine's own rate. Returns the engine's records/s, the rig updates/s achieved (ticks that showed a
+    new record, over the same span), the records drained per update, and the ms of a tick that posed the
+    rig; None without bpy. A viewport's redraw is not included (background mode has none)."""
+    try:
+        import bpy
+    except ImportError:
+        return None
+    import blender_addon
+    from blender_addon import live_pose
+    from blender_addon.ops_live import LiveSession
+    blender_addon.register()
+    try:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        session = LiveSession(video, sys.executable, ["--device", "cpu"]).start()
+        updates, step_ms = [], []
+        try:
+            while not session.stream.finished:
+                tick = time.perf_counter()
+                frames = [r for r in session.step(bpy.context) if r.get("type") == "frame"]
+                if frames:
+                    step_ms.append(1000.0 * (time.perf_counter() - tick))
+                    updates.append((tick, len(frames)))
+                time.sleep(max(0.0, live_pose.timer_interval(session.stream.fps) - (time.perf_counter() - tick)))
+        finally:
+            session.stop(bpy.context)
+        if session.stream.error or session.stream.end is None or len(updates) < 3:
+            raise RuntimeError(session.stream.error or "the live engine ended without its end record")
+        updates = updates[1:]                      # the first tick drains the records of the warm-up
+        span = updates[-1][0] - updates[0][0]
+        return {"engine_fps": float(session.stream.end["fps"]), "update_fps": (len(updates) - 1) / span,
+                "records_per_update": float(np.mean([n for _, n in updates])),
+                "tick_ms": stat(step_ms[1:], "ms")}
+    finally:
+        blender_addon.unregister()
+
+
 def run(options: Options) -> dict:
     result = {"video": f"{WIDTH}x{HEIGHT}, {options.frames} frames (synthetic)", "settings": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,6 +131,7 @@ def run(options: Options) -> dict:
         if mediapipe:
             result["mediapipe"] = rate(len(rgb), mediapipe, "frames/s")
         result["rig_update_ms"] = rig_update_ms(rig, runs["defaults"][0]["records"])
+        result["addon_follow"] = addon_follow(video)
     return result
 
 
@@ -107,4 +152,12 @@ def rows(result: dict) -> list:
     if result.get("rig_update_ms"):
         out.append(Row("live", "add-on: live rig posed for one record in bpy (LiveSession._pose, Smoothing 0.5)",
                        result["rig_update_ms"], "ms", reference="a 30 frames/s engine leaves 33 ms"))
+    follow = result.get("addon_follow")
+    if follow:
+        out.append(Row("live", "add-on: rig updates/s achieved by the Live timer in bpy (step + timer_interval), "
+                       f"{follow['records_per_update']:.2f} records drained per update", round(follow["update_fps"], 1),
+                       "updates/s", reference=f"the engine's records: {follow['engine_fps']:.1f}/s in the same run",
+                       ratio=follow["update_fps"] / follow["engine_fps"]))
+        out.append(Row("live", "add-on: one Live timer tick that posed the rig (LiveSession.step, bpy)",
+                       follow["tick_ms"], "ms"))
     return out

@@ -63,7 +63,7 @@ def cmd_demo(args) -> int:
             inputs += expand_inputs([os.path.join(SHARED_PHOTOS, folder)])
     print(f"handcap demo: estimating hands in {len(inputs)} photo(s) -> {out}")
     try:
-        estimator = Estimator(EngineOptions(), VideoOptions(), out, overlay=True,
+        estimator = Estimator(EngineOptions(), VideoOptions(), out, overlay=True, detection_process=False,
                               progress=Progress("text", "handcap demo"), verbose=args.verbose)
     except EngineError as e:
         if created:
@@ -195,11 +195,13 @@ def _estimate(args, files: list, failed_before: int, progress) -> int:
         return _estimate_on_ray(args, files, failed_before, progress)
     from .engine.network import EngineError
     from .engine.pipeline import EngineOptions
-    from .engine.run import Estimator, InputError, VideoOptions
+    from .engine.run import VIDEO_EXTENSIONS, Estimator, InputError, VideoOptions, expand_inputs
     try:
         engine, video = engine_settings(args)
+        videos = any(f.lower().endswith(VIDEO_EXTENSIONS) for f in expand_inputs(files))
         estimator = Estimator(EngineOptions(**engine), VideoOptions(**video), args.output, overlay=args.overlay,
-                              focal=args.focal, K_file=args.K, progress=progress, verbose=args.verbose)
+                              focal=args.focal, K_file=args.K, progress=progress, verbose=args.verbose,
+                              detection_process=None if videos else False)   # no child process for photos
     except (EngineError, InputError, ValueError) as e:
         progress.error(str(e))
         return exit_codes.USAGE

@@ -73,3 +73,27 @@ def test_agreement_matching_and_pck():
     assert match_hands([hand], [np.array([500, 500, 600, 600.0])]) == []
     scores = pck([hand, hand], [hand + [5.0, 0.0], hand + [15.0, 0.0]])        # hand size 100 px
     assert scores["pck_0.1"] == pytest.approx(0.5) and scores["pck_0.2"] == pytest.approx(1.0)
+
+
+def test_live_rows_show_the_addon_rate_beside_the_engines():
+    from bench.live import rows
+    result = {"video": "640x480", "settings": {}, "addon_follow": {
+        "engine_fps": 30.0, "update_fps": 27.0, "records_per_update": 1.1, "tick_ms": stat([0.6], "ms")}}
+    follow = [r for r in rows(result) if "updates/s" in r.measurement]
+    assert len(follow) == 1 and abs(follow[0].ratio - 0.9) < 1e-9
+    assert "30.0/s" in follow[0].reference
+
+
+def test_live_truth_rows_and_scores():
+    from bench.live_truth import rows
+    from training.live_clip_eval import score
+    rng = np.random.default_rng(0)
+    truth = rng.normal(scale=0.05, size=(4, 21, 3))
+    angle = 0.3                                                  # the same hands turned, scaled and moved: PA 0
+    turn = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    found = {f: 1.2 * truth[f] @ turn.T + [0.1, 0, 0.5] for f in range(4)}
+    scored = score(found, truth, [0, 2])
+    assert scored["frames"] == 2 and scored["pa_mpjpe_mm"] < 1e-6 and scored["rr_mpjpe_mm"] > 1.0
+    entry = lambda pa: {"found": 10, "frames": 9, "pa_mpjpe_mm": pa, "rr_mpjpe_mm": 20.0}
+    table = rows({"frames": 12, "hold": 3, "live": entry(9.0), "estimate": entry(8.0)})
+    assert table[0].ratio == 9.0 / 8.0 and "8.000 mm" in table[0].reference

@@ -28,6 +28,8 @@ from core.hand_model import HandLayer, load_hand_model
 from .chunk_chains import ChunkChains
 from .inputs import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputError, VideoOptions, capture_paths,  # noqa: F401
                      check_file, expand_inputs, overlay_path, read_intrinsics_file)
+from .detect_process import DetectionProcess
+from .network import resolve_device
 from .pipeline import Engine, EngineOptions, HandEstimate
 from .progress import Progress
 from .read_ahead import ReadAhead
@@ -38,6 +40,7 @@ from . import overlay as draw
 
 MAX_PIXELS = 250_000_000           # larger images are refused (decoding alone would need GBs)
 FRAME_CHUNK = 96                   # video frames whose hands go through the network and the fit together
+OVERLAPPED_CHUNK = 32              # ... when detection runs in a child process (the fit overlaps it)
 CHUNK_PIXELS = 32 * 1920 * 1080    # ... fewer for large frames (32 of 1080p, 8 of 4K)
 READ_AHEAD = 64                    # video frames decoded and detected ahead of the network and the fit
 DECODE_AHEAD = 8                   # video frames decoded ahead of detection
@@ -58,13 +61,14 @@ def inside_picture(box: np.ndarray, image_size: tuple[int, int]) -> bool:
     return bool(box[0] >= margin and box[1] >= margin and box[2] <= width - margin and box[3] <= height - margin)
 
 
-def chunk_size(width: int, height: int) -> int:
-    """Video frames estimated together: FRAME_CHUNK, fewer where that many frames of this size would
-    exceed CHUNK_PIXELS. The fit's cost per step hardly depends on how many hands it holds, so
-    larger chunks make it cheaper per frame (the results do not depend on the chunk size): on a
-    640x480 clip, one CPU thread, 12.6 ms per frame for the network and the fit in chunks of 32,
-    5.1 ms in chunks of 96, the same hands to the last bit."""
-    return max(1, min(FRAME_CHUNK, CHUNK_PIXELS // max(1, width * height)))
+def chunk_size(width: int, height: int, frames: int = FRAME_CHUNK) -> int:
+    """Video frames estimated together: ``frames``, fewer where that many frames of this size would
+    exceed CHUNK_PIXELS. The results do not depend on the chunk size (the video benchmark's clips in
+    chunks of 96 and of 32: the same scores to 1e-7 mm). Larger chunks make the network and the fit
+    cheaper per frame (a batch's overhead is shared); with detection in a child process the fit of a
+    chunk overlaps the detection of the next, and only the last chunk's fit is left after detection
+    ends, so there smaller chunks (OVERLAPPED_CHUNK) end a clip sooner."""
+    return max(1, min(frames, CHUNK_PIXELS // max(1, width * height)))
 
 
 @contextlib.contextmanager
@@ -198,6 +202,56 @@ def intrinsics(width: int, height: int, focal: Optional[float] = None, K_file: O
     return default_intrinsics(width, height)
 
 
+def frame_boxes(boxes: tuple, path: str, width: int, height: int, scale_x: float = 1.0, scale_y: float = 1.0):
+    """The user's (x0, y0, x1, y1) ``boxes`` clipped to a width x height image, in pixels of a picture
+    scaled by (scale_x, scale_y); None without boxes (detection); InputError for a box outside the image."""
+    if not boxes:
+        return None
+    try:
+        boxes = clip_boxes(boxes, width, height)
+    except ValueError as e:
+        raise InputError(f"{path}: {e}") from None
+    return tuple((x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y) for x0, y0, x1, y1 in boxes)
+
+
+def video_frames(video, count: int, options: VideoOptions, times) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, (H, W, 3) uint8 RGB) for the frames ``options`` ask for of an opened
+    cv2.VideoCapture with ``count`` frames (0: not known); an undecodable frame inside the video is
+    skipped (up to MAX_BAD_FRAMES in a row). Decoding is timed in ``times`` (a StageTimes)."""
+    bad, index = 0, -1
+    while True:
+        with times("decode"):
+            ok, bgr = video.read()
+        index += 1
+        if not ok or bgr is None or bgr.size == 0:
+            if count and index < count and bad < MAX_BAD_FRAMES:
+                bad += 1
+                continue
+            return
+        bad = 0
+        if index < options.frame_start or (index - options.frame_start) % max(1, options.frame_step):
+            continue
+        if options.frame_end >= 0 and index > options.frame_end:
+            return
+        with times("decode"):
+            rgb = to_rgb8(bgr, "frame") if bgr.ndim != 3 or bgr.shape[2] != 3 else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        yield index, rgb
+
+
+def detected_frames(engine: Engine, path: str, video, count: int, options: VideoOptions,
+                    detector) -> Iterator[tuple[int, np.ndarray, list]]:
+    """(frame index, RGB frame, its Detections) of a video, in order: decoding runs in a thread of its
+    own, DECODE_AHEAD frames ahead of detection by ``engine`` with ``detector`` (a video detector, or
+    None: the engine's photo detector or the user's boxes). The work of ``handcap estimate`` before the
+    network and the fit, run in this process or in a child one (``core.engine.detect_process``)."""
+    boxes = None
+    with ReadAhead(video_frames(video, count, options, engine.times), depth=DECODE_AHEAD) as decoded:
+        for index, rgb in decoded:
+            if engine.options.boxes and boxes is None:
+                boxes = frame_boxes(engine.options.boxes, path, rgb.shape[1], rgb.shape[0])
+            yield index, rgb, engine.detect(rgb, detector, boxes=boxes)
+
+
 # ----------------------------------------------------------------------------------- tracks
 
 class TrackBuilder:
@@ -255,16 +309,29 @@ class Estimator:
     their own detector in tracking mode. After ``run``: ``no_hand`` lists the inputs read fine but
     without a hand, ``hands`` the number of hands (tracks) in each capture file written, ``frames``
     the photos and video frames estimated (all runs). ``estimate_file`` is one input, for callers
-    that hand out the inputs themselves (``core.scale_out``: one engine per Ray worker)."""
+    that hand out the inputs themselves (``core.scale_out``: one engine per Ray worker).
+    detection_process: decode and detect videos in a child process (``core.engine.detect_process``);
+    None: where the engine runs on a CPU with two cores or more."""
 
     def __init__(self, options: EngineOptions, video: VideoOptions, out_dir: str, overlay: bool = False,
                  focal: Optional[float] = None, K_file: Optional[str] = None, progress: Progress = None,
-                 verbose: bool = False):
+                 verbose: bool = False, detection_process: Optional[bool] = None):
         self.options, self.video, self.out_dir, self.overlay = options, video, out_dir, overlay
         self.focal, self.verbose = focal, verbose
         self.K_fixed = intrinsics(1, 1, K_file=K_file) if K_file else None   # a bad file fails here, once
         self.progress = progress or Progress()
-        self.engine = Engine(options)
+        if detection_process is None:            # videos' detection in a child process: CPU, 2 cores or more
+            detection_process = resolve_device(options.device).type == "cpu" and (os.cpu_count() or 1) >= 2
+        # started first, so that the child loads its networks while this process loads its own
+        self.detection_process = DetectionProcess(options) if detection_process else None
+        try:
+            self.engine = Engine(options)
+            if self.detection_process is not None:
+                self.detection_process.wait_ready()
+        except BaseException:                    # bad weights, Ctrl-C: no child left behind
+            if self.detection_process is not None:
+                self.detection_process.close()
+            raise
         self.builder = TrackBuilder(self.engine.network.config.hand_model, self.engine.device)
         self.taken: set = set()            # capture files named by this Estimator's runs (one is not overwritten)
         self.no_hand: list[str] = []
@@ -274,6 +341,8 @@ class Estimator:
         self._written: list[str] = []      # files written for the input being processed
 
     def close(self) -> None:
+        if self.detection_process is not None:
+            self.detection_process.close()
         self.engine.close()
 
     def run(self, inputs: list[str]) -> tuple[list[str], int]:
@@ -332,15 +401,8 @@ class Estimator:
         return intrinsics(width, height, self.focal, K_file=sidecar)
 
     def _boxes(self, path: str, width: int, height: int, scale_x: float = 1.0, scale_y: float = 1.0):
-        """The user's boxes clipped to a width x height image, in pixels of a picture scaled by
-        (scale_x, scale_y); None without boxes (detection); InputError for a box outside the image."""
-        if not self.options.boxes:
-            return None
-        try:
-            boxes = clip_boxes(self.options.boxes, width, height)
-        except ValueError as e:
-            raise InputError(f"{path}: {e}") from None
-        return tuple((x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y) for x0, y0, x1, y1 in boxes)
+        """The user's boxes for this input (``frame_boxes``)."""
+        return frame_boxes(self.options.boxes, path, width, height, scale_x, scale_y)
 
     def photo(self, path: str) -> str:
         rgb, (width, height) = read_image(path)
@@ -394,18 +456,11 @@ class Estimator:
         detector = self.engine.video_detector() if v.frame_step == 1 else None   # tracks landmarks between frames
         tracker, frames_done, K = Tracker(), [], None
         chains = ChunkChains(detector.look) if detector is not None else None
-        chunk = []
-
-        def detected():       # decoding runs in a thread of its own, a few frames ahead of detection
-            boxes = None
-            with ReadAhead(self._frames(video, count), depth=DECODE_AHEAD) as decoded:
-                for index, rgb in decoded:
-                    if self.options.boxes and boxes is None:
-                        boxes = self._boxes(path, rgb.shape[1], rgb.shape[0])
-                    yield index, rgb, self.engine.detect(rgb, detector, boxes=boxes)
+        chunk, frames_per_chunk = [], OVERLAPPED_CHUNK if self.detection_process is not None else FRAME_CHUNK
 
         try:
-            with ReadAhead(detected(), depth=READ_AHEAD) as ahead, torch_threads(self._video_threads()):
+            with ReadAhead(self._detected(path, video, count, detector), depth=READ_AHEAD) as ahead, \
+                    torch_threads(self._video_threads()):
                 for item in ahead:
                     if K is None:
                         height, width = item[1].shape[:2]
@@ -415,7 +470,7 @@ class Estimator:
                         raise InputError(f"{path}: frame {item[0]} is {item[1].shape[1]} x {item[1].shape[0]}, "
                                          f"the first was {width} x {height}")
                     chunk.append(item)
-                    if len(chunk) == chunk_size(width, height):
+                    if len(chunk) == chunk_size(width, height, frames_per_chunk):
                         self._video_chunk(tracker, chunk, K, frames_done, chains)
                         chunk = []
                         self.progress.update("video", len(frames_done), total, os.path.basename(path))
@@ -433,7 +488,7 @@ class Estimator:
         if warning:
             self.progress.warning(warning)
         tracks = []
-        with self.engine.times("smooth"):
+        with self.engine.times("smooth"), torch_threads(self._video_threads()):   # small ops: threads contend
             for t in link_tracks(tracker.tracks):
                 seen = sorted(t.frames)
                 span = [f for f in frames_done if seen[0] <= f <= seen[-1]]
@@ -447,34 +502,20 @@ class Estimator:
             self.no_hand.append(path)
         return capture_path
 
+    def _detected(self, path: str, video, count: int, detector):
+        """(index, RGB frame, detections) of the video's frames: ``detected_frames`` in a child process
+        on a CPU with two cores or more (``core.engine.detect_process``: the network and the fit of one
+        chunk overlap the detection of the next without sharing the GIL), else in this process."""
+        if self.detection_process is None:
+            return detected_frames(self.engine, path, video, count, self.video, detector)
+        return self.detection_process.frames(path, self.video, self.engine.times)
+
     def _video_threads(self) -> int:
         """torch's CPU threads while a video runs: --threads, else one core fewer than torch's default,
         left to the read-ahead thread's decoding and MediaPipe (measured faster end to end)."""
         if self.options.threads or self.engine.device.type != "cpu":
             return self.options.threads or torch.get_num_threads()
         return max(1, torch.get_num_threads() - 1)
-
-    def _frames(self, video, count: int) -> Iterator[tuple[int, np.ndarray]]:
-        """(frame index, (H, W, 3) uint8 RGB) for the frames the VideoOptions ask for; an undecodable
-        frame inside the video is skipped (up to MAX_BAD_FRAMES in a row)."""
-        v, bad, index = self.video, 0, -1
-        while True:
-            with self.engine.times("decode"):
-                ok, bgr = video.read()
-            index += 1
-            if not ok or bgr is None or bgr.size == 0:
-                if count and index < count and bad < MAX_BAD_FRAMES:
-                    bad += 1
-                    continue
-                return
-            bad = 0
-            if index < v.frame_start or (index - v.frame_start) % max(1, v.frame_step):
-                continue
-            if v.frame_end >= 0 and index > v.frame_end:
-                return
-            with self.engine.times("decode"):
-                rgb = to_rgb8(bgr, "frame") if bgr.ndim != 3 or bgr.shape[2] != 3 else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            yield index, rgb
 
     def _video_chunk(self, tracker, chunk, K, frames_done, chains: Optional[ChunkChains] = None) -> None:
         """Network and fit for a chunk of (index, rgb, detections) frames, the detections first settled

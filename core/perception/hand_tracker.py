@@ -90,6 +90,7 @@ class HandTracker:
         self._next_chain = 0
         self._lost: list[tuple[Region, float, int]] = []   # lost hands' regions, side evidence, frames since
         self._since_palms = 0           # frames since the palm detector last ran
+        self.palm_runs = 0              # frames the palm detector ran on (the benchmark counts its cadence)
         self._since_loss = SEARCH_FRAMES + 1   # frames since a tracked hand was last lost
         self._palm_thread: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -118,6 +119,7 @@ class HandTracker:
                                               or self._since_loss <= SEARCH_FRAMES):
             palms = self._palms_beside(rgb) if tracked else self.palms(rgb)
             self._since_palms = 0
+            self.palm_runs += 1
         found = dict(zip(map(id, tracked), self.landmarker.look(rgb, tracked)))
         palm_regions = []
         if palms is not None:
