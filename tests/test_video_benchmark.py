@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.engine.run import Estimator, VideoOptions, undecoded_warning
+from core.engine.run import VideoOptions, undecoded_warning, video_frames
 from training.video_eval import score_clip
 
 from .test_bad_input import damage_frames, write_video
@@ -130,12 +130,10 @@ def test_undecodable_frames_are_counted_with_the_first_index(tmp_path):
     path = tmp_path / "damaged.avi"
     write_video(path, frames=12)
     damage_frames(path, (2, 5, 6))
-    reader = object.__new__(Estimator)                           # only the frame reader: no engine
-    reader.video = VideoOptions()
-    reader.engine = types.SimpleNamespace(times=lambda name: contextlib.nullcontext())
     video = cv2.VideoCapture(str(path))
     count = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
-    used = [index for index, _ in reader._frames(video, count)]
+    no_timing = lambda name: contextlib.nullcontext()            # noqa: E731  (only the frame reader: no engine)
+    used = [index for index, _ in video_frames(video, count, VideoOptions(), no_timing)]
     assert used == [0, 1, 3, 4, 7, 8, 9, 10, 11]                 # source frame numbers kept
     assert undecoded_warning(str(path), range(count), used) == (
         f"{path}: 3 of 12 frames could not be decoded and were skipped (the first: frame 2; 9 used)")
