@@ -1,0 +1,232 @@
+"""The rig from the hands alone: one hand seen by every camera over many frames gives 21 2D
+correspondences per frame; with known intrinsics they fix each camera's pose up to scale, and the hand's
+own size fixes the scale.
+
+1. Camera v relative to camera 0: essential matrix of the normalised correspondences of the instants both
+   see the hand (``cv2.findEssentialMat``, RANSAC), ``cv2.recoverPose`` (unit baseline). With 3+ cameras
+   each baseline's length is set so that the hand's depths agree with camera 1's.
+2. Bundle adjustment (``scipy.optimize.least_squares``, Huber loss) over the poses of cameras 1.. (camera
+   1's baseline length held at 1) and every landmark's 3D position at every instant, then once more
+   without the observations the first pass could not explain (bad landmarks, another hand taken).
+3. Scale: the median length of the rigid bones from the wrist to the index, middle and ring knuckles of
+   the triangulated hand is set to that of the hand model's mean hand (its landmark points,
+   ``core.hand_model.landmark_points``). A hand larger or
+   smaller than the mean hand scales every baseline alike (a hand 5% larger: baselines 5% short).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import cv2
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.spatial.transform import Rotation
+
+from core.multiview.cameras import ViewCamera
+
+from .projection import jacobian_sparsity, project, rotate
+from .spec import CalibrationError
+
+SCALE_BONES = ((0, 5), (0, 9), (0, 13))      # wrist -> index, middle, ring knuckle (keypoint order): rigid
+MIN_HAND_FRAMES = 10                         # instants a camera must share with camera 0
+RANSAC_PX = 2.0                              # essential-matrix inlier threshold, pixels
+HUBER_PX = 2.0
+OUTLIER_PX = 8.0                             # observations off by more after the first pass are dropped
+
+
+@dataclasses.dataclass
+class HandRig:
+    """Cameras from the hands and how well they explain the landmarks."""
+
+    cameras: list                 # ViewCamera per view, view 0 identity
+    rms_before: np.ndarray        # (V,) landmark reprojection RMS (px) of the first estimate (inliers of pass 2)
+    rms_after: np.ndarray         # (V,) after bundle adjustment (same observations)
+    shared: list                  # (V,) instants each camera shares with camera 0
+    dropped: float                # share of observations dropped as outliers
+    scale: float                  # metres per unit of the unscaled rig (camera 1's baseline, metres)
+
+
+def model_bone_lengths(bones=SCALE_BONES) -> np.ndarray:
+    """(B,) lengths (metres) of ``bones`` (keypoint index pairs) between the landmark points
+    (``core.hand_model.landmark_points``: where a detector puts its landmarks) of the open hand model's mean
+    hand, flat. The knuckles hang rigidly from the wrist; their landmarks move a little with the finger."""
+    import torch
+    from core.hand_model import HandLayer, load_hand_model
+    from core.hand_model.landmark_points import LandmarkPoints
+    with torch.no_grad():
+        points = LandmarkPoints("right")(HandLayer(load_hand_model("open", "right"))())[0].double().numpy()
+    return np.array([np.linalg.norm(points[a] - points[b]) for a, b in bones])
+
+
+def _normalised(pixels: np.ndarray, K: np.ndarray, distortion: Optional[np.ndarray]) -> np.ndarray:
+    """(N, 2) pixels -> (N, 2) normalised image coordinates (distortion removed)."""
+    return cv2.undistortPoints(pixels.reshape(-1, 1, 2).astype(np.float64), K,
+                               None if distortion is None else distortion).reshape(-1, 2)
+
+
+def triangulate(rvecs: np.ndarray, tvecs: np.ndarray, normalised: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Linear (DLT) triangulation of P points from V cameras: rvecs, tvecs (V, 3) (view 0 -> view v),
+    normalised (V, P, 2), seen (V, P) bool -> (P, 3) in view 0's frame (NaN where fewer than 2 views)."""
+    P = np.stack([np.hstack([Rotation.from_rotvec(r).as_matrix(), t[:, None]]) for r, t in zip(rvecs, tvecs)])
+    rows = []
+    for v in range(len(P)):
+        x, y = normalised[v, :, 0:1], normalised[v, :, 1:2]
+        w = seen[v][:, None].astype(np.float64)
+        rows += [w * (x * P[v, 2] - P[v, 0]), w * (y * P[v, 2] - P[v, 1])]
+    A = np.stack(rows, 1)                                            # (P, 2V, 4)
+    X = np.linalg.svd(A)[2][:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        points = X[:, :3] / X[:, 3:4]
+    points[seen.sum(0) < 2] = np.nan
+    return points
+
+
+def calibrate_from_hands(tracks: list[dict], intrinsics: list[tuple], names: list[str],
+                         bone_lengths: Optional[np.ndarray] = None) -> HandRig:
+    """Cameras from hand landmarks. tracks: per view, {instant: (21, 2) pixels} of the one hand;
+    intrinsics: per view (K (3, 3), distortion (5,) or None, image_size (w, h) or None);
+    bone_lengths: the SCALE_BONES lengths of the filmed hand (default: the model's mean hand)."""
+    count = len(tracks)
+    if count < 2:
+        raise CalibrationError("calibration needs at least two clips")
+    instants = sorted(set().union(*[set(t) for t in tracks]))
+    index = {f: i for i, f in enumerate(instants)}
+    seen_frames = np.zeros((count, len(instants)), bool)
+    pixels = np.zeros((count, len(instants), 21, 2))
+    for v, track in enumerate(tracks):
+        for f, kp in track.items():
+            seen_frames[v, index[f]] = True
+            pixels[v, index[f]] = kp
+    normalised = np.stack([_normalised(pixels[v].reshape(-1, 2), K, D).reshape(len(instants), 21, 2)
+                           for v, (K, D, _) in enumerate(intrinsics)])
+    shared = [int((seen_frames[0] & seen_frames[v]).sum()) for v in range(count)]
+    shared[0] = 0
+    for v in range(1, count):
+        if shared[v] < MIN_HAND_FRAMES:
+            raise CalibrationError(f"{names[v]}: sees the hand at the same time as {names[0]} in only {shared[v]} "
+                                   f"sampled frame(s); at least {MIN_HAND_FRAMES} are needed (check --offsets, "
+                                   "film one hand where every camera sees it, or lower --stride)")
+
+    # 1. Pairwise relative poses from the essential matrix (unit baselines).
+    rvecs, tvecs = np.zeros((count, 3)), np.zeros((count, 3))
+    for v in range(1, count):
+        both = seen_frames[0] & seen_frames[v]
+        a, b = normalised[0, both].reshape(-1, 2), normalised[v, both].reshape(-1, 2)
+        focal = 0.5 * (intrinsics[0][0][0, 0] + intrinsics[v][0][0, 0])
+        E, mask = cv2.findEssentialMat(a, b, np.eye(3), cv2.RANSAC, 0.999, RANSAC_PX / focal)
+        if E is None or E.shape != (3, 3):
+            raise CalibrationError(f"{names[v]}: no consistent relative pose to {names[0]} from the hand "
+                                   "landmarks (is it the same hand in both clips, and are the clips in sync?)")
+        _, R, t, _ = cv2.recoverPose(E, a, b, np.eye(3), mask=mask)
+        rvecs[v], tvecs[v] = Rotation.from_matrix(R).as_rotvec(), t.ravel()
+    seen = np.repeat(seen_frames, 21, axis=1)                                  # (V, F*21)
+    flat = normalised.reshape(count, -1, 2)
+    if count > 2:              # one scale: each pair's hand depths agree with pair (0, 1)'s
+        reference = triangulate(rvecs[:2], tvecs[:2], flat[:2], seen[:2])
+        for v in range(2, count):
+            pair = triangulate(rvecs[[0, v]], tvecs[[0, v]], flat[[0, v]], seen[[0, v]])
+            ok = np.isfinite(reference[:, 2]) & np.isfinite(pair[:, 2]) & (pair[:, 2] > 0) & (reference[:, 2] > 0)
+            if ok.sum() < 21:
+                raise CalibrationError(f"{names[v]}: shares too few hand frames with {names[0]} and {names[1]} "
+                                       "to fix its baseline's length")
+            tvecs[v] *= np.median(reference[ok, 2] / pair[ok, 2])
+
+    # 2. Bundle adjustment over cameras 1.. and the landmarks' 3D positions.
+    points0 = triangulate(rvecs, tvecs, flat, seen)
+    usable = np.isfinite(points0).all(1) & (points0[:, 2] > 0)
+    obs_view, obs_point = np.nonzero(seen & usable[None])
+    obs_pixels = pixels.reshape(count, -1, 2)[obs_view, obs_point]
+    point_ids = np.flatnonzero(usable)
+    renumber = np.full(seen.shape[1], -1)
+    renumber[point_ids] = np.arange(point_ids.size)
+    obs_point = renumber[obs_point]
+    Ks = np.stack([K for K, _, _ in intrinsics])
+    Ds = np.stack([np.zeros(5) if D is None else np.pad(np.asarray(D, np.float64).ravel()[:5],
+                                                        (0, max(0, 5 - np.size(D)))) for _, D, _ in intrinsics])
+    n_cam = 6 * (count - 1)
+
+    def unpack(x):
+        cam = np.vstack([np.zeros(6), x[:n_cam].reshape(-1, 6)])
+        cam[1, 3:] /= np.linalg.norm(cam[1, 3:])                             # gauge: baseline 0-1 is 1
+        return cam, x[n_cam:].reshape(-1, 3)
+
+    def residuals(x, keep):
+        cam, points = unpack(x)
+        c = cam[obs_view[keep]]
+        in_view = rotate(c[:, :3], points[obs_point[keep]]) + c[:, 3:]
+        return (project(in_view, Ks[obs_view[keep]], Ds[obs_view[keep]]) - obs_pixels[keep]).ravel()
+
+    def solve(x, keep):
+        sparsity = jacobian_sparsity(x.size, [(n_cam + 3 * obs_point[keep], 3, None),
+                                              (6 * (obs_view[keep] - 1), 6, obs_view[keep] > 0)])
+        return least_squares(residuals, x, jac_sparsity=sparsity, loss="huber", f_scale=HUBER_PX, x_scale="jac",
+                             method="trf", max_nfev=100, args=(keep,)).x
+
+    def rms(x, keep):
+        err = residuals(x, keep).reshape(-1, 2)
+        return np.array([np.sqrt(np.mean(np.sum(err[obs_view[keep] == v] ** 2, 1))) for v in range(count)])
+
+    x0 = np.concatenate([np.hstack([rvecs[1:], tvecs[1:]]).ravel(), points0[point_ids].ravel()])
+    everything = np.ones(obs_view.size, bool)
+    x1 = solve(x0, everything)
+    errors = np.linalg.norm(residuals(x1, everything).reshape(-1, 2), axis=1)
+    keep = errors <= max(OUTLIER_PX, 4 * 1.4826 * np.median(errors))
+    x2 = solve(x1, keep)
+    before, after = rms(x0, keep), rms(x2, keep)
+
+    # 3. Scale from the hand's rigid bones.
+    cam, points = unpack(x2)
+    hand = np.full((seen.shape[1], 3), np.nan)
+    hand[point_ids] = points
+    hand = hand.reshape(len(instants), 21, 3)
+    lengths = np.stack([np.linalg.norm(hand[:, a] - hand[:, b], axis=1) for a, b in SCALE_BONES], 1)   # (F, B)
+    measured = np.nanmedian(lengths, axis=0)
+    truth = model_bone_lengths() if bone_lengths is None else np.asarray(bone_lengths, np.float64)
+    if not np.all(np.isfinite(measured)):
+        raise CalibrationError("the hand's knuckles were never triangulated; no scale for the rig")
+    scale = float(truth.sum() / measured.sum())
+    cameras = []
+    for v in range(count):
+        K, D, size = intrinsics[v]
+        R = Rotation.from_rotvec(cam[v, :3]).as_matrix() if v else np.eye(3)
+        cameras.append(ViewCamera(np.asarray(K, np.float64), R, cam[v, 3:] * scale if v else np.zeros(3), size,
+                                  None if D is None else np.asarray(D, np.float64),
+                                  {"name": names[v], "reprojection_px": round(float(after[v]), 4),
+                                   "scale_from": "hand bones (mean hand)" if bone_lengths is None else "hand bones"}))
+    return HandRig(cameras, before, after, shared, float(1 - keep.mean()), scale)
+
+
+def find_hands(path: str, stride: int, offset: int = 0, device: str = "cpu",
+               progress: Optional[callable] = None) -> tuple[dict, tuple]:
+    """The hands in every ``stride``-th instant of clip ``path`` by the engine's video detector
+    (``core.engine.detect.HandDetector``): ({"right": {instant: (21, 2) pixels}, "left": {...}}, image size
+    (width, height)). The best-scored hand of each side per instant."""
+    from core.engine.detect import HandDetector
+    from .board import clip_frames
+    found, size, frames = {"right": {}, "left": {}}, None, 0
+    with HandDetector(max_hands=2, video=True, device=device) as detector:
+        for instant, bgr in clip_frames(path, stride, offset):
+            frames += 1
+            size = (bgr.shape[1], bgr.shape[0])
+            for d in sorted(detector.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), key=lambda d: -d.score):
+                if d.keypoints_2d is not None and instant not in found[d.side]:
+                    found[d.side][instant] = np.asarray(d.keypoints_2d, np.float64)
+            if progress is not None:
+                progress(frames, len(found["right"]) + len(found["left"]))
+    if size is None:
+        raise CalibrationError(f"{path}: no frames could be read")
+    return found, size
+
+
+def choose_side(found: list[dict], side: str) -> str:
+    """``side`` ("right" | "left"), or with "auto" the side seen at the same instant by every clip most often."""
+    if side != "auto":
+        return side
+    def together(s):
+        common = set(found[0][s])
+        for f in found[1:]:
+            common &= set(f[s])
+        return len(common)
+    return max(("right", "left"), key=together)
