@@ -9,7 +9,10 @@
         the true cameras, with Gaussian noise, a share of outliers (10-80 px off) and 10% of the frames
         missed per view. This tests the geometry (essential matrix, bundle adjustment, scale from the hand),
         not the detector. The scale is reported from the mean hand (what the command does) and from the
-        true hand's bones (the geometry alone).
+        true hand's bones (the geometry alone);
+    python -m training.calibration_eval clips DIR [--stride 2]: ``handcap calibrate --hands`` (the engine's
+        detector on rendered video) on every DIR/clip_NNN/ written by ``python -m training.synth.multiview
+        --clip`` (view0.mp4 ..., cameras.json, truth.npz), given the true intrinsics and frame offsets.
 
 Per camera v >= 2: rotation error (degrees between R and the true R), position error of the camera centre
 (mm, and % of the true baseline to camera 1); per camera, focal length error (%).
@@ -65,10 +68,10 @@ def board_rigs(rigs: int, views: int, seed: int, frames: int, out: str, size: tu
 
 def synthetic_tracks(rng: np.random.Generator, cameras: list, target: np.ndarray, frames: int, noise_px: float,
                      outliers: float, miss: float = 0.1) -> tuple[list[dict], np.ndarray]:
-    """Per view {instant: (21, 2) pixels} of one moving hand's landmark points, and the true SCALE_BONES
-    lengths of that hand (metres)."""
+    """Per view {instant: (21, 2) pixels} of one moving hand's landmark points, and that hand's
+    ``core.calibration.hands.model_bone_lengths`` (metres; the mean hand's are the command's default)."""
     import torch
-    from core.calibration.hands import SCALE_BONES
+    from core.calibration.hands import model_bone_lengths
     from core.hand_model import HandLayer, load_hand_model
     from core.hand_model.landmark_points import LandmarkPoints
     from training.synth.motion import DEPTH, MotionScripts
@@ -80,7 +83,6 @@ def synthetic_tracks(rng: np.random.Generator, cameras: list, target: np.ndarray
     with torch.no_grad():
         out = layer(torch.from_numpy(hand.betas[None]).expand(frames, -1), torch.from_numpy(hand.pose))
         points = landmarks(out).numpy()
-        rest = landmarks(layer(torch.from_numpy(hand.betas[None])))[0].numpy()
     wrist = hand.wrist + (target - np.array([0.0, 0.0, DEPTH]))
     points = points - out.keypoints[:, :1].numpy() + wrist[:, None]                     # (F, 21, 3) view 0 frame
     tracks = []
@@ -96,8 +98,7 @@ def synthetic_tracks(rng: np.random.Generator, cameras: list, target: np.ndarray
         noisy += wrong[..., None] * rng.uniform(10, 80, pixels.shape[:2])[..., None] \
             * np.stack([np.cos(angle), np.sin(angle)], -1)
         tracks.append({f: noisy[f] for f in np.flatnonzero(inside)})
-    bones = np.array([np.linalg.norm(rest[a] - rest[b]) for a, b in SCALE_BONES])
-    return tracks, bones
+    return tracks, model_bone_lengths(hand.betas)
 
 
 def hand_rigs(rigs: int, views: int, seed: int, frames: int, noise_px: float, outliers: float,
@@ -117,6 +118,29 @@ def hand_rigs(rigs: int, views: int, seed: int, frames: int, noise_px: float, ou
             results += [{"rig": k + 1, "seed": seed + k, "scale_from": scale_from,
                          "frames_shared": rig.shared[r["view"] - 1], "rms_px": float(rig.rms_after[r["view"] - 1]),
                          **r} for r in rows]
+    return results
+
+
+def hand_clips(folder: str, stride: int) -> list[dict]:
+    from core.cli import main as handcap
+    results = []
+    for name in sorted(n for n in os.listdir(folder) if n.startswith("clip_")):
+        clip = os.path.join(folder, name)
+        videos = sorted(n for n in os.listdir(clip) if n.startswith("view") and n.endswith(".mp4"))
+        offsets = np.load(os.path.join(clip, "truth.npz"))["frame_offset"]
+        args = ["calibrate", "--hands", *[os.path.join(clip, v) for v in videos], "--intrinsics",
+                os.path.join(clip, "cameras.json"), "--stride", str(stride), "--offsets", *map(str, offsets),
+                "-o", os.path.join(clip, "calibrated.json")]
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = handcap(args)
+        print(printed.getvalue().rstrip())
+        if code != 0:
+            results.append({"clip": name, "failed": code})
+            continue
+        rows = compare(load_cameras(os.path.join(clip, "cameras.json")),
+                       load_cameras(os.path.join(clip, "calibrated.json")))
+        results += [{"clip": name, **r} for r in rows]
     return results
 
 
@@ -141,7 +165,9 @@ def summary(results: list[dict]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.calibration_eval", description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["board", "hands"])
+    parser.add_argument("mode", choices=["board", "hands", "clips"])
+    parser.add_argument("folder", nargs="?", help="clips: the folder of clip_NNN/ folders")
+    parser.add_argument("--stride", type=int, default=2, help="clips: every n-th frame (default: %(default)s)")
     parser.add_argument("--rigs", type=int, default=5)
     parser.add_argument("--views", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -155,6 +181,10 @@ def main(argv=None) -> int:
     if args.mode == "board":
         with tempfile.TemporaryDirectory() as tmp:
             results = board_rigs(args.rigs, args.views, args.seed, args.frames or 40, args.out or tmp, tuple(args.size))
+    elif args.mode == "clips":
+        if not args.folder:
+            parser.error("clips needs the folder of clip_NNN/ folders")
+        results = hand_clips(args.folder, args.stride)
     else:
         results = hand_rigs(args.rigs, args.views, args.seed, args.frames or 120, args.noise_px, args.outliers,
                             tuple(args.size))

@@ -156,7 +156,7 @@ def _run_board(args, spec: BoardSpec, names: list, offsets: list) -> int:
     intrinsics = [calibrate_intrinsics(spec, v, s, n, args.distortion) for v, s, n in zip(views, sizes, names)]
     rig = solve_rig(spec, views, intrinsics, names, refine_intrinsics=args.refine_intrinsics)
     save_cameras(args.output, rig.cameras)
-    print(f"cameras: {args.output} ({len(names)} views, {rig.instants} board poses, every {stride}th frame)")
+    print(f"cameras: {args.output} ({len(names)} views, {rig.instants} board poses, stride {stride})")
     rows = [(c.extra["name"], f"{c.K[0, 0]:.1f}", f"{intr.rms_px:.3f}", str(shared), f"{b:.3f}", f"{a:.3f}",
              f"{np.linalg.norm(c.centre):.4f}", f"{np.degrees(np.arccos(np.clip((np.trace(c.R) - 1) / 2, -1, 1))):.2f}")
             for c, intr, shared, b, a in zip(rig.cameras, intrinsics, rig.shared, rig.rms_before, rig.rms_after)]
@@ -196,7 +196,7 @@ def _run_hands(args, names: list, offsets: list) -> int:
     side = choose_side(found, args.hand)
     rig = calibrate_from_hands([f[side] for f in found], _hand_intrinsics(args, sizes), names)
     save_cameras(args.output, rig.cameras)
-    print(f"cameras: {args.output} ({len(names)} views from the {side} hand, every {stride}th frame; "
+    print(f"cameras: {args.output} ({len(names)} views from the {side} hand, stride {stride}; "
           f"{100 * rig.dropped:.1f}% of the landmarks dropped as outliers; scale from the mean hand's bones)")
     rows = [(c.extra["name"], str(s), f"{b:.2f}", f"{a:.2f}", f"{np.linalg.norm(c.centre):.4f}",
              f"{np.degrees(np.arccos(np.clip((np.trace(c.R) - 1) / 2, -1, 1))):.2f}")

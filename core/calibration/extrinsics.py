@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
@@ -74,16 +75,27 @@ def solve_rig(spec: BoardSpec, views: list[list[BoardView]], intrinsics: list[In
     poses = [{v.instant: board_pose(spec, v, c.K, c.distortion) for v in vs} for vs, c in zip(views, intrinsics)]
     cams, shared = _relative_poses(poses, names)
 
-    # Board pose per instant in view 0's frame, from the view that saw the most corners then.
+    # Board pose per instant in view 0's frame: of the poses each view seeing it gives, the one that
+    # explains every view's corners best (one view's planar pose can be the mirror-flipped one).
     instants = sorted(set().union(*[set(p) for p in poses]))
     index = {f: i for i, f in enumerate(instants)}
+    seen = [{b.instant: b for b in vs} for vs in views]
+    corners = spec.corners()
     boards = np.zeros((len(instants), 6))
     for f in instants:
-        v = max((w for w in range(count) if f in poses[w]),
-                key=lambda w: len(next(b for b in views[w] if b.instant == f).ids))
-        boards[index[f]] = np.concatenate(compose(*invert(*cams[v]), *poses[v][f]))
+        watching = [w for w in range(count) if f in poses[w]]
 
-    corners = spec.corners()
+        def error(candidate):
+            total = 0.0
+            for w in watching:
+                r, t = compose(*cams[w], *candidate)
+                pixels = cv2.projectPoints(corners[seen[w][f].ids], r, t, intrinsics[w].K, intrinsics[w].distortion)[0]
+                total += float(np.sum((pixels.reshape(-1, 2) - seen[w][f].pixels) ** 2))
+            return total
+
+        candidates = [compose(*invert(*cams[w]), *poses[w][f]) for w in watching]
+        boards[index[f]] = np.concatenate(min(candidates, key=error))
+
     obs_view, obs_board, obs_points, obs_pixels = [], [], [], []
     for v, vs in enumerate(views):
         for b in vs:

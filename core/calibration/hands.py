@@ -6,8 +6,9 @@ own size fixes the scale.
    see the hand (``cv2.findEssentialMat``, RANSAC), ``cv2.recoverPose`` (unit baseline). With 3+ cameras
    each baseline's length is set so that the hand's depths agree with camera 1's.
 2. Bundle adjustment (``scipy.optimize.least_squares``, Huber loss) over the poses of cameras 1.. (camera
-   1's baseline length held at 1) and every landmark's 3D position at every instant, then once more
-   without the observations the first pass could not explain (bad landmarks, another hand taken).
+   1's baseline length held at 1), the landmarks triangulated from them; once more without the
+   observations the first pass could not explain (bad landmarks, another hand taken); then jointly over
+   the poses and every landmark's 3D position at every instant.
 3. Scale: the median length of the rigid bones from the wrist to the index, middle and ring knuckles of
    the triangulated hand is set to that of the hand model's mean hand (its landmark points,
    ``core.hand_model.landmark_points``). A hand larger or
@@ -48,16 +49,22 @@ class HandRig:
     scale: float                  # metres per unit of the unscaled rig (camera 1's baseline, metres)
 
 
-def model_bone_lengths(bones=SCALE_BONES) -> np.ndarray:
+def model_bone_lengths(betas: Optional[np.ndarray] = None, bones=SCALE_BONES, poses: int = 256) -> np.ndarray:
     """(B,) lengths (metres) of ``bones`` (keypoint index pairs) between the landmark points
-    (``core.hand_model.landmark_points``: where a detector puts its landmarks) of the open hand model's mean
-    hand, flat. The knuckles hang rigidly from the wrist; their landmarks move a little with the finger."""
+    (``core.hand_model.landmark_points``: where a detector puts its landmarks) of the open hand model with
+    shape ``betas`` (None: the mean hand): the median over ``poses`` natural poses of the pose prior (seeded).
+    The knuckles hang rigidly from the wrist, but their landmarks move a little as the fingers bend."""
     import torch
-    from core.hand_model import HandLayer, load_hand_model
+    from core.hand_model import HandLayer, PosePrior, load_hand_model
     from core.hand_model.landmark_points import LandmarkPoints
+    model = load_hand_model("open", "right")
+    layer = HandLayer(model)
     with torch.no_grad():
-        points = LandmarkPoints("right")(HandLayer(load_hand_model("open", "right"))())[0].double().numpy()
-    return np.array([np.linalg.norm(points[a] - points[b]) for a, b in bones])
+        pose = PosePrior(model).sample(poses, torch.Generator().manual_seed(0))
+        shape = torch.zeros(poses, layer.num_betas) if betas is None else \
+            torch.as_tensor(np.asarray(betas, np.float32))[None].expand(poses, -1)
+        points = LandmarkPoints("right")(layer(shape, pose)).double().numpy()                 # (n, 21, 3)
+    return np.array([np.median(np.linalg.norm(points[:, a] - points[:, b], axis=1)) for a, b in bones])
 
 
 def _normalised(pixels: np.ndarray, K: np.ndarray, distortion: Optional[np.ndarray]) -> np.ndarray:
@@ -133,54 +140,72 @@ def calibrate_from_hands(tracks: list[dict], intrinsics: list[tuple], names: lis
                                        "to fix its baseline's length")
             tvecs[v] *= np.median(reference[ok, 2] / pair[ok, 2])
 
-    # 2. Bundle adjustment over cameras 1.. and the landmarks' 3D positions.
+    # 2. Bundle adjustment. First over the camera poses alone, the landmarks triangulated (DLT) from them at
+    # every step (variable projection: a handful of parameters, converges where a joint solve over thousands
+    # of points crawls); outliers dropped; then jointly over poses and points.
     points0 = triangulate(rvecs, tvecs, flat, seen)
     usable = np.isfinite(points0).all(1) & (points0[:, 2] > 0)
     obs_view, obs_point = np.nonzero(seen & usable[None])
     obs_pixels = pixels.reshape(count, -1, 2)[obs_view, obs_point]
-    point_ids = np.flatnonzero(usable)
-    renumber = np.full(seen.shape[1], -1)
-    renumber[point_ids] = np.arange(point_ids.size)
-    obs_point = renumber[obs_point]
     Ks = np.stack([K for K, _, _ in intrinsics])
     Ds = np.stack([np.zeros(5) if D is None else np.pad(np.asarray(D, np.float64).ravel()[:5],
                                                         (0, max(0, 5 - np.size(D)))) for _, D, _ in intrinsics])
-    n_cam = 6 * (count - 1)
+    n_cam, n_points = 6 * (count - 1), seen.shape[1]
 
-    def unpack(x):
+    def rig(x):
         cam = np.vstack([np.zeros(6), x[:n_cam].reshape(-1, 6)])
         cam[1, 3:] /= np.linalg.norm(cam[1, 3:])                             # gauge: baseline 0-1 is 1
-        return cam, x[n_cam:].reshape(-1, 3)
+        return cam
 
-    def residuals(x, keep):
-        cam, points = unpack(x)
+    def reprojection(cam, points, keep):
         c = cam[obs_view[keep]]
         in_view = rotate(c[:, :3], points[obs_point[keep]]) + c[:, 3:]
         return (project(in_view, Ks[obs_view[keep]], Ds[obs_view[keep]]) - obs_pixels[keep]).ravel()
 
-    def solve(x, keep):
-        sparsity = jacobian_sparsity(x.size, [(n_cam + 3 * obs_point[keep], 3, None),
-                                              (6 * (obs_view[keep] - 1), 6, obs_view[keep] > 0)])
-        return least_squares(residuals, x, jac_sparsity=sparsity, loss="huber", f_scale=HUBER_PX, x_scale="jac",
-                             method="trf", max_nfev=100, args=(keep,)).x
+    def kept(keep):
+        """``keep`` less the observations of points left with fewer than two; and the (V, P) mask."""
+        mask = np.zeros_like(seen)
+        mask[obs_view[keep], obs_point[keep]] = True
+        keep = keep & (mask.sum(0) >= 2)[obs_point]
+        mask[:] = False
+        mask[obs_view[keep], obs_point[keep]] = True
+        return keep, mask
 
-    def rms(x, keep):
-        err = residuals(x, keep).reshape(-1, 2)
+    def points_of(cam, mask):
+        return np.nan_to_num(triangulate(cam[:, :3], cam[:, 3:], flat, mask))
+
+    def solve_rig(x, keep):
+        keep, mask = kept(keep)
+        fit = least_squares(lambda x: reprojection(rig(x), points_of(rig(x), mask), keep), x, loss="huber",
+                            f_scale=HUBER_PX, x_scale="jac", max_nfev=60)
+        return fit.x
+
+    def polish(x, keep):
+        keep, mask = kept(keep)
+        points = points_of(rig(x), mask)
+        sparsity = jacobian_sparsity(n_cam + 3 * n_points, [(n_cam + 3 * obs_point[keep], 3, None),
+                                                            (6 * (obs_view[keep] - 1), 6, obs_view[keep] > 0)])
+        fit = least_squares(lambda y: reprojection(rig(y), y[n_cam:].reshape(-1, 3), keep),
+                            np.concatenate([x, points.ravel()]), jac_sparsity=sparsity, loss="huber",
+                            f_scale=HUBER_PX, x_scale="jac", max_nfev=30)
+        return fit.x[:n_cam], fit.x[n_cam:].reshape(-1, 3)
+
+    def rms(cam, points, keep):
+        err = reprojection(cam, points, keep).reshape(-1, 2)
         return np.array([np.sqrt(np.mean(np.sum(err[obs_view[keep] == v] ** 2, 1))) for v in range(count)])
 
-    x0 = np.concatenate([np.hstack([rvecs[1:], tvecs[1:]]).ravel(), points0[point_ids].ravel()])
+    x0 = np.hstack([rvecs[1:], tvecs[1:]]).ravel()
     everything = np.ones(obs_view.size, bool)
-    x1 = solve(x0, everything)
-    errors = np.linalg.norm(residuals(x1, everything).reshape(-1, 2), axis=1)
-    keep = errors <= max(OUTLIER_PX, 4 * 1.4826 * np.median(errors))
-    x2 = solve(x1, keep)
-    before, after = rms(x0, keep), rms(x2, keep)
+    x1 = solve_rig(x0, everything)
+    errors = np.linalg.norm(reprojection(rig(x1), points_of(rig(x1), kept(everything)[1]), everything).reshape(-1, 2),
+                            axis=1)
+    keep, mask = kept(errors <= max(OUTLIER_PX, 4 * 1.4826 * np.median(errors)))
+    x2, points = polish(solve_rig(x1, keep), keep)
+    before, after = rms(rig(x0), points_of(rig(x0), mask), keep), rms(rig(x2), points, keep)
 
     # 3. Scale from the hand's rigid bones.
-    cam, points = unpack(x2)
-    hand = np.full((seen.shape[1], 3), np.nan)
-    hand[point_ids] = points
-    hand = hand.reshape(len(instants), 21, 3)
+    cam = rig(x2)
+    hand = np.where(mask.sum(0)[:, None] >= 2, points, np.nan).reshape(len(instants), 21, 3)
     lengths = np.stack([np.linalg.norm(hand[:, a] - hand[:, b], axis=1) for a, b in SCALE_BONES], 1)   # (F, B)
     measured = np.nanmedian(lengths, axis=0)
     truth = model_bone_lengths() if bone_lengths is None else np.asarray(bone_lengths, np.float64)
