@@ -154,7 +154,7 @@ def _run_board(args, spec: BoardSpec, names: list, offsets: list) -> int:
         views.append(found)
         sizes.append(size)
     intrinsics = [calibrate_intrinsics(spec, v, s, n, args.distortion) for v, s, n in zip(views, sizes, names)]
-    rig = solve_rig(spec, views, intrinsics, names, refine_intrinsics=args.refine_intrinsics)
+    rig = solve_rig(spec, [c.views for c in intrinsics], intrinsics, names, refine_intrinsics=args.refine_intrinsics)
     save_cameras(args.output, rig.cameras)
     print(f"cameras: {args.output} ({len(names)} views, {rig.instants} board poses, stride {stride})")
     rows = [(c.extra["name"], f"{c.K[0, 0]:.1f}", f"{intr.rms_px:.3f}", str(shared), f"{b:.3f}", f"{a:.3f}",
