@@ -129,9 +129,9 @@ def find_board(path: str, spec: BoardSpec, stride: int, offset: int = 0,
     return views, size
 
 
-def stderr_progress(name: str) -> callable:
+def stderr_progress(name: str, what: str = "board in") -> callable:
     """A ``progress(frames, found)`` that rewrites one stderr line every 10 frames."""
     def report(frames: int, found: int) -> None:
         if frames % 10 == 0:
-            print(f"\r  {name}: {frames} frames, board in {found}", end="", file=sys.stderr, flush=True)
+            print(f"\r  {name}: {frames} frames, {what} {found}", end="", file=sys.stderr, flush=True)
     return report

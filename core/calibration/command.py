@@ -63,7 +63,8 @@ def add_parser(sub, number, add_verbose) -> None:
                      help="--hands: every camera's focal length in pixels (principal point at the image centre, "
                           "no distortion)")
     cal.add_argument("--hand", choices=["auto", "right", "left"], default="auto",
-                     help="--hands: which hand to use (auto: the one every camera sees most often)")
+                     help="--hands: which hand to use (auto: the only one when no frame shows two, else the side "
+                          "every camera sees most often)")
     cal.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                      help="--hands: where the hand detector runs (default: %(default)s)")
     add_verbose(cal)
@@ -186,7 +187,7 @@ def _run_hands(args, names: list, offsets: list) -> int:
     device = str(resolve_device(args.device))
     found, sizes = [], []
     for clip, name, offset in zip(args.clips, names, offsets):
-        hands, size = find_hands(clip, stride, offset, device, stderr_progress(name))
+        hands, size = find_hands(clip, stride, offset, device, stderr_progress(name, "hands"))
         print(f"\r  {name}: right hand in {len(hands['right'])}, left hand in {len(hands['left'])} sampled frames",
               file=sys.stderr, flush=True)
         if not hands["right"] and not hands["left"]:
@@ -196,7 +197,8 @@ def _run_hands(args, names: list, offsets: list) -> int:
     side = choose_side(found, args.hand)
     rig = calibrate_from_hands([f[side] for f in found], _hand_intrinsics(args, sizes), names)
     save_cameras(args.output, rig.cameras)
-    print(f"cameras: {args.output} ({len(names)} views from the {side} hand, stride {stride}; "
+    which = "the one hand in view" if side == "alone" else f"the {side} hand"
+    print(f"cameras: {args.output} ({len(names)} views from {which}, stride {stride}; "
           f"{100 * rig.dropped:.1f}% of the landmarks dropped as outliers; scale from the mean hand's bones)")
     rows = [(c.extra["name"], str(s), f"{b:.2f}", f"{a:.2f}", f"{np.linalg.norm(c.centre):.4f}",
              f"{np.degrees(np.arccos(np.clip((np.trace(c.R) - 1) / 2, -1, 1))):.2f}")

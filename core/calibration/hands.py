@@ -226,18 +226,22 @@ def calibrate_from_hands(tracks: list[dict], intrinsics: list[tuple], names: lis
 def find_hands(path: str, stride: int, offset: int = 0, device: str = "cpu",
                progress: Optional[callable] = None) -> tuple[dict, tuple]:
     """The hands in every ``stride``-th instant of clip ``path`` by the engine's video detector
-    (``core.engine.detect.HandDetector``): ({"right": {instant: (21, 2) pixels}, "left": {...}}, image size
-    (width, height)). The best-scored hand of each side per instant."""
+    (``core.engine.detect.HandDetector``): ({"right": {instant: (21, 2) pixels}, "left": {...}, "alone":
+    {...}}, image size (width, height)): the best-scored hand of each side per instant, and under "alone"
+    the hand of each instant with one hand only, whatever side the detector called it."""
     from core.engine.detect import HandDetector
     from .board import clip_frames
-    found, size, frames = {"right": {}, "left": {}}, None, 0
+    found, size, frames = {"right": {}, "left": {}, "alone": {}}, None, 0
     with HandDetector(max_hands=2, video=True, device=device) as detector:
         for instant, bgr in clip_frames(path, stride, offset):
             frames += 1
             size = (bgr.shape[1], bgr.shape[0])
-            for d in sorted(detector.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), key=lambda d: -d.score):
-                if d.keypoints_2d is not None and instant not in found[d.side]:
+            hands = [d for d in detector.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)) if d.keypoints_2d is not None]
+            for d in sorted(hands, key=lambda d: -d.score):
+                if instant not in found[d.side]:
                     found[d.side][instant] = np.asarray(d.keypoints_2d, np.float64)
+            if len(hands) == 1:
+                found["alone"][instant] = np.asarray(hands[0].keypoints_2d, np.float64)
             if progress is not None:
                 progress(frames, len(found["right"]) + len(found["left"]))
     if size is None:
@@ -246,9 +250,14 @@ def find_hands(path: str, stride: int, offset: int = 0, device: str = "cpu",
 
 
 def choose_side(found: list[dict], side: str) -> str:
-    """``side`` ("right" | "left"), or with "auto" the side seen at the same instant by every clip most often."""
+    """Which hand's landmarks to use: ``side`` ("right" | "left"); with "auto", "alone" (every hand found
+    when no clip ever shows two: a detector's side call can differ between views of one hand), else the
+    side seen at the same instant by every clip most often."""
     if side != "auto":
         return side
+    if all(len(f["alone"]) == len(set(f["right"]) | set(f["left"])) for f in found):
+        return "alone"
+
     def together(s):
         common = set(found[0][s])
         for f in found[1:]:
