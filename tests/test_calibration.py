@@ -116,4 +116,5 @@ def test_usage_errors_are_one_line_exit_2_before_opencv_loads(tmp_path):
     report = json.loads(result.stdout)
     assert report["heavy"] == []
     for (argv, expected), (code, err) in zip(cases, report["results"]):
-        assert code == 2 and err.startswith("handcap calibrate: error: " + expected) and err.count("\n") == 1, (argv, err)
+        assert code == 2 and err.startswith("handcap calibrate: error: " + expected), (argv, err)
+        assert err.count("\n") == 1, (argv, err)
