@@ -27,8 +27,8 @@ DESCRIPTION = (
     "calibration. View 1 is the origin (R = I, t = 0); t is in metres. With --hands, no board: the landmarks "
     "of one hand seen by every camera give the poses (the intrinsics must be given: --intrinsics from an "
     "earlier board calibration, or --focal-px), and the hand's size gives the scale (the mean hand: a larger "
-    "or smaller hand scales every baseline alike, by up to about 10%). Hands are a rough fallback: on rendered "
-    "clips the rotations came out 2-7 degrees off (with a board: under 0.3).")
+    "or smaller hand scales every baseline alike, by up to about 10%). Hands are a rough first guess only: on "
+    "rendered clips the rotations came out 2-35 degrees off (with a board: under 0.3), see docs/calibration.md.")
 
 
 def add_parser(sub, number, add_verbose) -> None:

@@ -15,7 +15,7 @@ own size fixes the scale.
    scales every baseline alike (a hand 5% larger: baselines 5% short).
 
 Synthetic landmarks with 1.5 px noise and 5% outliers give the rotations to 0.2-0.4 degrees; the engine's
-detector on rendered clips (landmarks 6-10 px off) to 2-7 degrees (docs/calibration.md).
+detector on rendered clips (landmarks 6-10 px off) only to 2-35 degrees (docs/calibration.md).
 """
 
 from __future__ import annotations
