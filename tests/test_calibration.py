@@ -77,8 +77,10 @@ def test_the_printed_board_is_found_whole(tmp_path, capsys):
     assert handcap(["calibrate", "--print-board", path]) == 0
     image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
     spec = BoardSpec()
-    pixels_per_square = image.shape[1] / (spec.squares_x + 2)                  # one square of margin each side
-    assert abs(pixels_per_square - spec.square_m / 0.0254 * 300) < 1
+    squares_px = round(spec.square_m / 0.0254 * 300) * np.array([spec.squares_y, spec.squares_x])   # 300 dpi
+    margins_px = np.array(image.shape) - squares_px
+    assert margins_px[0] == margins_px[1] and 0 < margins_px[0] < 0.02 / 0.0254 * 300                # under 1 cm
+    assert image.shape[1] / 300 * 25.4 < 270 and image.shape[0] / 300 * 25.4 < 190       # fits A4 landscape
     ids, _ = BoardFinder(spec).find(cv2.resize(image, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA))
     assert sorted(ids) == list(range((spec.squares_x - 1) * (spec.squares_y - 1)))
     assert BOARD.squares_x == 7

@@ -15,13 +15,15 @@ from .spec import BoardSpec, CalibrationError
 
 MIN_CORNERS = 6                          # a view of the board with fewer corners is not used
 PRINT_DPI = 300
+PRINT_MARGIN_M = 0.005                   # white paper around the printed board
 
 
 def write_print_image(spec: BoardSpec, path: str, dpi: int = PRINT_DPI) -> tuple[int, int]:
     """Write the board as a PNG to print at 100% scale (``dpi`` recorded in the file): squares of exactly
-    ``square_m`` on paper, a white margin of one square. Returns the image's (width, height) pixels."""
+    ``square_m`` on paper, a white margin of PRINT_MARGIN_M (the default board: 255 x 185 mm, which fits A4
+    and Letter landscape). Returns the image's (width, height) pixels."""
     pixels = max(8, int(round(spec.square_m / 0.0254 * dpi)))
-    image = spec.image(pixels, margin_px=pixels)
+    image = spec.image(pixels, margin_px=int(round(PRINT_MARGIN_M / 0.0254 * dpi)))
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     if not cv2.imwrite(path, image):
