@@ -43,6 +43,27 @@ def test_board_clips_give_back_the_true_rig(board_rig, capsys):
     assert all(e["reprojection_px"] < 1.0 for e in entries) and entries[1]["name"] == "view2.avi"
 
 
+def test_offsets_line_up_a_clip_that_started_late(board_rig, tmp_path, capsys):
+    """The second camera started 3 frames late: its frame j shows the first camera's frame j + 3, so
+    ``--offsets 0 -3``; without them every shared frame pairs different board poses."""
+    out, paths = board_rig
+    late = str(tmp_path / "late.avi")
+    video, writer = cv2.VideoCapture(paths[1]), cv2.VideoWriter(late, cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+    for k in range(14):
+        ok, frame = video.read()
+        if k >= 3:
+            writer.write(frame)
+    writer.release()
+    truth = load_cameras(os.path.join(out, "cameras.json"))
+    errors = {}
+    for offsets in (["0", "-3"], ["0", "0"]):
+        args = calibrate_arguments(str(tmp_path), [paths[0], late]) + ["--offsets", *offsets]
+        assert handcap(args) == 0
+        errors[offsets[1]] = compare(truth, load_cameras(str(tmp_path / "calibrated.json")))[1]["rotation_deg"]
+    capsys.readouterr()
+    assert errors["-3"] < 1.0 < errors["0"], errors
+
+
 def test_hands_alone_give_back_the_rig_up_to_the_hands_size():
     from core.calibration.hands import calibrate_from_hands, model_bone_lengths
     rng = np.random.default_rng(7)

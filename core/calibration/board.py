@@ -73,17 +73,15 @@ class BoardFinder:
         return ids.reshape(-1).astype(int), corners.reshape(-1, 2).astype(np.float64)
 
 
-def clip_frames(path: str, stride: int, offset: int = 0, limit: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+def clip_frames(path: str, stride: int, offset: int = 0) -> Iterator[tuple[int, np.ndarray]]:
     """(instant, (H, W, 3) uint8 BGR) of every ``stride``-th instant of a video (or a folder of images, in
     name order): frame f shows instant f - ``offset``; instants below 0 are skipped. Frames in between are
-    only grabbed, not decoded. ``limit``: stop after this many instants (0: the whole clip)."""
+    only grabbed, not decoded."""
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".tif")))
         for frame, name in enumerate(names):
             instant = frame - offset
             if instant >= 0 and instant % stride == 0:
-                if limit and instant // stride >= limit:
-                    return
                 image = cv2.imread(os.path.join(path, name))
                 if image is not None:
                     yield instant, image
@@ -100,8 +98,6 @@ def clip_frames(path: str, stride: int, offset: int = 0, limit: int = 0) -> Iter
             instant = frame - offset
             if instant < 0 or instant % stride:
                 continue
-            if limit and instant // stride >= limit:
-                return
             ok, image = video.retrieve()
             if ok and image is not None:
                 yield instant, image
