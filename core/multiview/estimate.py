@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from core.engine.pipeline import Engine, HandEstimate
@@ -35,6 +36,18 @@ def view_hands(view: int, detections: list, estimates: list[HandEstimate]) -> li
     return hands
 
 
+def undistorted(hands: list[ViewHand], camera) -> list[ViewHand]:
+    """The hands' landmarks moved where a pinhole camera with the same K would see them, when the
+    camera has lens distortion (``ViewCamera.distortion``, OpenCV's model); the hands as they are otherwise."""
+    if camera.distortion is None or not np.any(camera.distortion):
+        return hands
+    K = np.asarray(camera.K, np.float64)
+    for h in hands:
+        h.keypoints_2d = cv2.undistortPoints(np.ascontiguousarray(h.keypoints_2d, np.float64)[:, None], K,
+                                             np.asarray(camera.distortion, np.float64), P=K)[:, 0]
+    return hands
+
+
 def fit_instants(engine: Engine, seen: list[list[tuple]], cameras, widths: list[int],
                  fitter: Optional[MultiViewFitter] = None) -> list[list[HandEstimate]]:
     """seen[f][v]: view v's (detections, single-view estimates) at instant f -> per instant its hands,
@@ -43,7 +56,7 @@ def fit_instants(engine: Engine, seen: list[list[tuple]], cameras, widths: list[
     fitter = fitter or MultiViewFitter(engine.fitter)
     groups, owner = [], []
     for f, views in enumerate(seen):
-        found = match_views([view_hands(v, d, e) for v, (d, e) in enumerate(views)], cameras)
+        found = match_views([undistorted(view_hands(v, d, e), cameras[v]) for v, (d, e) in enumerate(views)], cameras)
         groups += found
         owner += [f] * len(found)
     with engine.times("multiview fit"):

@@ -75,6 +75,7 @@ class ViewsVideo:
                     stack.callback(detector.close)
                 count = max(0, int(video.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
                 streams.append(detected_frames(self.engine, path, video, count, view_options(self.video, offset), detector))
+                stack.callback(streams[-1].close)            # its decoding thread ends before the video is released
                 captures.append(count)
             total = min(captures) if all(captures) else 0
             tracker, frames_done, chunk, size = Tracker(), [], [], None
