@@ -286,3 +286,16 @@ def test_estimate_views_on_two_videos_with_an_offset(tmp_path, capsys):
                          "--device", "cpu"], capsys)
     assert code == 0, err
     check_stereo_capture(os.path.join(out, "first.npz"), t, paths, [0, 1], 3, capsys, "videos")
+
+
+def test_the_addons_views_command_line_parses():
+    """The command the Blender add-on runs for several views (blender_addon.engine) is one the engine takes."""
+    from blender_addon import engine
+    from core.cli import build_parser
+    options = engine.EstimateOptions(hand="left", max_hands=2, smoothing=0.2, frame_start=3, frame_end=40,
+                                     frame_step=2, device="cpu")
+    command = engine.estimate_views_command("/env/python", ["/v/a.mp4", "/v/b.mp4"], "/v/cams.json", "/out", options)
+    args = build_parser().parse_args(command[3:])
+    assert args.views == ["/v/a.mp4", "/v/b.mp4"] and args.cameras == "/v/cams.json" and args.inputs == []
+    assert (args.hand, args.max_hands, args.smoothing, args.frame_start, args.frame_end, args.frame_step) == \
+        ("left", 2, 0.2, 3, 40, 2)
