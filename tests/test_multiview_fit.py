@@ -138,8 +138,14 @@ def test_three_views_recover_the_hand_one_view_does_not(fitter, layers, capsys):
         for count in (1, 3):                   # one view: the same fit (start, steps) on the first view alone
             fit = multi._fit_many([group[:count]], cameras, [WIDTH] * 3)[0]
             assert fit.side == side
+            # the capture rebuilds the hand from pose, shape and transl: they must give the same points
+            np.testing.assert_allclose(posed(layers, side, fit.pose, fit.betas, fit.transl), fit.joints_3d, atol=2e-5)
             errors[count].append(np.linalg.norm(fit.joints_3d - truth, axis=1).mean() * 1000)
             depth[count].append(abs((fit.joints_3d - truth)[:, 2].mean()) * 1000)
+        # a hand only the second view sees keeps that view's estimate, moved into the first view's frame
+        alone = multi.fit([[group[1]]], cameras, [WIDTH] * 3)[0]
+        np.testing.assert_allclose(alone.joints_3d, start.joints_3d, atol=2e-5)
+        np.testing.assert_allclose(posed(layers, side, alone.pose, alone.betas, alone.transl), start.joints_3d, atol=2e-5)
     with capsys.disabled():
         print(f"\n  camera-space joint error, mm (right, left): 1 view {np.round(errors[1], 1)} "
               f"(depth {np.round(depth[1], 1)}), 3 views {np.round(errors[3], 1)} (depth {np.round(depth[3], 1)})")
