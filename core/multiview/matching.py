@@ -7,6 +7,9 @@ each view's in units of its hand box side (so a small, distant view counts like 
 Groups grow view by view: view v's hands are assigned to the groups so far by the Hungarian method
 (``scipy.optimize.linear_sum_assignment``), a pair costing more than MAX_COST not matched; a hand of
 view v left over starts a group of its own (a hand that view 0 does not see still gets its group).
+Side calls add a little (SIDE_COST times the probability that the sides differ): with two views, two
+hands side by side along the epipolar lines can triangulate almost as well either way, and their
+sides then tell them apart; a view that misreads a side is still matched by its geometry.
 
 The side of a group is decided by all its views together: the sum over views of the log-odds that
 the hand is a right one (each view's side confidence: the detector's, or the fit's where it decided).
@@ -23,6 +26,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 MAX_COST = 0.15            # median reprojection error, in hand box sides, above which two hands are not the same
+SIDE_COST = 0.03          # box sides added to a pairing's cost times the probability that the two sides differ
 SURE = 1e-3                # side confidences are clipped to [SURE, 1 - SURE] before their log-odds add up
 
 
@@ -83,7 +87,7 @@ def match_views(hands: list[list[ViewHand]], cameras, max_cost: float = MAX_COST
             cost = np.array([[reprojection_cost(P[[h.view for h in g] + [v]],
                                                 np.stack([h.keypoints_2d for h in g] + [new.keypoints_2d]),
                                                 np.array([h.box_side for h in g] + [new.box_side]))[0]
-                              for new in found] for g in groups])
+                              + SIDE_COST * side_disagreement(g, new) for new in found] for g in groups])
             rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e9))
             taken = set()
             for g, n in zip(rows, cols):
@@ -96,6 +100,17 @@ def match_views(hands: list[list[ViewHand]], cameras, max_cost: float = MAX_COST
     return groups
 
 
+def right_probability(hands: list[ViewHand]) -> float:
+    """P(right) of hands seen as one (their log-odds added)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(sum(right_log_odds(h) for h in hands), -50.0, 50.0)))
+
+
+def side_disagreement(group: list[ViewHand], hand: ViewHand) -> float:
+    """The probability that a group and a hand are of different sides, by their side calls."""
+    a, b = right_probability(group), right_probability([hand])
+    return float(a * (1.0 - b) + (1.0 - a) * b)
+
+
 def right_log_odds(hand: ViewHand) -> float:
     """log P(right) / P(left) of one view's call."""
     p = float(np.clip(hand.side_confidence, SURE, 1.0 - SURE))
@@ -105,6 +120,5 @@ def right_log_odds(hand: ViewHand) -> float:
 
 def group_side(group: list[ViewHand]) -> tuple[str, float]:
     """The side all views of a group decide together, and the probability that it is right."""
-    odds = sum(right_log_odds(h) for h in group)
-    right = 1.0 / (1.0 + np.exp(-np.clip(odds, -50.0, 50.0)))
-    return ("right", float(right)) if odds >= 0 else ("left", float(1.0 - right))
+    right = right_probability(group)
+    return ("right", float(right)) if right >= 0.5 else ("left", float(1.0 - right))
