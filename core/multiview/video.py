@@ -77,7 +77,10 @@ class ViewsVideo:
                 streams.append(detected_frames(self.engine, path, video, count, view_options(self.video, offset), detector))
                 stack.callback(streams[-1].close)            # its decoding thread ends before the video is released
                 captures.append(count)
-            total = min(captures) if all(captures) else 0
+            v = self.video                                  # instants to expect: the first view's range, when counted
+            last = min(c - o for c, o in zip(captures, offsets)) - 1
+            last = last if v.frame_end < 0 else min(last, v.frame_end)
+            total = len(range(v.frame_start, last + 1, max(1, v.frame_step))) if all(captures) else 0
             tracker, frames_done, chunk, size = Tracker(), [], [], None
             for frame, views in synchronised(streams, offsets):
                 if size is None:
