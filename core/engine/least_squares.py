@@ -94,8 +94,8 @@ class FitEnergy:
 
     def evaluate(self, x: np.ndarray, p: dict, jacobian: bool = True) -> dict:
         """At parameters x (N, P): ``energy`` (N,), ``misfit`` (N,) the 2D term alone (weighted mean Huber
-        distance in box sides, over all views), ``points`` (N, 21, 3) in the fit's frame, and with ``jacobian`` the residuals
-        ``r`` (N, R) and ``J`` (N, R, P) (the Huber term as reweighted at x)."""
+        distance in box sides, over all views), ``points`` (N, 21, 3) in the fit's frame, and with
+        ``jacobian`` the residuals ``r`` (N, R) and ``J`` (N, R, P) (the Huber term as reweighted at x)."""
         w = self.weights
         N, P = x.shape
         pose, betas, wrist = self.split(x)

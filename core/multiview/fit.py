@@ -122,7 +122,8 @@ class MultiViewFitter:
         side = anchor.side
         left = side == "left"
         R_a, t_a = cameras[anchor.view].R, np.asarray(cameras[anchor.view].t, np.float64)
-        K, R, t = np.tile(np.asarray(cameras[anchor.view].K, np.float64), (V, 1, 1)), np.tile(np.eye(3), (V, 1, 1)), np.zeros((V, 3))
+        K = np.tile(np.asarray(cameras[anchor.view].K, np.float64), (V, 1, 1))     # unused views: finite values
+        R, t = np.tile(np.eye(3), (V, 1, 1)), np.zeros((V, 3))
         targets, weights, box = np.zeros((V, 21, 2)), np.zeros((V, 21)), np.ones(V)
         evidence, evidence_weight = np.zeros((21, 3)), 0.0
         for i, h in enumerate(group):

@@ -67,11 +67,13 @@ class ViewsEstimator:
             sizes.append((width, height))
             Ks.append(K)
             working.append(ViewCamera(np.asarray(scaled_intrinsics(K, scale_x, scale_y), np.float64),
-                                      np.asarray(camera.R, np.float64), np.asarray(camera.t, np.float64), (rgb.shape[1], rgb.shape[0])))
+                                      np.asarray(camera.R, np.float64), np.asarray(camera.t, np.float64),
+                                      (rgb.shape[1], rgb.shape[0])))
         names = " + ".join(os.path.basename(p) for p in paths)
         self.progress.update("estimate", 0, len(paths), names, force=True)
-        hands = estimate_views(self.engine, images, working,
-                               progress=lambda done, total: self.progress.update("estimate", done, total, names, force=True))
+        def views_done(done: int, total: int) -> None:
+            self.progress.update("estimate", done, total, names, force=True)
+        hands = estimate_views(self.engine, images, working, progress=views_done)
         # the capture describes the full-size first photo; its hands are in metres, whatever the pixels
         tracks = [self.builder.build(h.side, [0], [h], Ks[0], 0.0, 0.0, person=h.person) for h in hands]
         path = self._save(paths, cameras, tracks, Ks, sizes, 0.0, [0] * len(paths))
@@ -101,7 +103,8 @@ class ViewsEstimator:
         """The capture file OUT/<first view's stem>.npz with every view's camera under views/*."""
         views = CaptureViews(K=np.stack(Ks).astype(np.float32), R=np.stack([c.R for c in cameras]).astype(np.float32),
                              t=np.stack([c.t for c in cameras]).astype(np.float32),
-                             image_size=np.array(sizes, np.int32), source_path=np.array([os.path.abspath(p) for p in paths]),
+                             image_size=np.array(sizes, np.int32),
+                             source_path=np.array([os.path.abspath(p) for p in paths]),
                              frame_offset=np.asarray(offsets, np.int32))
         capture = Capture(hand_model=self.builder.layers["right"].model.name, source_path=os.path.abspath(paths[0]),
                           image_size=np.array(sizes[0]), K=np.asarray(Ks[0], np.float32), fps=fps, tracks=tracks,
