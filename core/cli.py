@@ -1,4 +1,4 @@
-"""The `handcap` command line: demo, estimate, live, self-test, blend, retarget, addon-zip (also reachable as `python -m core`).
+"""The `handcap` command line: demo, estimate, live, self-test, blend, retarget, calibrate, addon-zip (also reachable as `python -m core`).
 
 One rule for every command (docs/command_line.md, "Errors and exit codes"): an error is one line on stderr
 naming the input and the problem; the exit code is 0 when every input gave a result, 1 when any
@@ -668,6 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
     ret.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.blend or OUT.fbx")
     add_verbose(ret)
     ret.set_defaults(func=cmd_retarget)
+
+    from .calibration.command import add_parser as add_calibrate     # the command's body: core/calibration
+    add_calibrate(sub, number, add_verbose)
 
     addon = sub.add_parser("addon-zip", help="build the installable Blender extension zip")
     addon.add_argument("-o", "--output", default="dist", help="output folder (default: %(default)s)")
