@@ -1,6 +1,8 @@
 """Synthetic multi-view ground truth: one hand seen at one instant by V calibrated cameras (issue 31).
 
     python -m training.synth.multiview --out DIR --count N --views V [--seed S] [--size 480]
+    python -m training.synth.multiview --clip FRAMES --out DIR --count N [--views 2] [--offset K]   (clips:
+                                       multiview_clips.py)
 
 Sample i of seed S is always the same. Its hand (side, pose, shape, skin, forearm, lighting) is a
 scene of the still-image synthesizer's **held-out** style (scene.py: settings training never drew,
@@ -86,22 +88,26 @@ def intrinsics(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
 
 
 def sample_rig(rng: np.random.Generator, views: int, width: int, height: int) -> tuple[list[ViewCamera], np.ndarray]:
-    """V cameras around a hand, and the hand's centre (3,) in view 0's frame (metres).
-
-    View 0 looks at the hand from DISTANCE, aimed a little off; the others stand around the hand at
-    their own distances, alternately to the right and left of the cameras placed so far (about
-    the vertical, view 0's -y), APART_DEG from their neighbour, a little higher or lower, each
-    looking at the hand with an aiming error, a roll and its own intrinsics."""
+    """V cameras around a hand, and the hand's centre (3,) in view 0's frame (metres): view 0 looks
+    at the hand from DISTANCE, aimed a little off; the others stand around it (``place_cameras``)."""
     Ks = [intrinsics(rng, width, height) for _ in range(views)]
-    aim = rng.uniform(-AIM, AIM, 2) * np.array([width, height]) / Ks[0][0, 0]      # radians-ish, x and y
+    aim = rng.uniform(-AIM, AIM, 2) * np.array([width, height]) / Ks[0][0, 0]      # image-plane offset
     direction = np.array([aim[0], aim[1], 1.0])
     hand = rng.uniform(*DISTANCE) * direction / np.linalg.norm(direction)
+    return place_cameras(rng, Ks, hand, width, height), hand
+
+
+def place_cameras(rng: np.random.Generator, Ks: list, hand: np.ndarray, width: int, height: int) -> list[ViewCamera]:
+    """View 0 (identity, intrinsics Ks[0]) and views 1.. standing around ``hand`` (3,), view 0's frame,
+    alternately to the right and left of the cameras placed so far (about the vertical, view 0's
+    -y), APART_DEG from their neighbour, at their own DISTANCE, a little higher or lower, each
+    looking at the hand with an aiming error, a roll and its own intrinsics Ks[v]."""
     down = np.array([0.0, 1.0, 0.0])
     to_camera0 = -hand / np.linalg.norm(hand)
     base_azimuth = np.arctan2(to_camera0[0], -to_camera0[2])   # about the vertical, seen from above
-    cameras = [ViewCamera(Ks[0], np.eye(3), np.zeros(3), (width, height))]
+    cameras = [ViewCamera(np.asarray(Ks[0], np.float64), np.eye(3), np.zeros(3), (width, height))]
     right, left = 0.0, 0.0                                       # azimuths reached on either side
-    for v in range(1, views):
+    for v in range(1, len(Ks)):
         step = np.radians(rng.uniform(*APART_DEG))
         if v % 2:
             right += step
@@ -112,11 +118,11 @@ def sample_rig(rng: np.random.Generator, views: int, width: int, height: int) ->
         elevation = np.radians(rng.uniform(-ELEVATION_DEG, ELEVATION_DEG))
         offset = np.array([np.sin(azimuth) * np.cos(elevation), -np.sin(elevation), -np.cos(azimuth) * np.cos(elevation)])
         centre = hand + rng.uniform(*DISTANCE) * offset
-        K = Ks[v]
+        K = np.asarray(Ks[v], np.float64)
         target = hand + rng.uniform(-AIM, AIM, 3) * np.linalg.norm(centre - hand) * width / K[0, 0]
         R = look_at(centre, target, down, np.radians(rng.uniform(-ROLL_DEG, ROLL_DEG)))
         cameras.append(ViewCamera(K, R, -R @ centre, (width, height)))
-    return cameras, hand
+    return cameras
 
 
 def lighting_in(lighting: Lighting, R: np.ndarray) -> Lighting:
@@ -299,13 +305,28 @@ def main(argv=None) -> int:
                                      epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", metavar="DIR", required=True, help="folder to write the samples into")
     parser.add_argument("--count", type=int, default=30, help="number of samples (default: %(default)s)")
-    parser.add_argument("--views", type=int, default=3, help="cameras per sample (default: %(default)s)")
+    parser.add_argument("--views", type=int, help="cameras per sample (default: 3; with --clip: 2)")
     parser.add_argument("--seed", type=int, default=0, help="data seed (default: %(default)s)")
     parser.add_argument("--size", type=int, default=480,
                         help="picture height in pixels; the width is 4/3 of it (default: %(default)s)")
+    parser.add_argument("--clip", type=int, metavar="FRAMES",
+                        help="instead: N clips of FRAMES frames of moving hands seen by --views cameras (default 2), "
+                             "per-view mp4 videos, cameras.json and per-frame truth (multiview_clips.py)")
+    parser.add_argument("--offset", type=int, default=0, metavar="K",
+                        help="with --clip: views after the first start recording K frames late (default: 0)")
     args = parser.parse_args(argv)
+    if args.views is None:
+        args.views = 2 if args.clip is not None else 3
     if args.count < 1 or args.views < 1:
         parser.error("--count and --views must be at least 1")
+    if args.clip is not None:
+        if args.clip < 2 or args.offset < 0:
+            parser.error("--clip needs at least 2 frames and --offset at least 0")
+        from .multiview_clips import write_multiview_clips
+        print(write_multiview_clips(args.out, args.count, args.clip, args.views, args.offset, args.seed))
+        return 0
+    if args.offset:
+        parser.error("--offset goes with --clip")
     if args.size < 64:
         parser.error("--size must be at least 64")
     print(write_multiview(args.out, args.count, args.views, args.seed, args.size))
