@@ -124,3 +124,19 @@ def test_scorer_reports_view_counts_it_cannot_run():
     result = evaluate_samples([([None, None], [None, None], truth)], [1, 2], estimate)
     assert result["per_k"]["1"]["found"] == 1 and result["per_k"]["1"]["side_right_pct"] == 100.0
     assert "skipped" in result["per_k"]["2"]
+
+
+def test_clip_views_with_a_late_view(tmp_path):
+    from core.multiview.cameras import load_cameras
+    from training.synth.multiview_clips import write_multiview_clips
+
+    write_multiview_clips(str(tmp_path), count=1, frames=3, views=2, offset=1, progress=False)
+    folder = tmp_path / "clip_000"
+    truth = np.load(folder / "truth.npz")
+    assert truth["frame_offset"].tolist() == [0, -1] and truth["landmarks_3d"].shape[0] == 4   # times 0..3
+    cameras = load_cameras(str(folder / "cameras.json"), views=2)
+    for v in range(2):
+        capture = cv2.VideoCapture(str(folder / f"view{v}.mp4"))
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+        capture.release()
+        assert np.abs(cameras[v].project(truth["landmarks_3d"]) - truth["landmarks_2d"][v]).max() < 1e-2
