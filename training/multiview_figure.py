@@ -3,7 +3,7 @@ and the hand from the side and from above, where depth errors show (issue 31).
 
     python -m training.multiview_figure --data DIR [--index I] [--out docs/multiview_views.png] [--device D]
 
-DIR holds samples of ``python -m training.synth.multiview``. Top row: each view's picture with the
+DIR holds samples of ``python -m training.synth.multiview``. Top row: each view's picture (zoomed to the hand) with the
 hand fitted to all the views (``estimate_views`` with every view; mesh and keypoints projected
 through that view's camera) and the true landmarks as green dots. Bottom row: the keypoints in view
 0's camera space, NOT aligned (so a hand placed too far or too near shows as a shift in depth), seen
@@ -52,6 +52,17 @@ def fitted(engine, estimate_views, layers, pictures, cameras, truth):
     return hand, out.vertices[0].numpy().astype(np.float64)
 
 
+def zoom(image: np.ndarray, points: np.ndarray, pad: float = 0.6) -> np.ndarray:
+    """The part of ``image`` around ``points`` (N, 2) pixels, their box grown by ``pad`` of its side."""
+    height, width = image.shape[:2]
+    low, high = np.clip(points.min(0), 0, [width, height]), np.clip(points.max(0), 0, [width, height])
+    half = max((high - low).max() * (0.5 + pad), 40.0)
+    centre = (low + high) / 2
+    x0, y0 = np.clip(np.round(centre - half), 0, None).astype(int)
+    x1, y1 = np.round(centre + half).astype(int)
+    return image[y0:min(y1, height), x0:min(x1, width)]
+
+
 def figure(pictures, cameras, truth, results: dict, faces: dict, title: str) -> bytes:
     """results: label -> (hand, vertices) or None; the last one found is drawn on the pictures."""
     views = len(pictures)
@@ -68,8 +79,10 @@ def figure(pictures, cameras, truth, results: dict, faces: dict, title: str) -> 
             draw_keypoints(bgr, camera.project(hand.joints_3d))
         for p in truth["landmarks_2d"][v]:
             cv2.circle(bgr, tuple(int(c) for c in np.round(p)), 3, (0, 200, 0), -1, cv2.LINE_AA)
+        points = truth["landmarks_2d"][v] if shown is None else np.concatenate(
+            [truth["landmarks_2d"][v], camera.project(shown[0].joints_3d)])
         ax = fig.add_subplot(2, columns, v + 1)
-        ax.imshow(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        ax.imshow(cv2.cvtColor(zoom(bgr, points), cv2.COLOR_BGR2RGB))
         ax.set_title(f"view {v}: {shown_label} fit" if shown else f"view {v}: {shown_label}: no hand", fontsize=8)
         ax.axis("off")
     for c, (label, i, j) in enumerate(VIEWS):
