@@ -22,6 +22,8 @@ samples whose hand every scored k found ("the same hands"; each k's own set is i
   rr_depth_mm       mean |z error| of the root-relative keypoints
   side_right_pct    found hands given the true side, percent
   found, count      samples whose hand was found, samples scored
+The JSON adds per k: ``own`` (the metrics over that k's own found hands), ``found_samples`` and
+``per_sample`` (camera_mm, rr_mm, side_right of each found hand, in found_samples' order).
 """
 
 from __future__ import annotations
@@ -88,6 +90,13 @@ def score(pred: np.ndarray, true: np.ndarray, side_right: np.ndarray) -> dict:
     return out
 
 
+def per_sample_mm(pred: np.ndarray, true: np.ndarray, root_relative: bool = False) -> float:
+    """One hand's mean keypoint error (21, 3) metres -> mm, camera space or root-relative."""
+    if root_relative:
+        pred, true = pred - pred[:1], true - true[:1]
+    return round(float(1000.0 * metrics.point_errors(pred, true).mean()), 2)
+
+
 def evaluate_samples(samples: list, views: list, estimate) -> dict:
     """Per k: matched hands of ``samples`` [(pictures, cameras, truth)] with ``estimate(pictures[:k],
     cameras[:k]) -> hands``; the metrics over the same hands and over each k's own."""
@@ -120,8 +129,12 @@ def evaluate_samples(samples: list, views: list, estimate) -> dict:
             return score(np.array([found[k][s][0] for s in indices]).reshape(-1, 21, 3),
                          np.array([samples[s][2]["landmarks_3d"] for s in indices]).reshape(-1, 21, 3),
                          np.array([found[k][s][1] for s in indices], bool))
+        own = sorted(found[k])
         entry = {"found": len(found[k]), "seconds_per_sample": seconds[k] / max(len(samples), 1), **metrics_over(same),
-                 "own": metrics_over(sorted(found[k])), "found_samples": sorted(found[k])}
+                 "own": metrics_over(own), "found_samples": own,
+                 "per_sample": {"camera_mm": [per_sample_mm(found[k][s][0], samples[s][2]["landmarks_3d"]) for s in own],
+                                "rr_mm": [per_sample_mm(found[k][s][0], samples[s][2]["landmarks_3d"], True) for s in own],
+                                "side_right": [bool(found[k][s][1]) for s in own]}}
         result["per_k"][str(k)] = entry
     return result
 
