@@ -140,3 +140,12 @@ def test_clip_views_with_a_late_view(tmp_path):
         assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
         capture.release()
         assert np.abs(cameras[v].project(truth["landmarks_3d"]) - truth["landmarks_2d"][v]).max() < 1e-2
+
+
+def test_evaluate_command_line(tmp_path):
+    from training.evaluate import main, parse_spec
+
+    assert parse_spec(f"multiview:{tmp_path}") == ("multiview", str(tmp_path))
+    with pytest.raises(SystemExit):
+        main(["--data", "synthetic:5", "--views", "1", "2", "--json", str(tmp_path / "x.json")])   # --views needs multiview
+    assert main(["--data", f"multiview:{tmp_path}", "--views", "1"]) == 1                         # no samples in it
