@@ -119,11 +119,39 @@ def check_estimate_arguments(args) -> bool:
         raise UsageError(f"--K {args.K}: no such file")
     if args.frame_end >= 0 and args.frame_end < args.frame_start:
         raise UsageError(f"--frame-end {args.frame_end} is before --frame-start {args.frame_start}")
+    if args.views is not None or args.cameras is not None or args.offsets is not None:
+        check_views_arguments(args)
+    elif not args.inputs:
+        raise UsageError("no INPUT given: photos, videos or folders of them (or --views V1 V2 ... --cameras FILE)")
     check_ray_arguments(args)
     try:
         return check_writable_folder(args.output)
     except FolderError as e:
         raise UsageError(f"-o {e}") from None
+
+
+def check_views_arguments(args) -> None:
+    """--views, --cameras and --offsets (several calibrated views of one instant), checked before torch
+    loads: the cameras file is read here, so a file that does not describe one camera per view fails at once."""
+    from .multiview.cameras import CamerasError, load_cameras
+    if args.views is None:
+        raise UsageError(f"--{'cameras' if args.cameras is not None else 'offsets'} goes with --views V1 V2 ... "
+                         "(several views of one scene)")
+    if args.inputs:
+        raise UsageError(f"give either INPUTs or --views, not both ({args.inputs[0]} is an INPUT)")
+    if args.cameras is None:
+        raise UsageError("--views needs --cameras CAMERAS.json (one camera per view, in the same order)")
+    for given, name in ((args.box, "--box"), (args.ray is not None, "--ray"), (args.K, "--K"), (args.focal, "--focal"),
+                        (args.overlay, "--overlay")):
+        if given:
+            raise UsageError(f"{name} does not go with --views (the cameras file gives each view's camera)"
+                             if name in ("--K", "--focal") else f"{name} does not go with --views (not yet)")
+    if args.offsets is not None and len(args.offsets) != len(args.views):
+        raise UsageError(f"--offsets gives {len(args.offsets)} numbers for {len(args.views)} views (one per view)")
+    try:
+        load_cameras(args.cameras, views=len(args.views))
+    except CamerasError as e:
+        raise UsageError(f"--cameras {e}") from None
 
 
 RAY_INSTALL = "pip install -e '.[ray]' (or pip install 'ray==2.60.0')"
@@ -162,6 +190,8 @@ def cmd_estimate(args) -> int:
         progress.error(str(e))
         return exit_codes.USAGE
     try:
+        if args.views is not None:
+            return _estimate_views(args, progress)
         files, errors = split_inputs(args.inputs)
         for error in errors:
             progress.error(str(error))
@@ -210,6 +240,49 @@ def _estimate(args, files: list, failed_before: int, progress) -> int:
     finally:
         estimator.close()
     return _estimate_summary(args, progress, outputs, failed_before + failed, estimator.no_hand, estimator.hands)
+
+
+def _estimate_views(args, progress) -> int:
+    """``--views V1 V2 ... --cameras FILE``: photos of one instant -> one capture (core.multiview.run)."""
+    from .engine.inputs import InputError, check_file
+    try:
+        kinds = [check_file(path) for path in args.views]
+    except InputError as e:
+        progress.error(str(e))
+        return _estimate_summary(args, progress, [], 1, [], {})
+    if len(set(kinds)) > 1:
+        progress.error("--views: give all photos (one instant) or all videos (filmed together), not a mix")
+        return exit_codes.USAGE
+    offsets = args.offsets or [0] * len(args.views)
+    if kinds[0] == "image" and any(offsets):
+        progress.error("--offsets: photos are one instant (offsets are for videos)")
+        return exit_codes.USAGE
+    from .engine.inputs import VideoOptions
+    from .engine.network import EngineError
+    from .engine.pipeline import EngineOptions
+    from .multiview.cameras import load_cameras
+    from .multiview.run import ViewsEstimator
+    engine, video = engine_settings(args)
+    try:
+        estimator = ViewsEstimator(EngineOptions(**engine), args.output, progress)
+    except (EngineError, InputError, ValueError) as e:
+        progress.error(str(e))
+        return exit_codes.USAGE
+    try:
+        cameras = load_cameras(args.cameras, views=len(args.views))
+        path = (estimator.run(args.views, cameras) if kinds[0] == "image"
+                else estimator.run_videos(args.views, cameras, offsets, VideoOptions(**video)))
+    except InputError as e:
+        progress.error(str(e))
+        return _estimate_summary(args, progress, [], 1, [], {})
+    except Exception as e:       # a library failing on these views: one line
+        progress.error(f"{args.views[0]} ...: cannot be processed ({type(e).__name__}: {e})")
+        if args.verbose:
+            traceback.print_exc()
+        return _estimate_summary(args, progress, [], 1, [], {})
+    finally:
+        estimator.close()
+    return _estimate_summary(args, progress, [path], 0, [] if estimator.hands else [args.views[0]], {path: estimator.hands})
 
 
 def _estimate_on_ray(args, files: list, failed_before: int, progress) -> int:
@@ -450,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "add-on). A bad input gets a one-line error and the others go on. Exit code: 0 every input "
                     "gave a result, 1 an input failed, 2 usage error (nothing done), 3 every input was read but "
                     "one had no hand (its capture file holds no hand).")
-    est.add_argument("inputs", nargs="+", metavar="INPUT", help="photos, videos, or folders of them")
+    est.add_argument("inputs", nargs="*", metavar="INPUT", help="photos, videos, or folders of them (or --views)")
     est.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     est.add_argument("--overlay", action="store_true",
                      help="also write OUT/<name>_overlay.png (photos) or .mp4 (videos): mesh and keypoints drawn on "
@@ -487,6 +560,19 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--threads", type=number(int, 0), default=0, help="CPU threads for the network (0: all cores)")
     est.add_argument("--progress", choices=["text", "json"], default="text",
                      help="'json' prints one JSON object per line (stage, done, total, message) for the add-on")
+    views = est.add_argument_group(
+        "several calibrated views (docs/multiview.md)",
+        "Photos of one instant (or videos filmed together) from several cameras: one hand model is fitted to "
+        "every view that sees each hand. "
+        "One capture file, named after the first view, in the first camera's frame, with every view's camera.")
+    views.add_argument("--views", nargs="+", default=None, metavar="VIEW",
+                       help="one photo (or video) per camera, in the cameras file's order (instead of INPUTs)")
+    views.add_argument("--cameras", default=None, metavar="CAMERAS.json",
+                       help="the views' cameras: a JSON list of {K, R, t} (x_view = R x_first + t), e.g. from "
+                            "'handcap calibrate'")
+    views.add_argument("--offsets", nargs="+", type=number(int), default=None, metavar="N",
+                       help="videos: view v's frame f + N_v was filmed at the first view's frame f (one number per "
+                            "view; default all 0)")
     ray = est.add_argument_group(
         "on a Ray cluster (pip install -e '.[ray]')",
         "Each video, and each folder's photos (16 at a time), becomes a Ray task run by a worker that loads the "

@@ -3,10 +3,13 @@
     python -m training.evaluate --weights W [--weights W2 ...] --data SPEC --json OUT [--plot PCK.png] [--reference] [--engine]
     python -m training.evaluate --video DIR [--json OUT] [--smoothing S] [--device D]   (video benchmark:
                                 training/video_eval.py)
+    python -m training.evaluate --data multiview:DIR --views 1 2 3 [--json OUT] [--device D]   (multi-view:
+                                the engine with 1, 2, 3 calibrated views, training/multiview_eval.py)
 
 SPEC:
   synthetic:N   N held-out synthetic renders (training.synth.SyntheticHands, split "heldout", fixed seed)
   freihand:DIR  the evaluation split of FreiHAND in DIR (official layout, training.datasets.FreiHAND)
+  multiview:DIR samples of python -m training.synth.multiview, scored with 1, 2, ... views (--views)
   images:DIR    photos without ground truth: the network sees each whole image, padded to a square
                 and resized (no hand detection; each image is assumed to show one right hand), and
                 overlay PNGs of its predicted keypoints (and mesh) go to <JSON stem>_overlays/<model>/.
@@ -64,10 +67,10 @@ class SpecError(ValueError):
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """'synthetic:N' | 'freihand:DIR' | 'images:DIR' -> (kind, value), checked."""
+    """'synthetic:N' | 'freihand:DIR' | 'multiview:DIR' | 'images:DIR' -> (kind, value), checked."""
     kind, sep, value = spec.partition(":")
-    if not sep or kind not in ("synthetic", "freihand", "images") or not value:
-        raise SpecError(f"bad --data {spec!r}: use synthetic:N, freihand:DIR or images:DIR")
+    if not sep or kind not in ("synthetic", "freihand", "multiview", "images") or not value:
+        raise SpecError(f"bad --data {spec!r}: use synthetic:N, freihand:DIR, multiview:DIR or images:DIR")
     if kind == "synthetic" and not (value.isdigit() and int(value) > 0):
         raise SpecError(f"bad --data {spec!r}: N in synthetic:N must be a positive integer")
     if kind != "synthetic" and not os.path.isdir(value):
@@ -272,10 +275,13 @@ def evaluate_reference(raw, args, device: torch.device) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0],
-                                     epilog="SPEC: synthetic:N | freihand:DIR | images:DIR (see the module doc)")
+                                     epilog="SPEC: synthetic:N | freihand:DIR | multiview:DIR | images:DIR (see the module doc)")
     parser.add_argument("--weights", action="append", default=[], metavar="W",
                         help="a .safetensors weights file; repeat to compare several")
-    parser.add_argument("--data", metavar="SPEC", help="synthetic:N, freihand:DIR or images:DIR")
+    parser.add_argument("--data", metavar="SPEC", help="synthetic:N, freihand:DIR, multiview:DIR or images:DIR")
+    parser.add_argument("--views", type=int, nargs="+", metavar="K",
+                        help="with --data multiview:DIR: the view counts to score, each with the first K views "
+                             "(default: 1 2 3)")
     parser.add_argument("--json", metavar="OUT", help="where to write the metrics (JSON; with --video, default "
                                                       "DIR/video_eval.json)")
     parser.add_argument("--video", metavar="DIR",
@@ -315,11 +321,39 @@ def evaluate_video(args, parser) -> int:
     return 0
 
 
+def evaluate_multiview_data(args, parser, folder: str) -> int:
+    """--data multiview:DIR: the engine with 1, 2, 3... views; prints its table, writes its JSON."""
+    from training.multiview_eval import evaluate_multiview, table
+    if args.weights or args.reference or args.engine or args.plot:
+        parser.error("--data multiview:DIR takes only --views, --json and --device")
+    views = args.views or [1, 2, 3]
+    if min(views) < 1:
+        parser.error("--views: view counts are at least 1")
+    try:
+        result = evaluate_multiview(folder, sorted(set(views)), device=args.device or "auto")
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(table(result))
+    path = args.json or os.path.join(folder, "multiview_eval.json")
+    write_atomic(path, (json.dumps(result, indent=1) + "\n").encode())
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.video:
         return evaluate_video(args, parser)
+    if args.views and not (args.data or "").startswith("multiview:"):
+        parser.error("--views goes with --data multiview:DIR")
+    if args.data and args.data.startswith("multiview:"):
+        try:
+            _, folder = parse_spec(args.data)
+        except SpecError as e:
+            parser.error(str(e))
+        return evaluate_multiview_data(args, parser, folder)
     if args.smoothing is not None:
         parser.error("--smoothing goes with --video")
     if not args.data or not args.json:

@@ -108,3 +108,13 @@ def mesh_scores(pred_m: np.ndarray, gt_m: np.ndarray) -> dict:
     aligned = procrustes_align(pred_m, gt_m)
     return {"pa_mpvpe_mm": 1000.0 * point_errors(aligned, gt_m).mean(1),
             "f5": f_score(aligned, gt_m, 0.005), "f15": f_score(aligned, gt_m, 0.015)}
+
+
+def depth_errors_mm(pred: np.ndarray, gt: np.ndarray) -> dict:
+    """(N, K, 3), (N, K, 3) camera-space keypoints in metres, keypoint 0 the root (wrist), NOT aligned ->
+    wrist_depth_mm: mean |z error| of the root (how far off the hand is placed along the camera's
+    axis), rr_depth_mm: mean |z error| of the root-relative keypoints (depth within the hand)."""
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    rel = (pred[..., 2] - pred[:, :1, 2]) - (gt[..., 2] - gt[:, :1, 2])
+    return {"wrist_depth_mm": float(1000.0 * np.abs(pred[:, 0, 2] - gt[:, 0, 2]).mean()),
+            "rr_depth_mm": float(1000.0 * np.abs(rel).mean())}

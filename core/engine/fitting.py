@@ -136,6 +136,12 @@ class HandFitter(torch.nn.Module):
         (default: the fitter's; 0 evaluates the start). Returns the fitted hands."""
         from_landmarks = np.ones(len(pose)) if from_landmarks is None else from_landmarks
         problem = self.energy.problem(K, targets, target_weights, evidence_3d, box_side, from_landmarks)
+        return self.fit_problem(pose, betas, wrist, problem, steps)
+
+    def fit_problem(self, pose: np.ndarray, betas: np.ndarray, wrist: np.ndarray, problem: dict,
+                    steps: Optional[int] = None) -> Fit:
+        """``fit`` on a problem made by ``self.energy.problem`` or ``.views_problem`` (several calibrated
+        views of each hand: core.multiview.fit); wrist, points and transl in the problem's frame."""
         x, now = levenberg_marquardt(self.energy, self.energy.join(pose, betas, wrist), problem,
                                      self.steps if steps is None else steps)
         pose, betas, wrist = self.energy.split(x)

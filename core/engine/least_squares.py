@@ -1,10 +1,13 @@
 """The engine's fit as a least-squares problem, solved by batched Levenberg-Marquardt (numpy).
 
 What is minimised, per hand (``FitEnergy.evaluate``; weights in ``core.engine.fitting.WEIGHTS``):
-  w_2d / delta^2 * sum_k c_k huber(e_k)          e_k: landmark point k's projection from its 2D target,
-                                                  in hand-box sides; c_k the target weights over their sum
+  w_2d / delta^2 * sum_vk c_vk huber(e_vk)       e_vk: landmark point k's projection into view v from its
+                                                  2D target, in that view's hand-box sides; c_vk the target
+                                                  weights (times the view's weight) over their sum
   + w_3d * 100 * mean over the 20 bones of (1 - cos(bone, evidence bone))
   + w_pose * prior.score(pose) + w_shape * |betas|^2
+The points live in one reference camera's frame; view v sees R_v p + t_v through K_v (one view:
+R = I, t = 0, the single-camera fit; several calibrated views: core.multiview.fit).
 The parameters x (N, P) of each hand are [pose (48, axis-angle), betas (S), wrist ray x/z, y/z, log z]:
 steps of one size move the wrist evenly in the image and in depth.
 
@@ -54,14 +57,28 @@ class FitEnergy:
         self.num_betas = kinematics.joint_dirs.shape[-1]
 
     def problem(self, K, targets, target_weights, evidence_3d, box_side, from_landmarks) -> dict:
-        """The data of N hands as float64 arrays: K (N, 3, 3), targets (N, 21, 2) pixels, target_weights
-        (N, 21), evidence_3d (N, 21, 3) (only its bone directions count), box_side (N,) pixels,
-        from_landmarks (N,) 1 where the targets are a detector's landmarks (see HandFitter.landmarks)."""
+        """The data of N hands seen by one camera each: K (N, 3, 3), targets (N, 21, 2) pixels,
+        target_weights (N, 21), evidence_3d (N, 21, 3) (only its bone directions count), box_side (N,)
+        pixels, from_landmarks (N,) 1 where the targets are a detector's landmarks (see
+        HandFitter.landmarks). The ``views_problem`` of one view with R = I, t = 0."""
+        K = np.asarray(K, np.float64)
+        n = len(K)
+        return self.views_problem(K[:, None], np.broadcast_to(np.eye(3), (n, 1, 3, 3)), np.zeros((n, 1, 3)),
+                                  np.asarray(targets, np.float64)[:, None], np.asarray(target_weights, np.float64)[:, None],
+                                  evidence_3d, np.asarray(box_side, np.float64)[:, None], from_landmarks)
+
+    def views_problem(self, K, R, t, targets, target_weights, evidence_3d, box_side, from_landmarks) -> dict:
+        """The data of N hands seen by V views each, as float64 arrays: K (N, V, 3, 3) pixels; R (N, V, 3, 3),
+        t (N, V, 3) metres: view v sees R_v p + t_v of a point p of the fit's frame; targets (N, V, 21, 2)
+        pixels; target_weights (N, V, 21) >= 0 (0 where a view does not see the hand; a view's weight folded
+        in), normalised over all views together; evidence_3d (N, 21, 3) in the fit's frame; box_side (N, V)
+        pixels (> 0 also for unused views); from_landmarks (N,)."""
         weights = np.asarray(target_weights, np.float64)
-        return {"K": np.asarray(K, np.float64), "targets": np.asarray(targets, np.float64),
-                "share": weights / np.maximum(weights.sum(1, keepdims=True), 1e-6),
-                "evidence": unit(np.asarray(evidence_3d, np.float64)[:, BONE_END]
-                                 - np.asarray(evidence_3d, np.float64)[:, BONE_START])[0],
+        evidence = np.asarray(evidence_3d, np.float64)
+        return {"K": np.asarray(K, np.float64), "R": np.asarray(R, np.float64), "t": np.asarray(t, np.float64),
+                "targets": np.asarray(targets, np.float64),
+                "share": weights / np.maximum(weights.sum((1, 2), keepdims=True), 1e-6),
+                "evidence": unit(evidence[:, BONE_END] - evidence[:, BONE_START])[0],
                 "box": np.asarray(box_side, np.float64), "from_landmarks": np.asarray(from_landmarks, np.float64)}
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,19 +94,20 @@ class FitEnergy:
 
     def evaluate(self, x: np.ndarray, p: dict, jacobian: bool = True) -> dict:
         """At parameters x (N, P): ``energy`` (N,), ``misfit`` (N,) the 2D term alone (weighted mean Huber
-        distance in box sides), ``points`` (N, 21, 3) camera space, and with ``jacobian`` the residuals
-        ``r`` (N, R) and ``J`` (N, R, P) (the Huber term as reweighted at x)."""
+        distance in box sides, over all views), ``points`` (N, 21, 3) in the fit's frame, and with
+        ``jacobian`` the residuals ``r`` (N, R) and ``J`` (N, R, P) (the Huber term as reweighted at x)."""
         w = self.weights
         N, P = x.shape
         pose, betas, wrist = self.split(x)
         local, d_pose, d_betas = self.kinematics.points(pose, betas, p["from_landmarks"], jacobian)
         points = local + wrist[:, None]
-        uvw = np.einsum("ncd,nkd->nkc", p["K"], points)
+        seen = np.einsum("nvcd,nkd->nvkc", p["R"], points) + p["t"][:, :, None]         # (N, V, 21, 3) each view's
+        uvw = np.einsum("nvcd,nvkd->nvkc", p["K"], seen)
         depth = np.maximum(uvw[..., 2:], 1e-3)
-        diff = (uvw[..., :2] / depth - p["targets"]) / p["box"][:, None, None]         # (N, 21, 2) box sides
+        diff = (uvw[..., :2] / depth - p["targets"]) / p["box"][..., None, None]        # (N, V, 21, 2) box sides
         e = np.linalg.norm(diff, axis=-1)
         huber = np.where(e < HUBER, 0.5 * e ** 2, HUBER * (e - 0.5 * HUBER))
-        misfit = (huber * p["share"]).sum(1)
+        misfit = (huber * p["share"]).sum((1, 2))
         bones, lengths = unit(points[:, BONE_END] - points[:, BONE_START])            # (N, 20, 3)
         angles = np.einsum("jca,njc->nja", self.frames, pose[:, 1:])                   # (N, 15, 3)
         z = (angles - self.mean) / self.std
@@ -106,10 +124,11 @@ class FitEnergy:
         d_wrist[:, 0, 0] = d_wrist[:, 1, 1] = wrist[:, 2]
         d_wrist[:, :, 2] = wrist
         d_points = np.concatenate([d_pose, d_betas, np.broadcast_to(d_wrist[:, None], (N, 21, 3, 3))], -1)   # (N, 21, 3, P)
-        d_project = (p["K"][:, None, :2] - (uvw[..., :2] / depth)[..., None] * p["K"][:, None, 2:]) / depth[..., None]
+        d_seen = np.einsum("nvcd,nkdp->nvkcp", p["R"], d_points)                         # (N, V, 21, 3, P)
+        d_project = (p["K"][:, :, None, :2] - (uvw[..., :2] / depth)[..., None] * p["K"][:, :, None, 2:]) / depth[..., None]
         scale = np.sqrt(w["keypoints_2d"] * p["share"] * np.where(e < HUBER, 1.0, HUBER / np.maximum(e, 1e-12))) / HUBER
-        r_2d = scale[..., None] * diff                                                 # (N, 21, 2)
-        J_2d = (scale / p["box"][:, None])[..., None, None] * (d_project @ d_points)   # (N, 21, 2, P)
+        r_2d = scale[..., None] * diff                                                 # (N, V, 21, 2)
+        J_2d = (scale / p["box"][..., None])[..., None, None] * (d_project @ d_seen)   # (N, V, 21, 2, P)
         c = np.sqrt(w["bones_3d"] * 100.0 / 20.0)
         r_3d = c * (bones - p["evidence"])
         d_bones = d_points[:, BONE_END] - d_points[:, BONE_START]
