@@ -229,9 +229,6 @@ def test_video_views_start_at_their_frame_offset(bpy_addon, tmp_path):
 
 # --- a render through every camera, over its own background ----------------------------------
 
-DOCS_PICTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "blender_views.png")
-
-
 def draw_keypoints_background(c, K, R, t, size, path, joints) -> None:
     """A ``backgrounds`` callback for ``views_capture``: on each view's gradient, the hand's 21 landmark
     points projected in numpy (K (R x + t)), which the hand's render must cover."""
@@ -251,23 +248,21 @@ def draw_keypoints_background(c, K, R, t, size, path, joints) -> None:
 
 def test_render_from_every_camera_covers_its_keypoints(bpy_addon, tmp_path):
     """Cycles (CPU, few samples, half size) through each camera, composited over that camera's own
-    background image: the hand covers the keypoints projected in numpy. HANDCAP_WRITE_DOCS=1 writes
-    the three views side by side to docs/blender_views.png."""
+    background image: the hand covers the keypoints projected in numpy. (docs/blender_views.png, from
+    an engine capture of rendered photos, is made by training/blender_views_figure.py.)"""
     import cv2
     bpy = bpy_addon
     from blender_addon import build_camera, import_capture
     from tests.test_blender_render import light_scene, render
-    write_docs = os.environ.get("HANDCAP_WRITE_DOCS") == "1"
     capture = views_capture(tmp_path, frames=1, backgrounds=draw_keypoints_background)
     reset_scene()
     result = import_capture.import_files([save(capture, tmp_path / "views.npz")], bpy.context)[0]
     scene = bpy.context.scene
     light_scene(scene)
-    scale = 1.0 if write_docs else 0.5
-    panels = []
+    scale = 0.5
     for c, camera in enumerate(result.cameras):
         build_camera.match_render_to_camera(scene, camera)
-        rgba = render(str(tmp_path / f"render{c}.png"), int(scale * 100), 16 if write_docs else 4)
+        rgba = render(str(tmp_path / f"render{c}.png"), int(scale * 100), 4)
         kp = camera_math.project(capture.views.K[c], capture.tracks[0].joints_3d[0].astype(np.float64)
                                  @ np.asarray(capture.views.R[c], np.float64).T + capture.views.t[c])
         pix = ((kp + 0.5) * scale - 0.5).round().astype(int)
@@ -281,14 +276,6 @@ def test_render_from_every_camera_covers_its_keypoints(bpy_addon, tmp_path):
         alpha = rgba[..., 3:4] * 0.75                                  # the drawn keypoints show through a little
         panel = ((rgba[..., :3] * alpha + bg * (1 - alpha)) * 255).astype(np.uint8)
         cv2.imwrite(str(tmp_path / f"view{c}.png"), panel)
-        panels.append(panel)
-    if write_docs:
-        height = max(p.shape[0] for p in panels)
-        row = np.concatenate([cv2.copyMakeBorder(p, 0, height - p.shape[0], 0, 8, cv2.BORDER_CONSTANT, value=0)
-                              for p in panels], 1)
-        tmp = DOCS_PICTURE + ".tmp.png"
-        cv2.imwrite(tmp, row)
-        os.replace(tmp, DOCS_PICTURE)
 
 
 # --- the panel's several views: input checks and the engine command (no engine) ------------------
