@@ -75,8 +75,9 @@ def match_frame(true_2d: np.ndarray, visible: np.ndarray, estimates: list, prefe
     return {}
 
 
-def score_clip(truth: dict, tracks: list) -> dict:
-    """Per-clip metrics. truth: the clip's _truth.npz arrays; tracks: capture HandTracks."""
+def match_tracks(truth: dict, tracks: list) -> tuple[list, np.ndarray]:
+    """truth (landmarks_2d (F, H, 21, 2), visible (F, H)), capture HandTracks -> (rows: per track
+    {frame: row of its valid estimates}, matched (F, H): the track paired with each visible true hand, -1 none)."""
     frames, hands = truth["visible"].shape
     rows = [{int(f): r for r, f in enumerate(t.frame_index) if t.valid[r]} for t in tracks]
     matched = np.full((frames, hands), -1)
@@ -85,6 +86,13 @@ def score_clip(truth: dict, tracks: list) -> dict:
         for h, i in match_frame(truth["landmarks_2d"][f], np.ones(hands, bool), estimates, truth["visible"][f]).items():
             if truth["visible"][f, h]:
                 matched[f, h] = i
+    return rows, matched
+
+
+def score_clip(truth: dict, tracks: list) -> dict:
+    """Per-clip metrics. truth: the clip's _truth.npz arrays; tracks: capture HandTracks."""
+    frames, hands = truth["visible"].shape
+    rows, matched = match_tracks(truth, tracks)
     pred, true, accel_err, accel_true, switches, per_hand = [], [], [], [], 0, []
     for h in range(hands):
         ids = matched[:, h]
