@@ -1,15 +1,18 @@
 """One hand model fitted to every calibrated view that sees the hand (batched over hands).
 
 Each group of matched ViewHands (core.multiview.matching) is fitted in the frame of its *anchor*,
-the view of most weight among those whose side call agrees with the group's: the fit's wrist is
-parametrised along the anchor's rays (core.engine.least_squares), which needs the hand in front of
-that camera, and the first view need not see the hand. A left hand is fitted, as in the single-view
-engine, as a right hand in the mirrored world: the whole rig is mirrored (M = diag(-1, 1, 1); view
-v's camera becomes M R M, M t, its intrinsics and landmarks mirrored across its image width).
+the view of most weight among those that called the side being fitted (else among all): the fit's
+wrist is parametrised along the anchor's rays (core.engine.least_squares), which needs the hand in
+front of that camera, and the first view need not see the hand. A left hand is fitted, as in the
+single-view engine, as a right hand in the mirrored world: the whole rig is mirrored (M = diag(-1, 1,
+1); view v's camera becomes M R M, M t, its intrinsics and landmarks mirrored across its image width).
 
-Start: the anchor's single-view estimate, moved so that its landmark points sit on the landmarks
-triangulated from all views (the median offset): the single-view depth is the part a single camera
-gets wrong. 3D bone evidence: the views' world landmarks (or their estimates' points) turned into
+Side: every group is fitted as a right and as a left hand in one batch, and the fit that explains
+the views better is kept (``choose_side``): three-dimensional landmarks have a handedness that one
+picture does not show. Start: the anchor's single-view estimate, moved so that its landmark points
+sit on the landmarks triangulated from all views (the median offset: the single-view depth is the
+part a single camera gets wrong), or, where no view called the side, the model posed onto the
+triangulated landmarks. 3D bone evidence: the views' world landmarks (or their estimates' points) turned into
 the anchor's frame, wrist-relative, averaged with the view weights (world landmarks first turned by
 PnP onto their view's 2D landmarks, as the single-view engine does). 2D targets: every view's
 landmarks, each view's share scaled by its weight.
@@ -28,21 +31,40 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import torch
 from scipy.spatial.transform import Rotation
 
 from core.engine.fitting import HandFitter, align_to_keypoints, mirror_intrinsics, mirror_to_left
 from core.engine.pipeline import HandEstimate
+from core.hand_model.inverse_kinematics import pose_from_keypoints
 
-from .matching import ViewHand, group_side, projection_matrices, triangulate
+from .matching import ViewHand, right_probability, triangulate
 
 FULL_SIZE_PX = 96.0          # a hand box this large (pixels, longer side) or larger gets full weight
 MIN_SIZE_WEIGHT = 0.25       # ... a smaller one less, down to this
 MIRROR = np.diag([-1.0, 1.0, 1.0])
+SIDES = ("right", "left")
+SIDE_CALL_WEIGHT = 0.1       # the detectors' summed log-odds, as a share of an energy unit (``choose_side``)
 
 
 def view_weight(hand: ViewHand) -> float:
     """A view's weight in the fit (see the module docstring)."""
     return float(hand.score) * float(np.clip(hand.box_side / FULL_SIZE_PX, MIN_SIZE_WEIGHT, 1.0))
+
+
+def choose_side(energy: np.ndarray, group: list[ViewHand]) -> tuple[int, float]:
+    """energy (2,) of a group's fits as SIDES[0] and SIDES[1] -> (index of the side kept, its probability).
+
+    The fits' energies decide: seen by several calibrated views, the landmarks' 3D shape is a right or
+    a left hand (a mirror image cannot be turned into the original), which the detector's side call in
+    each picture, made from appearance, often is not (on held-out renders it was wrong in about one
+    view in six, often with confidence over 0.9). The calls add their log-odds (``right_probability``) as
+    a weak prior, SIDE_CALL_WEIGHT of them, for hands whose shape does not tell (flat ones)."""
+    right = float(np.clip(right_probability(group), 1e-6, 1 - 1e-6))
+    prior = SIDE_CALL_WEIGHT * np.log(right / (1.0 - right))                 # log-odds for SIDES[0] = right
+    margin = float(np.clip(energy[1] - energy[0] + prior, -50.0, 50.0))      # > 0: right explains more
+    p_right = 1.0 / (1.0 + np.exp(-margin))
+    return (0, p_right) if margin >= 0 else (1, 1.0 - p_right)
 
 
 def move_hand(pose: np.ndarray, transl: np.ndarray, points: np.ndarray, rest_wrist: np.ndarray,
@@ -92,34 +114,34 @@ class MultiViewFitter:
                               [hand], cameras)
 
     def _fit_many(self, groups: list[list[ViewHand]], cameras, widths) -> list[HandEstimate]:
-        """The groups of two views or more, fitted in one batch."""
+        """The groups of two views or more, fitted in one batch, each as both sides: the side whose fit
+        explains the views better (lower energy) is kept (see ``choose_side``)."""
         V = max(len(g) for g in groups)
-        rows = [self._problem_row(group, cameras, widths, V) for group in groups]
-        stack = {k: np.stack([row[k] for row in rows]) for k in rows[0] if k not in ("side", "confidence", "anchor")}
+        rows = [self._problem_row(group, cameras, widths, V, side) for group in groups for side in SIDES]
+        stack = {k: np.stack([row[k] for row in rows]) for k in rows[0] if k not in ("side", "anchor")}
         problem = self.fitter.energy.views_problem(stack["K"], stack["R"], stack["t"], stack["targets"],
                                                    stack["weights"], stack["evidence"], stack["box"],
                                                    stack["from_landmarks"])
         fit = self.fitter.fit_problem(stack["pose"], stack["betas"], stack["wrist"], problem, self.steps)
         out = []
-        for n, (group, row) in enumerate(zip(groups, rows)):
+        for g, group in enumerate(groups):
+            n, confidence = choose_side(fit.energy[2 * g: 2 * g + 2], group)
+            n += 2 * g
+            row = rows[n]
             pose, transl, points = fit.pose[n], fit.transl[n], fit.points[n]
             if row["side"] == "left":
                 pose, transl = mirror_to_left(pose, transl)
                 points = points @ MIRROR
             anchor = cameras[row["anchor"].view]
-            out.append(self._estimate(row["side"], row["confidence"], pose, fit.betas[n], transl, points,
+            out.append(self._estimate(row["side"], confidence, pose, fit.betas[n], transl, points,
                                       anchor.R, anchor.t, group, cameras))
         return out
 
-    def _problem_row(self, group: list[ViewHand], cameras, widths, V: int) -> dict:
-        """One group's problem arrays, padded to V views (weight 0), and its start, in the (mirrored
-        for a left hand) anchor frame."""
-        side, confidence = group_side(group)
-        agreeing = [h for h in group if h.side == side]
-        if not agreeing:                                  # a tie of the views' log-odds: the best view's side
-            agreeing, confidence = group, 1.0 - confidence
+    def _problem_row(self, group: list[ViewHand], cameras, widths, V: int, side: str) -> dict:
+        """One group's problem arrays as a hand of ``side``, padded to V views (weight 0), and its start,
+        in the (mirrored for a left hand) anchor frame: the best view calling that side, else the best view."""
+        agreeing = [h for h in group if h.side == side] or group
         anchor = max(agreeing, key=view_weight)
-        side = anchor.side
         left = side == "left"
         R_a, t_a = cameras[anchor.view].R, np.asarray(cameras[anchor.view].t, np.float64)
         K = np.tile(np.asarray(cameras[anchor.view].K, np.float64), (V, 1, 1))     # unused views: finite values
@@ -144,24 +166,43 @@ class MultiViewFitter:
                 evidence += view_weight(h) * world
                 evidence_weight += view_weight(h)
         e = anchor.estimate
-        pose, transl = np.asarray(e.pose, np.float64), np.asarray(e.transl, np.float64)
-        if left:                                          # the left hand as a right one in the mirrored world
-            pose, transl = mirror_to_left(pose, transl)
         betas = np.asarray(e.betas, np.float64)
-        wrist = transl + self.fitter.kinematics.rest_wrist(betas[None])[0]
-        joints = np.asarray(e.joints_3d, np.float64) @ (MIRROR if left else np.eye(3))
         seen = weights.sum(1) > 0
-        if seen.sum() >= 2:                               # the start moved onto the triangulated landmarks
-            P = np.stack([k @ np.concatenate([r, tt[:, None]], 1) for k, r, tt in zip(K[seen], R[seen], t[seen])])
-            shift = np.median(triangulate(P, targets[seen], weights[seen] > 0) - joints, axis=0)
+        P = np.stack([k @ np.concatenate([r, tt[:, None]], 1) for k, r, tt in zip(K[seen], R[seen], t[seen])])
+        landmarks = triangulate(P, targets[seen], weights[seen] > 0)        # (21, 3) the (mirrored) anchor frame
+        if e.side == side:
+            pose, transl = np.asarray(e.pose, np.float64), np.asarray(e.transl, np.float64)
+            if left:                                      # the left hand as a right one in the mirrored world
+                pose, transl = mirror_to_left(pose, transl)
+            wrist = transl + self.fitter.kinematics.rest_wrist(betas[None])[0]
+            joints = np.asarray(e.joints_3d, np.float64) @ (MIRROR if left else np.eye(3))
+            shift = np.median(landmarks - joints, axis=0)  # the start moved onto the triangulated landmarks
             if np.all(np.isfinite(shift)) and wrist[2] + shift[2] > 0.05:
                 wrist = wrist + shift
+        else:                                             # no view's estimate of this side: posed onto the landmarks
+            pose, wrist = self._pose_onto(landmarks, betas)
         if evidence_weight <= 0:
             evidence = joints
         return {"K": K, "R": R, "t": t, "targets": targets, "weights": weights, "box": box,
                 "evidence": evidence / max(evidence_weight, 1e-9) if evidence_weight > 0 else evidence,
                 "from_landmarks": float(all(h.from_landmarks for h in group)),
-                "pose": pose, "betas": betas, "wrist": wrist, "side": side, "confidence": confidence, "anchor": anchor}
+                "pose": pose, "betas": betas, "wrist": wrist, "side": side, "anchor": anchor}
+
+    def _pose_onto(self, landmarks: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A right hand of shape ``betas`` (B,) whose landmark points lie on ``landmarks`` (21, 3) metres:
+        (pose (16, 3), wrist keypoint (3,)); a far-off or degenerate triangulation gives the rest pose there."""
+        kinematics, ones = self.fitter.kinematics, np.ones(1)
+        rest = kinematics.points(np.zeros((1, 16, 3)), betas[None], ones, derivatives=False)[0]
+        target = landmarks - landmarks[:1]
+        pose = np.zeros((16, 3))
+        if np.all(np.isfinite(target)) and np.ptp(target, axis=0).max() > 1e-3:
+            with torch.no_grad():
+                pose = pose_from_keypoints(torch.as_tensor(rest), torch.as_tensor(target[None])).numpy()[0]
+        posed = kinematics.points(pose[None], betas[None], ones, derivatives=False)[0][0]
+        wrist = landmarks[0] - posed[0]
+        if not np.all(np.isfinite(wrist)) or wrist[2] <= 0.05:
+            wrist = np.array([0.0, 0.0, 0.5])
+        return np.asarray(pose, np.float64), wrist
 
     @staticmethod
     def _evidence(hand: ViewHand, K: np.ndarray) -> Optional[np.ndarray]:
