@@ -305,3 +305,26 @@ def test_the_addons_views_command_line_parses():
     assert args.views == ["/v/a.mp4", "/v/b.mp4"] and args.cameras == "/v/cams.json" and args.inputs == []
     assert (args.hand, args.max_hands, args.smoothing, args.frame_start, args.frame_end, args.frame_step) == \
         ("left", 2, 0.2, 3, 40, 2)
+
+
+def test_video_tracks_link_a_hand_whose_depth_jumps_along_one_views_rays():
+    """A hand only view 1 sees: its single-view depth slides along view 1's rays between instants (its
+    projection into view 0 wanders); the multi-view closeness still links it, computed in view 1 by
+    projection, while a second hand of that side 30 cm away (two hand lengths) is not linked."""
+    from core.engine.tracking import Track
+    from core.multiview.video import views_closeness
+    cameras = ring_cameras()
+    hand = np.random.default_rng(3).normal(0.0, 0.02, (21, 3)) + np.array([0.05, 0.0, 0.6])   # ~12 cm across
+    centre = cameras[1].centre
+    slid = centre + (hand - centre) * 1.25                # 25% farther along view 1's rays: same picture there
+    np.testing.assert_allclose(cameras[1].project(slid), cameras[1].project(hand), atol=1e-6)
+    assert np.linalg.norm(cameras[0].project(slid) - cameras[0].project(hand), axis=1).mean() > 30   # pixels
+    close = views_closeness(cameras)
+    track = Track(side="right", frames={0: dataclasses.replace(HAND_TEMPLATE, joints_3d=hand)}, last_frame=0)
+    assert close(track, dataclasses.replace(HAND_TEMPLATE, joints_3d=slid)) > 0.9
+    other = hand + np.array([0.3, 0.0, 0.0])
+    assert close(track, dataclasses.replace(HAND_TEMPLATE, joints_3d=other)) == 0.0
+
+
+HAND_TEMPLATE = HandEstimate(side="right", score=1.0, box=np.zeros(4), pose=np.zeros((16, 3)), betas=np.zeros(10),
+                             transl=np.zeros(3), joints_3d=np.zeros((21, 3)), keypoints_2d=np.zeros((21, 2)))

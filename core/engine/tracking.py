@@ -49,10 +49,13 @@ def _close(track: Track, hand: HandEstimate) -> float:
 
 
 class Tracker:
-    """Feed ``update(frame, hands)`` in frame order; ``tracks`` holds every track made."""
+    """Feed ``update(frame, hands)`` in frame order; ``tracks`` holds every track made. ``close``: the
+    match score of a hand for a track, (track, hand) -> float, > 0 where they may be one hand (default:
+    their boxes in the picture; several cameras pass their own, core.multiview.video)."""
 
-    def __init__(self):
+    def __init__(self, close=None):
         self._tracks: list[Track] = []
+        self._close = close or _close
 
     @property
     def tracks(self) -> list[Track]:
@@ -61,7 +64,7 @@ class Tracker:
 
     def update(self, frame: int, hands: list[HandEstimate]) -> None:
         live = [t for t in self._tracks if frame - t.last_frame <= MAX_GAP]
-        pairs = sorted(((_close(t, h) * STALE ** (frame - 1 - t.last_frame), ti, hi) for ti, t in enumerate(live)
+        pairs = sorted(((self._close(t, h) * STALE ** (frame - 1 - t.last_frame), ti, hi) for ti, t in enumerate(live)
                         for hi, h in enumerate(hands) if t.side == h.side), reverse=True)
         used_tracks, used_hands = set(), set()
         for score, ti, hi in pairs:

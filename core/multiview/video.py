@@ -6,7 +6,7 @@ tracking mode: ``core.engine.run.detected_frames``); the frames all views have a
 chunks: per view the single-view engine (network and fit, batched over the chunk's frames), then per
 instant the matching and the multi-view fit (``core.multiview.estimate.fit_instants``, batched over
 the chunk's instants). The hands, in the first camera's frame, are linked into tracks by their side
-and their place in the first view's picture (their projection there: ``core.engine.tracking``), and
+and their place in the views' pictures (``views_closeness``, core.engine.tracking), and
 each track gets the single-view whole-track solve (one shape, smoothing, gaps:
 ``core.engine.run.TrackBuilder``). Not done here: the single-view video's chunk-chains step (sides
 settled and hands looked back for along the detector's chains).
@@ -53,6 +53,28 @@ def synchronised(streams: list[Iterator], offsets: list[int]) -> Iterator[tuple[
             current = [next(s, None) if i < latest else c for s, c, i in zip(streams, current, instants)]
 
 
+def views_closeness(cameras):
+    """The tracker's match score of a hand for a track with several cameras: the track's last hand and
+    the new one (joints in the first view's frame) projected into every view; in the view where they
+    agree best, 1 - their mean distance in the new hand's box sides there (0 when a box side or more
+    apart, or behind every camera). The best view, not the first: a hand that only one view sees has
+    an unsure depth, along that view's rays, so its other views' projections wander; in the view that
+    sees it, it stays put. (Two hands of one side would have to lie on one camera's ray to be confused.)"""
+    def close(track, hand) -> float:
+        last = np.asarray(track.frames[track.last_frame].joints_3d, np.float64)
+        now = np.asarray(hand.joints_3d, np.float64)
+        best = np.inf
+        for camera in cameras:
+            a, b = camera.to_view(last), camera.to_view(now)
+            if np.any(a[:, 2] <= 1e-3) or np.any(b[:, 2] <= 1e-3):
+                continue
+            pa, pb = camera.project(last), camera.project(now)
+            side = max(float(np.ptp(pb, axis=0).max()), 1.0)
+            best = min(best, float(np.linalg.norm(pa - pb, axis=1).mean()) / side)
+        return max(0.0, 1.0 - best) if np.isfinite(best) else 0.0
+    return close
+
+
 class ViewsVideo:
     """One multi-view video run: ``run(paths, cameras, offsets)`` -> (tracks, fps, the first view's size)."""
 
@@ -81,7 +103,7 @@ class ViewsVideo:
             last = min(c - o for c, o in zip(captures, offsets)) - 1
             last = last if v.frame_end < 0 else min(last, v.frame_end)
             total = len(range(v.frame_start, last + 1, max(1, v.frame_step))) if all(captures) else 0
-            tracker, frames_done, chunk, size = Tracker(), [], [], None
+            tracker, frames_done, chunk, size = Tracker(views_closeness(cameras)), [], [], None
             for frame, views in synchronised(streams, offsets):
                 if size is None:
                     for path, (rgb, _) in zip(paths, views):
