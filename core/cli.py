@@ -146,7 +146,9 @@ def check_views_arguments(args) -> None:
         if given:
             raise UsageError(f"{name} does not go with --views (the cameras file gives each view's camera)"
                              if name in ("--K", "--focal") else f"{name} does not go with --views (not yet)")
-    if args.offsets is not None and len(args.offsets) != len(args.views):
+    if args.offsets is not None and "auto" in args.offsets and args.offsets != ["auto"]:
+        raise UsageError("--offsets: give 'auto' alone, or one number per view")
+    if args.offsets is not None and args.offsets != ["auto"] and len(args.offsets) != len(args.views):
         raise UsageError(f"--offsets gives {len(args.offsets)} numbers for {len(args.views)} views (one per view)")
     try:
         load_cameras(args.cameras, views=len(args.views))
@@ -254,7 +256,7 @@ def _estimate_views(args, progress) -> int:
         progress.error("--views: give all photos (one instant) or all videos (filmed together), not a mix")
         return exit_codes.USAGE
     offsets = args.offsets or [0] * len(args.views)
-    if kinds[0] == "image" and any(offsets):
+    if kinds[0] == "image" and (offsets == ["auto"] or any(offsets)):
         progress.error("--offsets: photos are one instant (offsets are for videos)")
         return exit_codes.USAGE
     from .engine.inputs import VideoOptions
@@ -270,6 +272,8 @@ def _estimate_views(args, progress) -> int:
         return exit_codes.USAGE
     try:
         cameras = load_cameras(args.cameras, views=len(args.views))
+        if offsets == ["auto"]:
+            offsets = estimator.find_offsets(args.views, cameras)
         path = (estimator.run(args.views, cameras) if kinds[0] == "image"
                 else estimator.run_videos(args.views, cameras, offsets, VideoOptions(**video)))
     except InputError as e:
@@ -473,6 +477,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(exit_codes.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def offset_value(text: str):
+    """An argparse type for --offsets: a whole number of frames, or 'auto'."""
+    return "auto" if text == "auto" else number(int)(text)
+
+
 def number(kind, low=None, high=None, low_open=False):
     """An argparse type: ``kind`` (int/float) within [low, high] (low excluded when low_open)."""
     def parse(text: str):
@@ -570,9 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
     views.add_argument("--cameras", default=None, metavar="CAMERAS.json",
                        help="the views' cameras: a JSON list of {K, R, t} (x_view = R x_first + t), e.g. from "
                             "'handcap calibrate'")
-    views.add_argument("--offsets", nargs="+", type=number(int), default=None, metavar="N",
+    views.add_argument("--offsets", nargs="+", type=offset_value, default=None, metavar="N",
                        help="videos: view v's frame f + N_v was filmed at the first view's frame f (one number per "
-                            "view; default all 0)")
+                            "view; default all 0), or 'auto': found from the hands' motion in the first 5 s "
+                            "(offsets up to 3 s; the hands must move)")
     ray = est.add_argument_group(
         "on a Ray cluster (pip install -e '.[ray]')",
         "Each video, and each folder's photos (16 at a time), becomes a Ray task run by a worker that loads the "

@@ -211,6 +211,8 @@ def test_command_line_checks_views_and_cameras(tmp_path, capsys):
     assert code == 2 and "either INPUTs or --views" in err
     code, err = run_cli(["estimate", "--views", *photos, "--cameras", two, "--offsets", "0", "-o", out], capsys)
     assert code == 2 and "--offsets gives 1 numbers for 2 views" in err
+    code, err = run_cli(["estimate", "--views", *photos, "--cameras", two, "--offsets", "0", "auto", "-o", out], capsys)
+    assert code == 2 and "'auto' alone" in err
     clip = tmp_path / "c.mp4"
     clip.write_bytes(b"x")
     code, err = run_cli(["estimate", "--views", photos[0], str(clip), "--cameras", two, "-o", out], capsys)
@@ -328,3 +330,32 @@ def test_video_tracks_link_a_hand_whose_depth_jumps_along_one_views_rays():
 
 HAND_TEMPLATE = HandEstimate(side="right", score=1.0, box=np.zeros(4), pose=np.zeros((16, 3)), betas=np.zeros(10),
                              transl=np.zeros(3), joints_3d=np.zeros((21, 3)), keypoints_2d=np.zeros((21, 2)))
+
+
+def test_offsets_found_from_the_hands_motion_and_refused_when_it_does_not_tell():
+    """Landmarks of a hand moving on a path, seen by two cameras, the second one started 7 frames late:
+    the least-cost offset is -7 (view 1's frame f - 7 shows view 0's frame f); a hand that stays still
+    fits every offset alike, and the search refuses to guess."""
+    from core.multiview.matching import projection_matrices
+    from core.multiview.offsets import OffsetSearchError, best_offset, offset_costs
+    cameras = ring_cameras((0.0, 50.0))
+    rng = np.random.default_rng(5)
+    shape = rng.normal(0.0, 0.025, (21, 3))
+    frames = np.arange(120)
+    path = np.stack([0.08 * np.sin(frames / 9.0), 0.05 * np.cos(frames / 7.0), 0.6 + 0.04 * np.sin(frames / 11.0)], 1)
+
+    def series(camera, shift, moving=True):
+        out = {}
+        for f in frames:
+            source = f + shift                                   # this camera's frame f shows the instant f + shift
+            if 0 <= source < len(frames):
+                points = shape + (path[source] if moving else path[0])
+                pixels = camera.project(points) + rng.normal(0.0, 1.0, (21, 2))
+                out[int(f)] = [(pixels, float(np.ptp(pixels, axis=0).max()))]
+        return out
+
+    P = projection_matrices(cameras)
+    costs = offset_costs(series(cameras[0], 0), series(cameras[1], 7), P, max_offset=20)
+    assert best_offset(costs, "view1.mp4") == -7
+    with pytest.raises(OffsetSearchError, match="view1.mp4"):
+        best_offset(offset_costs(series(cameras[0], 0, False), series(cameras[1], 7, False), P, 20), "view1.mp4")

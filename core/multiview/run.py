@@ -26,6 +26,7 @@ from core.engine.run import TrackBuilder, read_image, scaled_intrinsics
 
 from .cameras import ViewCamera
 from .estimate import estimate_views
+from .offsets import find_offsets
 from .video import ViewsVideo
 
 ASPECT_TOLERANCE = 0.01     # relative: a photo of another size but this aspect gets its intrinsics scaled
@@ -81,9 +82,26 @@ class ViewsEstimator:
         self.progress.update("estimate", len(paths), len(paths), f"{names}: {found}", force=True)
         return path
 
+    def find_offsets(self, paths: list[str], cameras: list[ViewCamera]) -> list[int]:
+        """``--offsets auto``: each video's frame offset from the first, from the hands' motion
+        (core.multiview.offsets); OffsetSearchError (an InputError) when the motion does not fix it."""
+        def read(done, total):
+            self.progress.update("offsets", done, total, "finding the views' frame offsets from the hands", force=True)
+        offsets = find_offsets(self.engine, paths, self._video_cameras(paths, cameras)[0], progress=read)
+        self.progress.update("offsets", len(paths), len(paths), f"offsets found: {' '.join(map(str, offsets))}",
+                             force=True)
+        return offsets
+
     def run_videos(self, paths: list[str], cameras: list[ViewCamera], offsets: list[int], video: VideoOptions) -> str:
         """Videos filmed together (view v's frame f + offsets[v] with the first view's frame f) -> the
         capture file's path (core.multiview.video); InputError naming a bad view."""
+        working, Ks, sizes = self._video_cameras(paths, cameras)
+        tracks, fps, _ = ViewsVideo(self.engine, self.builder, video, self.progress).run(paths, working, offsets)
+        return self._save(paths, cameras, tracks, Ks, sizes, fps, offsets)
+
+    @staticmethod
+    def _video_cameras(paths: list[str], cameras: list[ViewCamera]):
+        """The cameras with K in each video's own pixels, and those K (3, 3) and sizes (width, height)."""
         Ks, sizes = [], []
         for path, camera in zip(paths, cameras):
             capture = cv2.VideoCapture(path)
@@ -95,9 +113,7 @@ class ViewsEstimator:
                 capture.release()
             Ks.append(view_intrinsics(path, camera, *size))
             sizes.append(size)
-        working = [dataclasses.replace(c, K=K, image_size=size) for c, K, size in zip(cameras, Ks, sizes)]
-        tracks, fps, _ = ViewsVideo(self.engine, self.builder, video, self.progress).run(paths, working, offsets)
-        return self._save(paths, cameras, tracks, Ks, sizes, fps, offsets)
+        return [dataclasses.replace(c, K=K, image_size=size) for c, K, size in zip(cameras, Ks, sizes)], Ks, sizes
 
     def _save(self, paths, cameras, tracks, Ks, sizes, fps: float, offsets) -> str:
         """The capture file OUT/<first view's stem>.npz with every view's camera under views/*."""
