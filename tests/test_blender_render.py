@@ -16,6 +16,7 @@ from tests.test_blender_support import REPO, bpy_or_skip, model_capture, reset_s
 bpy = bpy_or_skip()
 
 from blender_addon import import_capture  # noqa: E402
+from training.blender_views_figure import light_scene as figure_lights  # noqa: E402
 
 DOCS_PICTURE = os.path.join(REPO, "docs", "blender_render.png")
 BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11),
@@ -23,17 +24,8 @@ BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9),
 
 
 def light_scene(scene) -> None:
-    """A dim world and a key light from behind the camera (the add-on adds no lights)."""
-    world = bpy.data.worlds.new("World")
-    world.color = (0.3, 0.3, 0.3)
-    scene.world = world
-    if world.node_tree is None:                       # Blender before 5.0 makes the node tree on request
-        world.use_nodes = True
-    world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.6
-    sun = bpy.data.objects.new("Key light", bpy.data.lights.new("Key light", "SUN"))
-    sun.data.energy = 3.0
-    sun.rotation_euler = (0.35, -0.35, 0.0)
-    scene.collection.objects.link(sun)
+    """The figure script's lights (training/blender_views_figure.py): a dim world and a key light."""
+    figure_lights(bpy, scene)
 
 
 def render(path: str, scale: int, samples: int) -> np.ndarray:

@@ -27,14 +27,17 @@ def _stand_in_class(module_name: str, class_name: str):
 
 
 def _fake_modules(*modules):
-    """sys.modules entries for the stand-ins and their parent packages (pickle imports them)."""
+    """sys.modules entries for the stand-ins (replacing a real module of that name while the pickle is
+    written: scipy.sparse may be loaded already) and their parent packages where missing (pickle imports them)."""
     entries = {}
     for module in modules:
         parts = module.__name__.split(".")
         for i in range(1, len(parts)):
-            entries.setdefault(".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
+            name = ".".join(parts[:i])
+            if name not in sys.modules:
+                entries.setdefault(name, types.ModuleType(name))
         entries[module.__name__] = module
-    return {name: mod for name, mod in entries.items() if name not in sys.modules}
+    return entries
 
 
 def write_fake_mano(path, seed=0, side="right"):
@@ -60,6 +63,7 @@ def write_fake_mano(path, seed=0, side="right"):
     chumpy, Ch = _stand_in_class("chumpy.ch", "Ch")
     sparse, Csc = _stand_in_class("scipy.sparse._csc", "csc_matrix")
     fakes = _fake_modules(chumpy, sparse)
+    replaced = {name: sys.modules[name] for name in fakes if name in sys.modules}
     sys.modules.update(fakes)
     try:
         content = {"bs_style": "lbs", "bs_type": "lrotmin"}
@@ -81,6 +85,7 @@ def write_fake_mano(path, seed=0, side="right"):
     finally:
         for name in fakes:
             del sys.modules[name]
+        sys.modules.update(replaced)
     return arrays
 
 
