@@ -7,8 +7,9 @@
 #      `blender --command extension install-file`;
 #   2. its Install Engine runs headless (the zip's wheel plus the package index) and ends with the
 #      engine's self-test;
-#   3. Estimate Hand on a two-hand photo, a real photo (when ../shared is there) and a two-hand
-#      clip, in Blender's default scene: the rigs, their sides, a key on every frame;
+#   3. Estimate Hand on a two-hand photo, a real photo (when ../shared is there), a two-hand
+#      clip and (Multi-View) three rendered views with their cameras, in Blender's default scene:
+#      the rigs, their sides, a key on every frame, a camera per view;
 #   4. the installed batch.py on the clip, and its .blend checked;
 #   5. under Xvfb: Start Live with the panel's defaults on the clip (streams and records), and
 #      screenshots of the panel and of the view through the capture's camera; a three-camera capture
@@ -67,8 +68,9 @@ in_root blender --command extension install-file -r user_default -e "$inside/zip
 step "Install Engine, headless"
 in_root blender -b --online-mode --python-exit-code 1 -P "$inside/blender_install_engine.py" -- "$results/install.json"
 
-step "Estimate Hand: photos and the two-hand clip, in the default scene"
-pairs=("$media/two_hands.jpg" left,right "$media/two_hands.mp4" left,right)
+step "Estimate Hand: photos, the two-hand clip and three rendered views, in the default scene"
+pairs=("$media/two_hands.jpg" left,right "$media/two_hands.mp4" left,right
+       "$media/rendered_views" "$(cat "$stage/media/rendered_views/side.txt")")
 [ -f "$stage/media/wild_5.jpg" ] && pairs+=("$media/wild_5.jpg" left,right)
 in_root blender -b --python-exit-code 1 -P "$inside/blender_estimate.py" -- "$results" "${pairs[@]}"
 

@@ -3,7 +3,8 @@ each input in a fresh default scene (the 2 m cube, camera and light a user start
 
     blender -b -P blender_estimate.py -- OUT_DIR INPUT SIDES [INPUT SIDES ...]
 
-SIDES is the expected hands, e.g. ``left,right``. Every input must give exactly those rigs; a
+SIDES is the expected hands, e.g. ``left,right``. An INPUT that is a folder is several calibrated
+views (its view*.png and cameras.json), estimated in the panel's Multi-View mode. Every input must give exactly those rigs; a
 video's rigs must be keyed on every frame of the clip (its length read by Blender itself). Each
 result is saved as OUT_DIR/<name>_<ext>.blend for the GUI stage; OUT_DIR/estimate.json sums it up."""
 
@@ -19,12 +20,32 @@ from blender_checks import expect, finish, hand_rigs, keyed_frames, script_args,
 VIDEO = (".mp4", ".mov", ".avi", ".mkv")
 failures, summary = [], {}
 out_dir, *pairs = script_args()
+def estimate_views(folder: str):
+    """Estimate Hand in Multi-View: the panel's views list and cameras file (a folder's view*.png and
+    cameras.json), as a user fills them; the engine's multi-view fit builds one camera per view."""
+    settings = bpy.context.scene.handcap
+    settings.input_mode = "views"
+    settings.views.clear()
+    for name in sorted(n for n in os.listdir(folder) if n.startswith("view") and n.endswith(".png")):
+        settings.views.add().path = os.path.join(folder, name)
+    settings.cameras_path = os.path.join(folder, "cameras.json")
+    return bpy.ops.handcap.estimate(), len(settings.views)
+
+
 for path, sides in zip(pairs[::2], pairs[1::2]):
     name = os.path.basename(path)
     bpy.ops.wm.read_homefile()
     expect("Cube" in bpy.data.objects, f"{name}: the default scene with its cube", failures)
     start = time.perf_counter()
-    outcome = bpy.ops.handcap.estimate(input_path=path)
+    if os.path.isdir(path):
+        outcome, count = estimate_views(path)
+        cameras = [o for o in bpy.context.scene.objects if o.type == "CAMERA" and "handcap_view" in o]
+        expect(len(cameras) == count, f"{name}: a camera per view ({len(cameras)} for {count} views)", failures)
+        for camera in cameras:
+            expect(any(b.image for b in camera.data.background_images),
+                   f"{name}: {camera.name} shows its own photo", failures)
+    else:
+        outcome = bpy.ops.handcap.estimate(input_path=path)
     seconds = time.perf_counter() - start
     rigs = hand_rigs()
     found = sorted(side for side, objs in rigs.items() for _ in objs)

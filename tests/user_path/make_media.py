@@ -10,6 +10,8 @@
 - ``views/``: a multi-view capture ``views.npz`` of a right hand (core's hand layer) seen by three exact
   cameras, with each camera's photo (the keypoints drawn where K (R x + t) puts them) and ``cameras.json``
   (tests/test_blender_views.py); its source paths name ``--media-path``/views, where Blender finds the media.
+- ``rendered_views/``: a rendered hand (training/synth/multiview.py) seen by three exact cameras: view0-2.png,
+  cameras.json, and side.txt, the hand's true side: Estimate Hand in Multi-View runs the engine on it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,29 @@ def multi_view(folder: str, seen_as: str) -> None:
                    for c in range(views.num_views)], f)
 
 
+RENDERED_SEED = 9107      # training.synth.multiview's held-out scene 0 of this seed: a left hand, clear in all 3 views
+
+
+def rendered_views(folder: str) -> None:
+    """``folder``/view0.png, view1.png, view2.png, cameras.json and side.txt: a rendered scene seen by three
+    exact cameras (training/synth/multiview.py), for Estimate Hand in Multi-View through the installed engine."""
+    import json
+    import sys
+    import tempfile
+    sys.path.insert(0, REPO)
+    from training.synth.multiview import sample_folder, write_multiview
+    with tempfile.TemporaryDirectory() as tmp:
+        write_multiview(tmp, count=1, views=3, seed=RENDERED_SEED, progress=False)
+        sample = sample_folder(tmp, 0)
+        os.makedirs(folder, exist_ok=True)
+        for name in ("view0.png", "view1.png", "view2.png", "cameras.json"):
+            shutil.copy(os.path.join(sample, name), os.path.join(folder, name))
+        with open(os.path.join(sample, "truth.json"), encoding="utf-8") as f:
+            side = json.load(f)["side"]
+    with open(os.path.join(folder, "side.txt"), "w", encoding="utf-8") as f:
+        f.write(side + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="folder for the pictures and the clip")
@@ -81,6 +106,7 @@ def main() -> None:
     if os.path.isfile(REAL):
         shutil.copy(REAL, os.path.join(args.out, "wild_5.jpg"))
     multi_view(os.path.join(args.out, "views"), os.path.join(args.media_path or args.out, "views"))
+    rendered_views(os.path.join(args.out, "rendered_views"))
     print(f"media: {sorted(os.listdir(args.out))}")
 
 
