@@ -87,7 +87,7 @@ sleep 2
 stop_xvfb() { in_root sh -c 'kill $(cat /tmp/xvfb.pid) 2>/dev/null || true'; }
 trap 'stop_xvfb; cleanup' EXIT
 in_root timeout 900 blender --python-exit-code 1 -P "$inside/blender_gui.py" -- live "$media/two_hands.mp4" "$results/gui"
-for blend in two_hands_jpg two_hands_mp4 wild_5_jpg; do
+for blend in two_hands_jpg two_hands_mp4 wild_5_jpg rendered_views; do
     [ -f "$stage/results/$blend.blend" ] || continue
     in_root timeout 300 blender "$results/$blend.blend" --python-exit-code 1 -P "$inside/blender_gui.py" -- shots "$results/gui_$blend"
 done
