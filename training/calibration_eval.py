@@ -29,6 +29,7 @@ import tempfile
 
 import numpy as np
 
+from blender_addon.output_files import write_bytes
 from core.multiview.cameras import load_cameras
 
 
@@ -192,8 +193,7 @@ def main(argv=None) -> int:
         print("  " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()))
     print(summary(results))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
+        write_bytes(args.json, (json.dumps(results, indent=1) + "\n").encode())
     return 0
 
 

@@ -35,6 +35,7 @@ import time
 
 import numpy as np
 
+from blender_addon.output_files import write_bytes
 from training import metrics
 from training.synth.sequences import VISIBLE_FRACTION
 from training.video_eval import match_tracks, score_clip, total
@@ -141,8 +142,7 @@ def main(argv=None) -> int:
     result = evaluate_clips(args.clips, args.device, args.weights)
     print(table(result))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
+        write_bytes(args.json, (json.dumps(result, indent=1) + "\n").encode())
     return 0
 
 

@@ -44,6 +44,7 @@ import torch
 
 from core.hand_model import HandLayer, load_hand_model
 from core.hand_model.landmark_points import LandmarkPoints
+from blender_addon.output_files import write_bytes
 from core.multiview.cameras import ViewCamera, load_cameras, save_cameras
 
 from .backgrounds import Backgrounds
@@ -232,13 +233,6 @@ class MultiViewSynthesizer:
                 "scene_index": int(scene.index)}
 
 
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def png(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", image)
     if not ok:
@@ -259,10 +253,10 @@ def write_sample(folder: str, pictures, masks, cameras, truth) -> None:
     """One sample's files (see the module doc), each atomic."""
     os.makedirs(folder, exist_ok=True)
     for v, (picture, mask) in enumerate(zip(pictures, masks)):
-        write_bytes_atomic(os.path.join(folder, f"view{v}.png"), png(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)))
-        write_bytes_atomic(os.path.join(folder, f"view{v}_mask.png"), png(mask.astype(np.uint8) * 255))
+        write_bytes(os.path.join(folder, f"view{v}.png"), png(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)))
+        write_bytes(os.path.join(folder, f"view{v}_mask.png"), png(mask.astype(np.uint8) * 255))
     save_cameras(os.path.join(folder, "cameras.json"), cameras)
-    write_bytes_atomic(os.path.join(folder, "truth.json"), (json.dumps(truth_json(truth)) + "\n").encode())
+    write_bytes(os.path.join(folder, "truth.json"), (json.dumps(truth_json(truth)) + "\n").encode())
 
 
 def write_multiview(out: str, count: int, views: int, seed: int = 0, size: int = 480, progress: bool = True) -> str:
@@ -278,7 +272,7 @@ def write_multiview(out: str, count: int, views: int, seed: int = 0, size: int =
              "split": "heldout", "samples": [f"{i:05d}" for i in range(count)],
              "truth": "truth.json: joints_3d/landmarks_3d (21, 3) metres in view 0's camera frame, FreiHAND order; "
                       "the engine is scored against landmarks_3d"}
-    write_bytes_atomic(os.path.join(out, "index.json"), (json.dumps(index, indent=1) + "\n").encode())
+    write_bytes(os.path.join(out, "index.json"), (json.dumps(index, indent=1) + "\n").encode())
     return f"{count} sample(s) of {views} view(s), {synthesizer.width} x {synthesizer.height}, in {out}"
 
 

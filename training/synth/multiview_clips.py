@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from blender_addon.output_files import atomic_output
 from core.multiview.cameras import save_cameras
 
 from .mesh import vertex_normals
@@ -124,16 +125,14 @@ class MultiViewClips:
 
 
 def write_video(path: str, frames: np.ndarray) -> None:
-    """(F, H, W, 3) uint8 BGR -> an mp4v file at FPS, through a temporary name."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.tmp.mp4")
-    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), FPS, (frames.shape[2], frames.shape[1]))
-    if not writer.isOpened():
-        raise RuntimeError(f"{tmp}: OpenCV cannot write mp4v video")
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    os.replace(tmp, path)
+    """(F, H, W, 3) uint8 BGR -> an mp4v file at FPS, through a temporary name (``atomic_output``)."""
+    with atomic_output(path) as tmp:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), FPS, (frames.shape[2], frames.shape[1]))
+        if not writer.isOpened():
+            raise RuntimeError(f"{tmp}: OpenCV cannot write mp4v video")
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
 
 
 def write_multiview_clips(out: str, count: int, frames: int, views: int = 2, offset: int = 0, seed: int = 0,
@@ -147,8 +146,7 @@ def write_multiview_clips(out: str, count: int, frames: int, views: int = 2, off
         for v, video in enumerate(videos):
             write_video(os.path.join(folder, f"view{v}.mp4"), video)
         save_cameras(os.path.join(folder, "cameras.json"), cameras)
-        tmp = os.path.join(folder, ".truth.tmp.npz")
-        np.savez_compressed(tmp, **truth)
-        os.replace(tmp, os.path.join(folder, "truth.npz"))
+        with atomic_output(os.path.join(folder, "truth.npz")) as tmp:
+            np.savez_compressed(tmp, **truth)
     return (f"{count} clip(s) of {frames} frames seen by {views} views ({WIDTH} x {HEIGHT}, {FPS:g} fps"
             f"{f', views 1.. start {offset} frames late' if offset else ''}) in {out}")
