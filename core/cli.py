@@ -141,8 +141,7 @@ def check_views_arguments(args) -> None:
         raise UsageError(f"give either INPUTs or --views, not both ({args.inputs[0]} is an INPUT)")
     if args.cameras is None:
         raise UsageError("--views needs --cameras CAMERAS.json (one camera per view, in the same order)")
-    for given, name in ((args.box, "--box"), (args.ray is not None, "--ray"), (args.K, "--K"), (args.focal, "--focal"),
-                        (args.overlay, "--overlay")):
+    for given, name in ((args.box, "--box"), (args.ray is not None, "--ray"), (args.K, "--K"), (args.focal, "--focal")):
         if given:
             raise UsageError(f"{name} does not go with --views (the cameras file gives each view's camera)"
                              if name in ("--K", "--focal") else f"{name} does not go with --views (not yet)")
@@ -255,6 +254,9 @@ def _estimate_views(args, progress) -> int:
     if len(set(kinds)) > 1:
         progress.error("--views: give all photos (one instant) or all videos (filmed together), not a mix")
         return exit_codes.USAGE
+    if args.overlay and kinds[0] != "image":
+        progress.error("--overlay with --views: photos only (not yet for videos)")
+        return exit_codes.USAGE
     offsets = args.offsets or [0] * len(args.views)
     if kinds[0] == "image" and (offsets == ["auto"] or any(offsets)):
         progress.error("--offsets: photos are one instant (offsets are for videos)")
@@ -266,7 +268,7 @@ def _estimate_views(args, progress) -> int:
     from .multiview.run import ViewsEstimator
     engine, video = engine_settings(args)
     try:
-        estimator = ViewsEstimator(EngineOptions(**engine), args.output, progress)
+        estimator = ViewsEstimator(EngineOptions(**engine), args.output, progress, overlay=args.overlay)
     except (EngineError, InputError, ValueError) as e:
         progress.error(str(e))
         return exit_codes.USAGE
@@ -536,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     est.add_argument("--overlay", action="store_true",
                      help="also write OUT/<name>_overlay.png (photos) or .mp4 (videos): mesh and keypoints drawn on "
-                          "(at most 2048 pixels on the longer side)")
+                          "(at most 2048 pixels on the longer side); with --views (photos): OUT/<first view>_view<V>_overlay.png per view")
     est.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s (GPU when present)")
     est.add_argument("--weights", default=None, help=weights_help())
     est.add_argument("--hand-model", default="open", metavar="open|PATH",

@@ -55,7 +55,8 @@ class Detection:
     keypoints_2d: Optional[np.ndarray]      # (21, 2) landmarks, or None (a box from the user)
     source: str = "mediapipe"               # "mediapipe" (palm detector) | "person" (a person's pose) | "tile"
                                             # (palm detector on a tile) | "box" (given by the user) | "search" | "sweep"
-                                            # | "back" (video: looked back for, core.engine.chunk_chains)
+                                            # | "back" (video: looked back for, core.engine.chunk_chains) | "views" (looked again
+                                            # where the other views put it, core.multiview.look_again)
     world_landmarks: Optional[np.ndarray] = None   # (21, 3) metres, camera axes, origin near the hand's centre
     person: int = -1                        # which person of the photo the hand belongs to; -1: not known
     # a hand tracked in a video: the region it was found in (full-image pixels) and the landmark model's

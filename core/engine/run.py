@@ -182,6 +182,19 @@ def overlay_scale(width: int, height: int) -> float:
     return min(1.0, OVERLAY_MAX_SIDE / max(width, height))
 
 
+def photo_overlay(rgb: np.ndarray, tracks, vertices: list[np.ndarray], K: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A photo's overlay (BGR, at most OVERLAY_MAX_SIDE pixels on its longer side): each track's first
+    frame, its mesh ``vertices[t]`` (N, V, 3) camera space and keypoints, on the photo ``rgb`` (H, W, 3;
+    possibly decoded smaller than its full size width x height, which K (3, 3) and the tracks' pixels
+    belong to)."""
+    scale = overlay_scale(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if (bgr.shape[1], bgr.shape[0]) != size:
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    return draw.draw_tracks(bgr, tracks, vertices, K, [0] * len(tracks), scale=(size[0] / width, size[1] / height))
+
+
 SIDECAR_K = ("_K.npy", "_K.json")   # PHOTO_K.npy / PHOTO_K.json beside PHOTO.jpg: that photo's intrinsics
 
 
@@ -424,16 +437,9 @@ class Estimator:
         return capture_path
 
     def _photo_overlay(self, path: str, rgb: np.ndarray, tracks, K, width: int, height: int) -> None:
-        """OUT/<stem>_overlay.png, at most OVERLAY_MAX_SIDE pixels on its longer side."""
-        scale = overlay_scale(width, height)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        if (bgr.shape[1], bgr.shape[0]) != size:
-            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        image = draw.draw_tracks(bgr, tracks, [self.builder.vertices(t) for t in tracks], K, [0] * len(tracks),
-                                 scale=(size[0] / width, size[1] / height))
+        """OUT/<stem>_overlay.png (``photo_overlay``)."""
         path = overlay_path(self._capture, "image")
-        write_image(path, image)
+        write_image(path, photo_overlay(rgb, tracks, [self.builder.vertices(t) for t in tracks], K, width, height))
         self._written.append(path)
 
     def movie(self, path: str) -> str:

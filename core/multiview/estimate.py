@@ -5,7 +5,8 @@
 Per view the single-view engine runs (detection, network, fit: ``Engine.estimate_frames``), which
 gives each hand's landmarks, side call and a start; the views' hands are matched by triangulation
 (core.multiview.matching), and each matched hand is fitted to all its views at once
-(core.multiview.fit). Units: metres (the first camera's frame, OpenCV axes), pixels, radians.
+(core.multiview.fit). Then every fitted hand is looked for again in each view where the fit puts
+it (core.multiview.look_again: a missed or misread hand), and the changed views are fitted again. Units: metres (the first camera's frame, OpenCV axes), pixels, radians.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from core.engine.pipeline import Engine, HandEstimate
 
 from .fit import MultiViewFitter
+from .look_again import look_again
 from .matching import ViewHand, match_views
 
 
@@ -68,19 +70,32 @@ def fit_instants(engine: Engine, seen: list[list[tuple]], cameras, widths: list[
 
 
 def estimate_views(engine: Engine, images: list[np.ndarray], cameras, fitter: Optional[MultiViewFitter] = None,
-                   progress=None) -> list[HandEstimate]:
+                   progress=None, look: bool = True) -> list[HandEstimate]:
     """images: V (H, W, 3) uint8 RGB photos taken at one instant; cameras: V ViewCameras (view 0 the
     identity; K in these images' pixels). Returns the hands, each fitted to every view it is seen in,
     in the first camera's frame (joints_3d metres; keypoints_2d: the projection into view 0). With
-    one view: the single-view engine's answer. ``progress``: a callable (view, views) after each view."""
+    one view: the single-view engine's answer. ``progress``: a callable (view, views) after each view;
+    ``look``: look again where the fit puts each hand (not with the user's boxes, which fix the hands)."""
     if len(images) != len(cameras):
         raise ValueError(f"{len(images)} images but {len(cameras)} cameras")
-    views = []
-    for v, (rgb, camera) in enumerate(zip(images, cameras)):
-        found = engine.detect(rgb)
-        views.append((found, engine.estimate_frames([rgb], np.asarray(camera.K, np.float64), [found])[0]))
+    def estimate(v, found):
+        return engine.estimate_frames([images[v]], np.asarray(cameras[v].K, np.float64), [found])[0]
+
+    detections, estimates = [], []
+    for v, rgb in enumerate(images):
+        detections.append(engine.detect(rgb))
+        estimates.append(estimate(v, detections[-1]))
         if progress is not None:
             progress(v + 1, len(images))
     if len(images) == 1:
-        return views[0][1]
-    return fit_instants(engine, [views], cameras, [rgb.shape[1] for rgb in images], fitter)[0]
+        return estimates[0]
+    widths = [rgb.shape[1] for rgb in images]
+    hands = fit_instants(engine, [list(zip(detections, estimates))], cameras, widths, fitter)[0]
+    if look and not engine.options.boxes:
+        with engine.times("look again"):
+            changed = look_again(engine.detector, images, cameras, detections, hands)
+        if changed:
+            for v in changed:
+                estimates[v] = estimate(v, detections[v])
+            hands = fit_instants(engine, [list(zip(detections, estimates))], cameras, widths, fitter)[0]
+    return hands

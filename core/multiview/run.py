@@ -18,11 +18,11 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from core.capture import Capture, CaptureViews, save_capture
+from core.capture import Capture, CaptureViews, project, save_capture
 from core.engine.inputs import InputError, VideoOptions, capture_paths
 from core.engine.pipeline import Engine, EngineOptions
 from core.engine.progress import Progress
-from core.engine.run import TrackBuilder, read_image, scaled_intrinsics
+from core.engine.run import TrackBuilder, photo_overlay, read_image, scaled_intrinsics, write_image
 
 from .cameras import ViewCamera
 from .estimate import estimate_views
@@ -30,6 +30,11 @@ from .offsets import find_offsets
 from .video import ViewsVideo
 
 ASPECT_TOLERANCE = 0.01     # relative: a photo of another size but this aspect gets its intrinsics scaled
+
+
+def views_overlay_path(capture_path: str, view: int) -> str:
+    """View ``view``'s overlay beside a multi-view capture: <capture stem>_view<view>_overlay.png."""
+    return f"{os.path.splitext(capture_path)[0]}_view{view}_overlay.png"
 
 
 def view_intrinsics(path: str, camera: ViewCamera, width: int, height: int) -> np.ndarray:
@@ -48,8 +53,9 @@ def view_intrinsics(path: str, camera: ViewCamera, width: int, height: int) -> n
 class ViewsEstimator:
     """One Engine; ``run(paths, cameras)`` estimates one instant seen by the views and writes its capture."""
 
-    def __init__(self, options: EngineOptions, out_dir: str, progress: Optional[Progress] = None):
-        self.out_dir, self.progress = out_dir, progress or Progress()
+    def __init__(self, options: EngineOptions, out_dir: str, progress: Optional[Progress] = None,
+                 overlay: bool = False):
+        self.out_dir, self.progress, self.overlay = out_dir, progress or Progress(), overlay
         self.engine = Engine(options)
         self.builder = TrackBuilder(self.engine.network.config.hand_model, self.engine.device)
         self.hands = 0
@@ -78,9 +84,21 @@ class ViewsEstimator:
         # the capture describes the full-size first photo; its hands are in metres, whatever the pixels
         tracks = [self.builder.build(h.side, [0], [h], Ks[0], 0.0, 0.0, person=h.person) for h in hands]
         path = self._save(paths, cameras, tracks, Ks, sizes, 0.0, [0] * len(paths))
+        if self.overlay:
+            self._overlays(path, images, cameras, tracks, Ks, sizes)
         found = ", ".join(f"{h.side} ({h.score:.2f})" for h in hands) or "no hand found"
         self.progress.update("estimate", len(paths), len(paths), f"{names}: {found}", force=True)
         return path
+
+    def _overlays(self, capture_path: str, images, cameras, tracks, Ks, sizes) -> None:
+        """OUT/<first view's stem>_view<v>_overlay.png for every view v: the hands (first view's frame)
+        moved into view v's camera and drawn on its photo (pinhole: a lens's distortion is not drawn)."""
+        vertices = [self.builder.vertices(t) for t in tracks]
+        for v, (rgb, camera, K, (width, height)) in enumerate(zip(images, cameras, Ks, sizes)):
+            R, t = np.asarray(camera.R, np.float64), np.asarray(camera.t, np.float64)
+            seen = [dataclasses.replace(track, keypoints_2d=project(track.joints_3d @ R.T + t, K)) for track in tracks]
+            image = photo_overlay(rgb, seen, [verts @ R.T + t for verts in vertices], K, width, height)
+            write_image(views_overlay_path(capture_path, v), image)
 
     def find_offsets(self, paths: list[str], cameras: list[ViewCamera]) -> list[int]:
         """``--offsets auto``: each video's frame offset from the first, from the hands' motion
