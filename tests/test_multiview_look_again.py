@@ -7,6 +7,7 @@ where the other two views put it must find the hand there, on the render's own t
 
 from __future__ import annotations
 
+import os
 import types
 
 import numpy as np
@@ -133,3 +134,34 @@ def test_a_hand_one_views_detector_misses_is_found_where_the_other_views_put_it(
     assert len(found) == 1
     error = np.linalg.norm(found[0].keypoints_2d - true_2d, axis=1).mean() / np.ptp(true_2d, 0).max()
     assert error < look.AGREE
+
+
+def test_a_failed_view_overlay_leaves_no_capture_and_no_overlay(tmp_path, monkeypatch):
+    """--overlay with --views writes the capture and one overlay per view, or nothing."""
+    import cv2
+    from core.engine.inputs import InputError
+    from core.engine.pipeline import EngineOptions
+    from core.multiview import run as views_run
+    paths = []
+    for v in range(3):
+        paths.append(str(tmp_path / f"view{v}.png"))
+        cv2.imwrite(paths[-1], np.full((SIZE[1], SIZE[0], 3), 80 + 40 * v, np.uint8))
+    monkeypatch.setattr(views_run, "estimate_views", lambda engine, images, cameras, progress=None: [])
+    written = []
+
+    def failing(path, bgr):
+        if len(written) == 1:
+            raise InputError(f"{path}: cannot write the image")
+        cv2.imwrite(path, bgr)
+        written.append(path)
+
+    monkeypatch.setattr(views_run, "write_image", failing)
+    out = tmp_path / "out"
+    estimator = views_run.ViewsEstimator(EngineOptions(device="cpu"), str(out), overlay=True)
+    try:
+        with pytest.raises(InputError):
+            estimator.run(paths, cameras())
+    finally:
+        estimator.close()
+    assert len(written) == 1 and not os.path.exists(written[0])
+    assert sorted(os.listdir(out)) == []

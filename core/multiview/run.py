@@ -85,7 +85,13 @@ class ViewsEstimator:
         tracks = [self.builder.build(h.side, [0], [h], Ks[0], 0.0, 0.0, person=h.person) for h in hands]
         path = self._save(paths, cameras, tracks, Ks, sizes, 0.0, [0] * len(paths))
         if self.overlay:
-            self._overlays(path, images, cameras, tracks, Ks, sizes)
+            try:
+                self._overlays(path, images, cameras, tracks, Ks, sizes)
+            except BaseException:                # all or nothing: no capture without its overlays
+                for leftover in [path] + [views_overlay_path(path, v) for v in range(len(paths))]:
+                    if os.path.exists(leftover):
+                        os.remove(leftover)
+                raise
         found = ", ".join(f"{h.side} ({h.score:.2f})" for h in hands) or "no hand found"
         self.progress.update("estimate", len(paths), len(paths), f"{names}: {found}", force=True)
         return path
